@@ -1,0 +1,164 @@
+// Command hardened-broker runs a mochi-mqtt broker with the mqttwaf firewall
+// in front of every packet: the main job of this repository.
+//
+//	go run ./examples/hardened-broker                      # 127.0.0.1:1883, embedded default policy
+//	go run ./examples/hardened-broker -policy fleet.yaml   # your policy
+//	go run ./examples/hardened-broker -print-default-policy
+//
+// Security events go to stderr as JSON lines. SIGINT or SIGTERM stops it.
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqttwaf/mqttwaf/hooks"
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "hardened-broker:", err)
+		os.Exit(2)
+	}
+}
+
+type config struct {
+	addr, tlsAddr, wsAddr           string
+	policy                          string
+	tlsCert, tlsKey, tlsClientCA    string
+	printDefault, requireClientCert bool
+}
+
+func run(args []string) error {
+	var c config
+	fs := flag.NewFlagSet("hardened-broker", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "MQTT over TCP listen address (empty disables it); listener id \"tcp\"")
+	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
+	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
+	fs.StringVar(&c.tlsAddr, "tls-addr", "127.0.0.1:8883", "MQTT over TLS listen address, used with -tls-cert and -tls-key; listener id \"tls\"")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TLS and secure WebSocket listeners")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA bundle (PEM) that client certificates must chain to (mutual TLS)")
+	fs.BoolVar(&c.requireClientCert, "tls-require-client-cert", true, "with -tls-client-ca: refuse TLS clients without a valid certificate")
+	fs.StringVar(&c.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address (wss with -tls-cert); listener id \"ws\"")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.printDefault {
+		_, err := os.Stdout.Write(mqttwaf.DefaultPolicyYAML)
+		return err
+	}
+
+	policy, err := loadPolicy(c.policy)
+	if err != nil {
+		return err
+	}
+	waf, err := mqttwaf.New(policy, mqttwaf.Options{})
+	if err != nil {
+		return err
+	}
+	// HardenedOptions also sends mochi's own log lines to stderr as JSON, at
+	// warning level, without the packet contents mochi attaches to them.
+	server := mqtt.New(hooks.HardenedOptions(policy))
+	if err := hooks.Install(server, waf); err != nil {
+		return err
+	}
+	if err := addListeners(server, waf, c); err != nil {
+		return err
+	}
+	if err := server.Serve(); err != nil {
+		return err
+	}
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Info("hardened-broker ready",
+		"policy", policyName(c.policy), "mode", waf.Policy().Mode, "rules", waf.Rules())
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	<-stop
+	return server.Close()
+}
+
+func loadPolicy(path string) (*mqttwaf.Policy, error) {
+	if path == "" {
+		return mqttwaf.ParsePolicy(mqttwaf.DefaultPolicyYAML, "default-policy.yaml")
+	}
+	return mqttwaf.ReadPolicyFile(path)
+}
+
+func policyName(path string) string {
+	if path == "" {
+		return "embedded default"
+	}
+	return path
+}
+
+func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) error {
+	tlsConfig, err := tlsConfig(c)
+	if err != nil {
+		return err
+	}
+	var cfgs []listeners.Config
+	if c.addr != "" {
+		cfgs = append(cfgs, listeners.Config{ID: "tcp", Type: hooks.TypeTCP, Address: c.addr})
+	}
+	if tlsConfig != nil && c.tlsAddr != "" {
+		cfgs = append(cfgs, listeners.Config{ID: "tls", Type: hooks.TypeTCP, Address: c.tlsAddr, TLSConfig: tlsConfig})
+	}
+	if c.wsAddr != "" {
+		cfgs = append(cfgs, listeners.Config{ID: "ws", Type: hooks.TypeWebsocket, Address: c.wsAddr, TLSConfig: tlsConfig})
+	}
+	if len(cfgs) == 0 {
+		return errors.New("no listener: set -addr, -ws-addr, or -tls-cert with -tls-key")
+	}
+	for _, cfg := range cfgs {
+		l, err := hooks.NewListener(waf, cfg)
+		if err != nil {
+			return err
+		}
+		if err := server.AddListener(l); err != nil {
+			return fmt.Errorf("listener %s on %s: %w", cfg.ID, cfg.Address, err)
+		}
+	}
+	return nil
+}
+
+func tlsConfig(c config) (*tls.Config, error) {
+	if c.tlsCert == "" && c.tlsKey == "" {
+		if c.tlsClientCA != "" {
+			return nil, errors.New("-tls-client-ca needs -tls-cert and -tls-key")
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.tlsClientCA != "" {
+		pem, err := os.ReadFile(c.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-client-ca %s: no PEM certificates found", c.tlsClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		if c.requireClientCert {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,259 @@
+package hooks
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+// Listener types accepted by NewListener.
+const (
+	TypeTCP       = "tcp" // plain TCP, or TLS when Config.TLSConfig is set
+	TypeWebsocket = "ws"  // WebSocket, or secure WebSocket with TLSConfig
+)
+
+// Listener is a mochi listener with the transport protections mochi lacks:
+// sockets over broker.max_connections or the per-IP cap are closed at
+// accept, and every socket must complete its TLS handshake, WebSocket
+// upgrade and CONNECT within connections.connect_timeout (mochi sets no
+// deadline until after CONNECT, so an idle socket is held forever). Sockets
+// that fail before CONNECT are reported as events.
+//
+// Create one with NewListener and add it with server.AddListener.
+type Listener struct {
+	id, address, typ string
+	tlsConfig        *tls.Config
+	waf              *mqttwaf.WAF
+
+	log      *slog.Logger
+	listen   net.Listener
+	http     *http.Server
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+	upgrader *websocketUpgrader
+}
+
+// NewListener returns a protected listener of cfg.Type (TypeTCP or
+// TypeWebsocket) on cfg.Address with id cfg.ID; cfg.TLSConfig turns on TLS
+// (set ClientAuth and ClientCAs for mutual TLS).
+func NewListener(w *mqttwaf.WAF, cfg listeners.Config) (*Listener, error) {
+	if w == nil {
+		return nil, errors.New("hooks: NewListener needs a WAF")
+	}
+	if cfg.ID == "" {
+		return nil, errors.New("hooks: listener Config.ID is empty: give each listener an id (tcp, tls, ws...)")
+	}
+	switch cfg.Type {
+	case "", TypeTCP:
+		cfg.Type = TypeTCP
+	case TypeWebsocket:
+	default:
+		return nil, fmt.Errorf("hooks: listener %q: unknown Type %q: use %q or %q", cfg.ID, cfg.Type, TypeTCP, TypeWebsocket)
+	}
+	return &Listener{id: cfg.ID, address: cfg.Address, typ: cfg.Type, tlsConfig: cfg.TLSConfig, waf: w}, nil
+}
+
+// ID returns the listener id.
+func (l *Listener) ID() string { return l.id }
+
+// Address returns the bound address once Init has run (useful with port 0).
+func (l *Listener) Address() string {
+	if l.listen != nil {
+		return l.listen.Addr().String()
+	}
+	return l.address
+}
+
+// Protocol returns tcp, tls, ws or wss.
+func (l *Listener) Protocol() string {
+	switch {
+	case l.typ == TypeTCP && l.tlsConfig != nil:
+		return "tls"
+	case l.typ == TypeWebsocket && l.tlsConfig != nil:
+		return "wss"
+	}
+	return l.typ
+}
+
+// Init binds the address.
+func (l *Listener) Init(log *slog.Logger) error {
+	l.log = log
+	raw, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	var ln net.Listener = &guardListener{Listener: raw, l: l}
+	if l.tlsConfig != nil {
+		ln = tls.NewListener(ln, l.tlsConfig)
+	}
+	l.listen = ln
+	if l.typ == TypeWebsocket {
+		l.initWebsocket()
+	}
+	return nil
+}
+
+// Serve accepts connections until Close.
+func (l *Listener) Serve(establish listeners.EstablishFn) {
+	if l.typ == TypeWebsocket {
+		l.upgrader.establish = establish
+		_ = l.http.Serve(l.listen)
+		return
+	}
+	for {
+		conn, err := l.listen.Accept()
+		if err != nil {
+			if l.closed.Load() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.log.Error("accept failed", "listener", l.id, "error", err)
+			return
+		}
+		go l.establish(establish, conn, conn)
+	}
+}
+
+// establish hands conn to mochi and, when it returns, reports sockets that
+// never got as far as CONNECT. guard is the net.Conn the guardListener
+// returned (conn may wrap it in TLS or WebSocket framing).
+func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Conn) {
+	err := establish(l.id, conn)
+	g := findGuard(guard)
+	if g == nil || g.connected.Load() || err == nil {
+		return
+	}
+	rule, reason, code := "connections.protocol", "", mqttwaf.ReasonCode(0)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		rule, reason = "connections.connect_timeout", "connect_timeout"
+	case errors.Is(err, packets.ErrPacketTooLarge):
+		rule, reason, code = "connections.max_packet_size", "packet_too_large", mqttwaf.CodePacketTooLarge
+	case errors.Is(err, packets.ErrProtocolViolationRequireFirstConnect):
+		reason, code = "first_packet_not_connect", mqttwaf.CodeProtocolError
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return // the peer went away: port scanners and health checks, not an attack
+	default:
+		var te tls.RecordHeaderError
+		if errors.As(err, &te) {
+			reason = "tls_handshake_failed"
+		} else {
+			reason = "malformed_connect"
+		}
+		code = mqttwaf.CodeMalformedPacket
+	}
+	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: rule, Reason: reason, Code: code, Detail: err.Error()}
+	if reason == "connect_timeout" {
+		v.Limit = int64(l.waf.ConnectTimeout(l.id) / time.Millisecond)
+		v.Detail = "no complete CONNECT within the deadline (limit in ms)"
+	}
+	l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
+}
+
+// Close stops accepting and closes the listener's clients.
+func (l *Listener) Close(closeClients listeners.CloseFn) {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed.Swap(true) {
+		return
+	}
+	closeClients(l.id)
+	if l.http != nil {
+		_ = l.http.Close()
+	}
+	if l.listen != nil {
+		_ = l.listen.Close()
+	}
+}
+
+// guardListener admits sockets through the WAF's accept rules and arms the
+// CONNECT deadline on each one.
+type guardListener struct {
+	net.Listener
+	l *Listener
+}
+
+func (gl *guardListener) Accept() (net.Conn, error) {
+	for {
+		c, err := gl.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		remote := c.RemoteAddr().String()
+		if v := gl.l.waf.Open(gl.l.id, remote); v.Blocked() {
+			_ = c.Close()
+			continue
+		}
+		g := &guardConn{Conn: c, waf: gl.l.waf, remote: remote}
+		g.deadline = time.Now().Add(gl.l.waf.ConnectTimeout(gl.l.id))
+		_ = c.SetDeadline(g.deadline)
+		return g, nil
+	}
+}
+
+// guardConn is an accepted socket. It gives its slot back to the connection
+// caps when it closes, and remembers whether the client got as far as
+// CONNECT (the hook marks it) so failures before that are reported.
+type guardConn struct {
+	net.Conn
+	waf       *mqttwaf.WAF
+	remote    string
+	deadline  time.Time // the CONNECT deadline
+	connected atomic.Bool
+	upgraded  atomic.Bool // WebSocket listeners: the HTTP upgrade happened
+	closeOnce sync.Once
+}
+
+func (g *guardConn) Close() error {
+	err := g.Conn.Close()
+	g.closeOnce.Do(func() { g.waf.Close(g.remote) })
+	return err
+}
+
+// findGuard finds the guardConn under c's TLS or WebSocket wrapping.
+func findGuard(c net.Conn) *guardConn {
+	for c != nil {
+		switch x := c.(type) {
+		case *guardConn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// findTLS finds the *tls.Conn under c's WebSocket wrapping, if any.
+func findTLS(c net.Conn) *tls.Conn {
+	for c != nil {
+		switch x := c.(type) {
+		case *tls.Conn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package hooks
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+// deniedFilter replaces a filter the WAF refused. mochi gives OnSubscribe
+// no way to refuse one filter (dropping it would leave the SUBACK one code
+// short), but it asks OnACLCheck about each filter afterwards: the hook
+// refuses this marker there, mochi answers 0x87 (0x80 on 3.1.1), and
+// OnPacketEncode puts the WAF's precise MQTT 5 code in the SUBACK. The
+// marker is a valid filter to mochi and matches no topic.
+const deniedFilter = "\x00mqttwaf/denied"
+
+// OnSubscribe runs the subscribe stage for every filter of the packet.
+func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl.Net.Inline {
+		return pk
+	}
+	s := h.sessions.get(cl)
+	if s == nil {
+		for i := range pk.Filters {
+			pk.Filters[i].Filter = deniedFilter
+		}
+		return pk
+	}
+	existing := cl.State.Subscriptions.Len()
+	var filters packets.Subscriptions
+	var codes []byte
+	for i, f := range pk.Filters {
+		sub := mqttwaf.Subscription{
+			Filter: f.Filter, QoS: f.Qos, NoLocal: f.NoLocal, RetainAsPublished: f.RetainAsPublished,
+			RetainHandling: f.RetainHandling, Identifier: f.Identifier,
+			Existing: existing, Index: i, Count: len(pk.Filters),
+		}
+		v := h.waf.Subscribe(&s.client, &sub)
+		if !v.Blocked() {
+			existing++
+			continue
+		}
+		if filters == nil { // copy before changing: the slice is mochi's
+			filters = append(packets.Subscriptions(nil), pk.Filters...)
+			codes = make([]byte, len(pk.Filters))
+		}
+		filters[i].Filter = deniedFilter
+		codes[i] = byte(v.Code.For(mqttwaf.InSuback))
+		if v.Action == mqttwaf.Disconnect || v.Action == mqttwaf.Ban {
+			for j := range filters {
+				filters[j].Filter = deniedFilter
+			}
+			h.disconnect(cl, v.Code, v.Reason)
+			break
+		}
+	}
+	if filters == nil {
+		return pk
+	}
+	pk.Filters = filters
+	s.mu.Lock()
+	s.subackID, s.subackCodes = pk.PacketID, codes
+	s.mu.Unlock()
+	return pk
+}
+
+// OnPacketEncode puts the WAF's reason codes into the SUBACK of a SUBSCRIBE
+// whose filters it refused (MQTT 5 only; 3.1.1 has a single failure code).
+// It is called for every outbound packet, so it returns at once for others.
+func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Suback || cl.Properties.ProtocolVersion != 5 {
+		return pk
+	}
+	s := h.sessions.get(cl)
+	if s == nil {
+		return pk
+	}
+	s.mu.Lock()
+	codes := s.subackCodes
+	match := codes != nil && s.subackID == pk.PacketID
+	if match {
+		s.subackCodes = nil
+	}
+	s.mu.Unlock()
+	if !match {
+		return pk
+	}
+	out := append([]byte(nil), pk.ReasonCodes...)
+	for i, c := range codes {
+		if c != 0 && i < len(out) && out[i] >= packets.ErrUnspecifiedError.Code {
+			out[i] = c
+		}
+	}
+	pk.ReasonCodes = out
+	return pk
+}

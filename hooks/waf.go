@@ -1,0 +1,310 @@
+package hooks
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+// Options configures the WAF hook.
+type Options struct {
+	// WAF is the firewall the hook runs. Required.
+	WAF *mqttwaf.WAF
+	// Server is the broker the hook is added to. It is used to find the
+	// owner of an existing session (sessions.takeover). Install sets it.
+	Server *mqtt.Server
+}
+
+// WAF is the mochi hook that puts a mqttwaf.WAF in the packet path: it runs
+// the WAF's stages at CONNECT, SUBSCRIBE, PUBLISH, each delivery and each
+// Last Will, and turns every verdict into the mochi result that really stops
+// the packet. mochi fails open (a hook error on OnPublish publishes the
+// original message; auth and ACL hooks are OR-ed), so every mapping here is
+// explicit; see the package documentation for the table.
+//
+// The WAF hook is the server's authentication and ACL provider: it allows
+// exactly the clients the WAF's connect rules admitted. Add it with Install,
+// which refuses servers that already have another auth or ACL hook.
+type WAF struct {
+	mqtt.HookBase
+	waf      *mqttwaf.WAF
+	server   *mqtt.Server
+	sessions sessions
+}
+
+// ID implements mqtt.Hook.
+func (h *WAF) ID() string { return "mqttwaf" }
+
+// Provides implements mqtt.Hook.
+func (h *WAF) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnStarted,
+		mqtt.OnConnect,
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck,
+		mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect,
+		mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
+		mqtt.OnSubscribe,
+		mqtt.OnPublish,
+		mqtt.OnWill,
+		mqtt.OnPublishDropped,
+	}, []byte{b})
+}
+
+// Init implements mqtt.Hook; config must be *Options.
+func (h *WAF) Init(config any) error {
+	o, ok := config.(*Options)
+	if !ok || o == nil || o.WAF == nil {
+		return errors.New("hooks: the WAF hook needs &hooks.Options{WAF: ...}")
+	}
+	h.waf, h.server = o.WAF, o.Server
+	h.sessions.max = o.WAF.Broker().MaxConnections
+	return nil
+}
+
+// OnStarted re-checks, now that every hook is added, that no other hook
+// can allow what the WAF denies. If one can, the server is shut down: a WAF
+// that another hook overrides protects nothing.
+func (h *WAF) OnStarted() {
+	if h.server == nil {
+		return
+	}
+	if ids := foreignAuthHooks(h.server); len(ids) > 0 {
+		h.waf.Record(mqttwaf.StageBroker, nil, "", "", "", 0, mqttwaf.Verdict{
+			Action: mqttwaf.Disconnect, Rule: "hooks.install", Reason: "foreign_auth_hook",
+			Detail: fmt.Sprintf("hooks %v also decide authentication or ACL; mochi OR-s them, so the WAF would be bypassed; shutting down", ids),
+		})
+		go func() { _ = h.server.Close() }()
+	}
+}
+
+// OnConnect runs the WAF's connect stage. A refusal is sent as a CONNACK
+// with the verdict's reason code (mapped to a 3.1.1 return code for older
+// clients) before mochi closes the socket.
+func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if g := findGuard(cl.Net.Conn); g != nil {
+		g.connected.Store(true)
+	}
+	s := &session{client: newClient(cl)}
+	conn := mqttwaf.Connect{
+		Client:         &s.client,
+		Clean:          pk.Connect.Clean,
+		Keepalive:      pk.Connect.Keepalive,
+		SessionExpiry:  pk.Properties.SessionExpiryInterval,
+		UsernameSet:    pk.Connect.UsernameFlag,
+		Password:       pk.Connect.Password,
+		UserProperties: userProps(pk.Properties.User),
+		Session:        h.existingSession(cl.ID),
+	}
+	if cl.Properties.Will.Flag == 1 {
+		w := cl.Properties.Will
+		conn.Will = &mqttwaf.Message{Topic: w.TopicName, QoS: w.Qos, Retain: w.Retain, Payload: w.Payload,
+			Props: mqttwaf.Properties{User: userProps(w.User)}}
+	}
+	will := conn.Will
+	v := h.waf.Connect(&conn)
+	if v.Blocked() {
+		code := connackCode(cl, v)
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Connack},
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		})
+		return code
+	}
+	if conn.Keepalive != pk.Connect.Keepalive {
+		cl.State.Keepalive = conn.Keepalive
+		cl.State.ServerKeepalive = true // MQTT 5 clients are told (Server Keep Alive)
+	}
+	switch {
+	case conn.Will == nil && will != nil:
+		cl.Properties.Will = mqtt.Will{} // Flag 0: never sent
+	case conn.Will != will:
+		cl.Properties.Will.Payload = conn.Will.Payload
+	}
+	h.sessions.add(cl, s)
+	return nil
+}
+
+// existingSession describes the session mochi holds for a client ID.
+func (h *WAF) existingSession(id string) *mqttwaf.SessionInfo {
+	if h.server == nil {
+		return nil
+	}
+	old, ok := h.server.Clients.Get(id)
+	if !ok {
+		return nil
+	}
+	owner := string(old.Properties.Username)
+	if s := h.sessions.get(old); s != nil {
+		owner = s.client.Username
+	}
+	return &mqttwaf.SessionInfo{Owner: owner, Connected: !old.Closed()}
+}
+
+// OnConnectAuthenticate allows exactly the clients OnConnect admitted.
+func (h *WAF) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.sessions.get(cl) != nil
+}
+
+// OnSessionEstablished releases the client-ID claim taken at CONNECT.
+func (h *WAF) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if s := h.sessions.get(cl); s != nil {
+		h.waf.Established(&s.client)
+	}
+}
+
+// OnDisconnect forgets the connection and reports packets mochi refused for
+// their size after CONNECT (it closes the socket without telling the hooks
+// why otherwise).
+func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	s := h.sessions.get(cl)
+	h.sessions.remove(cl)
+	if s != nil && errors.Is(err, packets.ErrPacketTooLarge) {
+		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, mqttwaf.Verdict{
+			Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
+			Code: mqttwaf.CodePacketTooLarge, Limit: int64(h.waf.Broker().MaxPacketSize),
+		})
+	}
+}
+
+// OnPacketRead stops a PUBLISH whose topic breaks the topic limits from
+// registering a topic alias: mochi stores the alias before any publish hook
+// runs, so without this a client could pin topic_alias_maximum oversized
+// topics in memory. The publish itself is then refused in OnPublish.
+func (h *WAF) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag &&
+		len(pk.TopicName) > h.waf.Limits().Topic.MaxLength {
+		pk.Properties.TopicAliasFlag = false
+		pk.Properties.TopicAlias = 0
+	}
+	return pk, nil
+}
+
+// OnACLCheck: writes are decided in OnPublish, on the resolved topic (MQTT
+// 5 topic aliases reach this hook as ""); reads run the deliver stage once
+// per message per subscriber, and refuse the filters OnSubscribe marked.
+func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true // the embedding application itself
+	}
+	if topic == deniedFilter {
+		return false
+	}
+	if write {
+		return h.sessions.get(cl) != nil
+	}
+	return !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
+}
+
+// OnPublish runs the publish stage and maps its verdict; see the package
+// documentation for the table.
+func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	s := h.sessions.get(cl)
+	if s == nil { // cannot happen for a client OnConnect admitted: fail closed
+		h.disconnect(cl, mqttwaf.CodeNotAuthorized, "unknown client")
+		return pk, packets.ErrRejectPacket
+	}
+	m := mqttwaf.Message{
+		Topic: pk.TopicName, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Payload: pk.Payload,
+		Props: mqttwaf.Properties{
+			PayloadFormat: pk.Properties.PayloadFormat, PayloadFormatSet: pk.Properties.PayloadFormatFlag,
+			ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
+			CorrelationData: pk.Properties.CorrelationData, MessageExpiry: pk.Properties.MessageExpiryInterval,
+			TopicAlias: pk.Properties.TopicAlias, User: userProps(pk.Properties.User),
+		},
+	}
+	v, payload := h.waf.Publish(&s.client, &m)
+	if !v.Blocked() {
+		if payload != nil {
+			pk.Payload = payload
+		}
+		return pk, nil
+	}
+	return pk, h.refusePublish(cl, pk, v)
+}
+
+// refusePublish returns the error that makes mochi stop pk as v says.
+func (h *WAF) refusePublish(cl *mqtt.Client, pk packets.Packet, v mqttwaf.Verdict) error {
+	qos := pk.FixedHeader.Qos
+	switch v.Action {
+	case mqttwaf.Disconnect, mqttwaf.Ban:
+		h.disconnect(cl, v.Code, v.Reason)
+		return packets.ErrRejectPacket
+	case mqttwaf.Reject:
+		if cl.Properties.ProtocolVersion == 5 && qos > 0 {
+			code := packets.Code{Code: byte(v.Code.For(mqttwaf.InPuback)), Reason: v.Reason}
+			if qos == 1 {
+				return code // mochi answers with a PUBACK carrying code
+			}
+			// For QoS 2 mochi would answer with a PUBACK, which the client
+			// does not expect; send the PUBREC that ends the exchange.
+			_ = cl.WritePacket(packets.Packet{
+				FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
+				PacketID:    pk.PacketID, ReasonCode: code.Code,
+				Properties: packets.Properties{ReasonString: code.Reason},
+			})
+			return packets.ErrRejectPacket
+		}
+		if qos > 0 && h.waf.Responses().MQTT311Publish == "disconnect" {
+			h.disconnect(cl, v.Code, v.Reason)
+			return packets.ErrRejectPacket
+		}
+	}
+	// Drop, and Reject where the client cannot be told.
+	if qos == 0 {
+		return packets.ErrRejectPacket // nothing to acknowledge
+	}
+	return packets.CodeSuccessIgnore // acknowledged, neither delivered nor retained
+}
+
+// disconnect closes cl, telling MQTT 5 clients why.
+func (h *WAF) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string) {
+	c := packets.Code{Code: byte(code.For(mqttwaf.InDisconnect)), Reason: reason}
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+			ReasonCode:  c.Code,
+			Properties:  packets.Properties{ReasonString: c.Reason},
+		})
+	}
+	cl.Stop(c)
+}
+
+// OnWill re-checks the Last Will against the policy in force when it is
+// sent (it was checked at CONNECT, but the policy may have been reloaded
+// since). mochi cannot veto a will, so a refused will is redirected to a
+// reserved topic no client may subscribe to, and not retained.
+func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	m := &mqttwaf.Message{Topic: will.TopicName, QoS: will.Qos, Retain: will.Retain, Payload: will.Payload,
+		Props: mqttwaf.Properties{User: userProps(will.User)}}
+	conn := mqttwaf.Connect{Client: h.sessions.clientOf(cl), Will: m}
+	if v := h.waf.CheckWill(&conn); v.Blocked() || conn.Will == nil {
+		return mqtt.Will{TopicName: mqttwaf.ReservedPrefix + "discarded-will", Flag: will.Flag}, nil
+	}
+	if conn.Will != m { // rewritten (normalised) payload
+		will.Payload = conn.Will.Payload
+	}
+	return will, nil
+}
+
+// OnPublishDropped reports a delivery mochi dropped because the
+// subscriber's write queue was full. mochi only counts these; the WAF makes
+// each one an event, so a slow consumer can be told from an attack and
+// "nothing lost" can be checked.
+func (h *WAF) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.waf.Record(mqttwaf.StageBroker, h.sessions.clientOf(cl), "", "", pk.TopicName, len(pk.Payload), mqttwaf.Verdict{
+		Action: mqttwaf.Drop, Rule: "broker.delivery_dropped", Reason: "subscriber_queue_full",
+		Limit: int64(h.waf.Broker().ClientWriteQueue),
+	})
+}

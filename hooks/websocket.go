@@ -1,0 +1,134 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+// websocketUpgrader turns HTTP upgrade requests into MQTT connections.
+type websocketUpgrader struct {
+	l         *Listener
+	up        websocket.Upgrader
+	establish listeners.EstablishFn
+}
+
+type connKey struct{}
+
+func (l *Listener) initWebsocket() {
+	l.upgrader = &websocketUpgrader{l: l, up: websocket.Upgrader{
+		Subprotocols: []string{"mqtt"},
+		// CheckOrigin nil: gorilla's default admits clients that send no
+		// Origin (devices, servers) and browsers on the same host, and
+		// refuses other web pages, which could otherwise drive a visitor's
+		// browser into a broker on their internal network.
+	}}
+	timeout := l.waf.ConnectTimeout(l.id)
+	l.http = &http.Server{
+		Handler:           l.upgrader,
+		ReadHeaderTimeout: timeout,
+		MaxHeaderBytes:    16 << 10,
+		// Keep the accepted conn so the handler can re-arm its deadline.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ConnState: l.websocketState,
+		ErrorLog:  log.New(io.Discard, "", 0), // failures become events instead
+	}
+}
+
+// websocketState reports sockets that closed without ever upgrading to a
+// WebSocket: an idle or slow HTTP client held to the CONNECT deadline, or a
+// request that was not an MQTT WebSocket upgrade.
+func (l *Listener) websocketState(c net.Conn, state http.ConnState) {
+	g := findGuard(c)
+	if g == nil {
+		return
+	}
+	switch state {
+	case http.StateHijacked:
+		g.upgraded.Store(true)
+	case http.StateClosed:
+		if g.upgraded.Load() {
+			return
+		}
+		v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: "no_websocket_upgrade"}
+		if !time.Now().Before(g.deadline) {
+			v.Rule, v.Reason = "connections.connect_timeout", "connect_timeout"
+			v.Limit = int64(l.waf.ConnectTimeout(l.id) / time.Millisecond)
+			v.Detail = "no WebSocket upgrade within the deadline (limit in ms)"
+		}
+		l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
+	}
+}
+
+func (u *websocketUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := u.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered with an HTTP error
+	}
+	accepted, _ := r.Context().Value(connKey{}).(net.Conn)
+	// net/http replaced our CONNECT deadline with its own header deadline
+	// and cleared it after the request; put the CONNECT deadline back.
+	if g := findGuard(accepted); g != nil {
+		_ = c.UnderlyingConn().SetDeadline(g.deadline)
+	} else {
+		_ = c.UnderlyingConn().SetDeadline(time.Now().Add(u.l.waf.ConnectTimeout(u.l.id)))
+	}
+	// A WebSocket message carries MQTT packets; one far larger than the
+	// largest packet is refused by gorilla before it is buffered.
+	c.SetReadLimit(int64(2*u.l.waf.Policy().Broker.MaxPacketSize) + 1024)
+	u.l.establish(u.establish, &wsConn{Conn: c.UnderlyingConn(), c: c}, accepted)
+}
+
+// wsConn presents a WebSocket as the byte stream mochi reads MQTT from.
+type wsConn struct {
+	net.Conn // the hijacked connection, for addresses and deadlines
+	c        *websocket.Conn
+	r        io.Reader // the current message, or nil
+}
+
+// NetConn returns the connection under the WebSocket framing.
+func (ws *wsConn) NetConn() net.Conn { return ws.Conn }
+
+func (ws *wsConn) Read(p []byte) (int, error) {
+	for {
+		if ws.r == nil {
+			op, r, err := ws.c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errors.New("websocket: MQTT needs binary messages")
+			}
+			ws.r = r
+		}
+		n, err := ws.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			ws.r = nil // end of this message; MQTT packets may continue in the next
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (ws *wsConn) Write(p []byte) (int, error) {
+	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (ws *wsConn) Close() error { return ws.c.Close() }

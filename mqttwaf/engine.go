@@ -1,0 +1,177 @@
+package mqttwaf
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// engine is a compiled policy: the rules of each stage in evaluation order.
+// It is immutable once built; the WAF swaps whole engines on reload.
+type engine struct {
+	policy  *Policy // with defaults applied
+	enforce bool    // Mode == Enforce
+	st      *state  // shared with the engines before and after a reload
+	out     *output
+	now     func() time.Time
+
+	rules     []Rule
+	accept    []AcceptRule
+	connect   []ConnectRule
+	subscribe []SubscribeRule
+	publish   []PublishRule
+	deliver   []DeliverRule
+}
+
+// output is where decisions go: the sink, honouring the event level.
+type output struct {
+	sink       Sink
+	blocksOnly bool
+}
+
+// compile builds the engine for p (defaults already applied) with the
+// built-in rules in their documented order, then the custom rules.
+func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.Time) (*engine, error) {
+	e := &engine{policy: p, enforce: p.Mode == Enforce, st: st, out: out, now: now}
+	builtin := []Rule{
+		// Transport first: cheap, and they protect everything after them.
+		&connectionCaps{p: p},
+		&keepaliveClamp{p: p},
+		// Shape of what the client sends.
+		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
+		&topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels},
+		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
+	}
+	if p.Sessions.Takeover == "same_identity" {
+		builtin = append(builtin, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now})
+	}
+	ids := map[string]bool{}
+	for _, r := range append(builtin, custom...) {
+		if r == nil {
+			return nil, fmt.Errorf("mqttwaf: Options.Rules contains a nil rule")
+		}
+		if ids[r.ID()] {
+			return nil, fmt.Errorf("mqttwaf: two rules share the id %q; rule ids must be unique", r.ID())
+		}
+		ids[r.ID()] = true
+		if !e.add(r) {
+			return nil, fmt.Errorf("mqttwaf: rule %q implements no stage interface (AcceptRule, ConnectRule, SubscribeRule, PublishRule or DeliverRule)", r.ID())
+		}
+	}
+	return e, nil
+}
+
+// add files r under every stage it implements.
+func (e *engine) add(r Rule) bool {
+	n := len(e.accept) + len(e.connect) + len(e.subscribe) + len(e.publish) + len(e.deliver)
+	if x, ok := r.(AcceptRule); ok {
+		e.accept = append(e.accept, x)
+	}
+	if x, ok := r.(ConnectRule); ok {
+		e.connect = append(e.connect, x)
+	}
+	if x, ok := r.(SubscribeRule); ok {
+		e.subscribe = append(e.subscribe, x)
+	}
+	if x, ok := r.(PublishRule); ok {
+		e.publish = append(e.publish, x)
+	}
+	if x, ok := r.(DeliverRule); ok {
+		e.deliver = append(e.deliver, x)
+	}
+	e.rules = append(e.rules, r)
+	return len(e.accept)+len(e.connect)+len(e.subscribe)+len(e.publish)+len(e.deliver) > n
+}
+
+// subject is who and what an event is about. It holds pointers and plain
+// values only, so building one costs nothing on the allow path; strings are
+// made when an event is recorded.
+type subject struct {
+	client   *Client
+	listener string     // when client is nil (accept stage)
+	ip       netip.Addr // when client is nil
+	topic    string
+	size     int
+}
+
+// record counts a rule's decision and sends its event; v.Rule falls back
+// to the rule's id.
+func (e *engine) record(stage Stage, r Rule, v *Verdict, s subject) {
+	if v.Rule == "" && r != nil {
+		v.Rule = r.ID()
+	}
+	e.emit(stage, v, s, e.enforce)
+}
+
+// emit counts a decision and, if the event level wants it, sends its event.
+func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
+	e.st.counters.add(v.Rule, v.Action, enforced)
+	if e.out.sink == nil || (e.out.blocksOnly && !v.Blocked()) {
+		return
+	}
+	ev := Event{
+		Time: e.now(), Stage: stage, Rule: v.Rule, Action: v.Action, Enforced: enforced,
+		Reason: v.Reason, Code: codeOf(v), Listener: s.listener, Topic: s.topic, Size: s.size,
+		Limit: v.Limit, Value: v.Value, Detail: v.Detail,
+	}
+	ip := s.ip
+	if c := s.client; c != nil {
+		ev.Listener, ev.ClientID, ev.Username, ip = c.Listener, c.ID, c.Username, c.RemoteIP
+	}
+	if ip.IsValid() {
+		ev.RemoteIP = ip.String()
+	}
+	e.out.sink.Emit(ev)
+}
+
+// codeOf is the reason code an action sends, or 0 if it sends none.
+func codeOf(v *Verdict) ReasonCode {
+	switch v.Action {
+	case Reject, Disconnect, Ban:
+		if v.Code == 0 {
+			return CodeUnspecifiedError
+		}
+		return v.Code
+	}
+	return 0
+}
+
+// verdictFor normalises a blocking verdict: Ban without a code means banned,
+// anything else without a code is unspecified.
+func verdictFor(v Verdict) Verdict {
+	if v.Code == 0 {
+		v.Code = CodeUnspecifiedError
+		if v.Action == Ban {
+			v.Code = CodeBanned
+		}
+	}
+	return v
+}
+
+// stage runs check over rules, recording every non-allow verdict. In
+// Enforce it stops at the first blocking verdict and returns it; in
+// DetectionOnly it runs every rule, so every would-be block is reported,
+// and returns the zero (allow) verdict.
+func stage[R Rule](e *engine, st Stage, rules []R, s subject, check func(R) Verdict) Verdict {
+	for _, r := range rules {
+		v := check(r)
+		if v.Action == Allow {
+			continue
+		}
+		e.record(st, r, &v, s)
+		if v.Blocked() && e.enforce {
+			return verdictFor(v)
+		}
+	}
+	return Verdict{}
+}
+
+// ruleIDs lists the compiled rules, for introspection and tests.
+func (e *engine) ruleIDs() []string {
+	ids := make([]string, len(e.rules))
+	for i, r := range e.rules {
+		ids[i] = r.ID()
+	}
+	return slices.Clip(ids)
+}

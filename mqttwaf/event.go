@@ -1,0 +1,212 @@
+package mqttwaf
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Stage is the point of the packet lifecycle where a decision was taken.
+type Stage string
+
+// Stages, in the order a connection meets them.
+const (
+	StageAccept    Stage = "accept"    // a socket was accepted, no MQTT yet
+	StageConnect   Stage = "connect"   // CONNECT (including its Last Will)
+	StageSubscribe Stage = "subscribe" // one filter of a SUBSCRIBE
+	StagePublish   Stage = "publish"   // an inbound PUBLISH
+	StageDeliver   Stage = "deliver"   // one delivery of a message to one subscriber
+	StageBroker    Stage = "broker"    // something the broker did on its own (a dropped delivery)
+)
+
+// Event is the structured record of one decision that was not a plain
+// allow: a block, rewrite, ban or limit. Events never carry payloads or
+// passwords, which are what the WAF protects.
+type Event struct {
+	Time   time.Time
+	Stage  Stage
+	Rule   string
+	Action Action
+	// Enforced is false when the policy runs in DetectionOnly: the action
+	// was recorded but the traffic went through unchanged.
+	Enforced bool
+	Reason   string
+	Code     ReasonCode // 0 when the action sends no reason code
+
+	Listener string
+	ClientID string
+	Username string
+	RemoteIP string
+	Topic    string // topic or filter; empty for connection-level events
+
+	Size         int   // payload bytes (publish) or packet bytes, when known
+	Limit, Value int64 // the limit crossed and the value that crossed it
+	Detail       string
+}
+
+// Sink receives events. Emit is called synchronously on the packet path, so
+// it must be quick and must not block; it must not retain e's slices.
+// Implementations must be safe for concurrent use.
+type Sink interface {
+	Emit(e Event)
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(e Event)
+
+// Emit calls f(e).
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// LogSink writes events through log/slog, one record per event, with the
+// message "mqttwaf" and snake_case attributes. Blocks are logged at Warn,
+// rewrites and other events at Info.
+type LogSink struct {
+	Logger *slog.Logger
+}
+
+// NewJSONLogSink returns a LogSink writing JSON lines to w (typically
+// os.Stderr), the WAF's default.
+func NewJSONLogSink(l *slog.Logger) *LogSink { return &LogSink{Logger: l} }
+
+// Emit implements Sink.
+func (s *LogSink) Emit(e Event) {
+	level := slog.LevelInfo
+	if e.Action.Blocks() {
+		level = slog.LevelWarn
+	}
+	if !s.Logger.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("stage", string(e.Stage)),
+		slog.String("rule", e.Rule),
+		slog.String("action", e.Action.String()),
+		slog.Bool("enforced", e.Enforced),
+		slog.String("reason", e.Reason))
+	if e.Code != 0 {
+		code, _ := e.Code.MarshalText()
+		attrs = append(attrs, slog.String("code", string(code)))
+	}
+	for _, kv := range [...]struct{ k, v string }{
+		{"listener", e.Listener}, {"client_id", e.ClientID}, {"username", e.Username},
+		{"remote_ip", e.RemoteIP}, {"topic", e.Topic}, {"detail", e.Detail},
+	} {
+		if kv.v != "" {
+			attrs = append(attrs, slog.String(kv.k, kv.v))
+		}
+	}
+	if e.Size != 0 {
+		attrs = append(attrs, slog.Int("size", e.Size))
+	}
+	if e.Limit != 0 || e.Value != 0 {
+		attrs = append(attrs, slog.Int64("limit", e.Limit), slog.Int64("value", e.Value))
+	}
+	s.Logger.LogAttrs(context.Background(), level, "mqttwaf", attrs...)
+}
+
+// limitedSink passes at most a fixed rate of events on to its sink, so an
+// attacker who makes every packet fail cannot turn the event log into a
+// disk-filling flood. Suppressed events are still counted (see Counters);
+// the next event that passes says how many were suppressed before it.
+type limitedSink struct {
+	next       Sink
+	lim        *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newLimitedSink(next Sink, perSecond float64, burst int) *limitedSink {
+	return &limitedSink{next: next, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+}
+
+func (s *limitedSink) Emit(e Event) {
+	if !s.lim.AllowN(e.Time, 1) {
+		s.suppressed.Add(1)
+		return
+	}
+	if n := s.suppressed.Swap(0); n > 0 {
+		note := "events_suppressed_before=" + itoa(n)
+		if e.Detail == "" {
+			e.Detail = note
+		} else {
+			e.Detail += "; " + note
+		}
+	}
+	s.next.Emit(e)
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// Count is one counter: how many decisions a rule took with an action.
+type Count struct {
+	Rule     string `json:"rule"`
+	Action   Action `json:"action"`
+	Enforced bool   `json:"enforced"`
+	N        uint64 `json:"n"`
+}
+
+type counterKey struct {
+	rule     string
+	action   Action
+	enforced bool
+}
+
+// counters counts events per rule, action and enforcement, for metrics.
+// Keys come from the compiled policy (rule ids), not from clients, so the
+// map stays small.
+type counters struct {
+	m sync.Map // counterKey -> *atomic.Uint64
+}
+
+func (c *counters) add(rule string, a Action, enforced bool) {
+	k := counterKey{rule, a, enforced}
+	v, ok := c.m.Load(k)
+	if !ok {
+		v, _ = c.m.LoadOrStore(k, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// snapshot returns the counters sorted by rule, action and enforcement.
+func (c *counters) snapshot() []Count {
+	var out []Count
+	c.m.Range(func(k, v any) bool {
+		ck := k.(counterKey)
+		out = append(out, Count{Rule: ck.rule, Action: ck.action, Enforced: ck.enforced, N: v.(*atomic.Uint64).Load()})
+		return true
+	})
+	slices.SortFunc(out, func(a, b Count) int {
+		if c := strings.Compare(a.Rule, b.Rule); c != 0 {
+			return c
+		}
+		if a.Action != b.Action {
+			return int(a.Action) - int(b.Action)
+		}
+		switch {
+		case a.Enforced == b.Enforced:
+			return 0
+		case a.Enforced:
+			return 1
+		}
+		return -1
+	})
+	return out
+}

@@ -1,0 +1,153 @@
+package mqttwaf
+
+import (
+	"net/netip"
+)
+
+// Protocol versions as carried in CONNECT.
+const (
+	MQTT31  byte = 3
+	MQTT311 byte = 4
+	MQTT5   byte = 5
+)
+
+// Client is what a rule knows about the other end of an MQTT connection. The
+// adapter builds it once per connection; rules must treat it as read-only.
+type Client struct {
+	ID         string     // client identifier (after the broker assigned one, if it did)
+	Username   string     // the identity: the authenticated user name, or the certificate identity
+	Listener   string     // id of the listener the connection arrived on
+	RemoteAddr string     // "ip:port" as the listener saw it
+	RemoteIP   netip.Addr // zero when the address is not IP (unix sockets, tests)
+	Protocol   byte       // MQTT31, MQTT311 or MQTT5
+	TLS        *TLSInfo   // nil on plain TCP and plain WebSocket
+	// Role is the role the identity maps to; empty until identity rules assign one.
+	Role string
+}
+
+// TLSInfo is the TLS peer identity of a connection.
+type TLSInfo struct {
+	Verified   bool     // a client certificate was presented and verified against the client CA
+	CommonName string   // subject CN of the verified leaf certificate
+	DNSNames   []string // SAN DNS names
+	Emails     []string // SAN e-mail addresses
+	URIs       []string // SAN URIs, as strings
+}
+
+// UserProperty is one MQTT 5 user property (a name/value pair of UTF-8
+// strings that may repeat).
+type UserProperty struct {
+	Key   string
+	Value string
+}
+
+// Properties are the MQTT 5 properties of a PUBLISH (or a Last Will) that
+// rules may look at. For MQTT 3.1.1 all fields are zero.
+type Properties struct {
+	PayloadFormat    byte   // 1 = UTF-8 text, 0 = unspecified bytes
+	PayloadFormatSet bool   // the payload format indicator was present
+	ContentType      string // MIME type announced by the publisher
+	ResponseTopic    string
+	CorrelationData  []byte
+	MessageExpiry    uint32 // seconds; 0 = none
+	TopicAlias       uint16 // alias used on the wire; 0 = none
+	User             []UserProperty
+}
+
+// Message is an application message: a PUBLISH, or the Last Will a client
+// registers in CONNECT.
+type Message struct {
+	Topic   string
+	QoS     byte
+	Retain  bool
+	Payload []byte
+	Props   Properties
+}
+
+// Connect is a CONNECT request as rules see it. The fields a rule may change
+// are Keepalive and Will; the engine undoes such changes in DetectionOnly.
+type Connect struct {
+	Client         *Client
+	Clean          bool   // clean start (MQTT 5) / clean session (3.1.1)
+	Keepalive      uint16 // seconds; 0 = the client asked for no keepalive
+	SessionExpiry  uint32 // seconds (MQTT 5); 3.1.1 persistent sessions report 0
+	UsernameSet    bool   // the CONNECT carried a user name field
+	Password       []byte // never logged, never put into events
+	Will           *Message
+	UserProperties []UserProperty
+	// Session describes the session that already exists under this client
+	// ID, or is nil. A connection that would take it over is checked against
+	// its owner.
+	Session *SessionInfo
+	// claimed is set by the engine when this CONNECT holds the client-ID
+	// claim (see sessions.go) and must release it.
+	claimed bool
+}
+
+// SessionInfo describes an existing session for a client ID.
+type SessionInfo struct {
+	Owner     string // identity (Client.Username) of the connection that owns the session
+	Connected bool   // the owner is connected right now
+}
+
+// Subscription is one topic filter of a SUBSCRIBE.
+type Subscription struct {
+	Filter            string
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	Identifier        int
+	// Existing is how many subscriptions the session holds before this one.
+	Existing int
+	// Index is the filter's position in its SUBSCRIBE packet and Count the
+	// number of filters the packet carries.
+	Index, Count int
+}
+
+// Publish is a message on its way into the broker, from Client. Message is
+// the engine's working copy: rules that transform the payload write into
+// Scratch and call SetPayload, and the caller's message is never modified.
+type Publish struct {
+	Client  *Client
+	Message *Message
+	// Will is true when Message is the Last Will registered in CONNECT, which
+	// is checked against the publish rules at CONNECT time.
+	Will bool
+
+	msg  Message   // the working copy Message points to
+	bufs [2][]byte // ping-pong scratch buffers for rewrites
+	cur  int       // index of the buffer backing Message.Payload, or -1
+}
+
+// Scratch returns an empty buffer that does not alias the current payload,
+// for a rule to append its rewritten payload into.
+func (p *Publish) Scratch() []byte {
+	i := 0
+	if p.cur == 0 {
+		i = 1
+	}
+	return p.bufs[i][:0]
+}
+
+// SetPayload replaces the payload with b, which must have been built on a
+// buffer from Scratch (or be a slice the rule owns and will not touch again).
+func (p *Publish) SetPayload(b []byte) {
+	i := 0
+	if p.cur == 0 {
+		i = 1
+	}
+	p.bufs[i] = b[:0]
+	p.cur = i
+	p.Message.Payload = b
+}
+
+// Changed reports whether a rule replaced the payload.
+func (p *Publish) Changed() bool { return p.cur >= 0 }
+
+// reset prepares p for a new message, keeping its buffers.
+func (p *Publish) reset(c *Client, m *Message, will bool) {
+	p.msg = *m
+	p.Client, p.Message, p.Will = c, &p.msg, will
+	p.cur = -1
+}

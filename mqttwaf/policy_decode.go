@@ -1,0 +1,214 @@
+package mqttwaf
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPolicyYAML is the embedded default policy: every setting with its
+// default value and a comment saying why. It is what examples/hardened-broker
+// runs without -policy and prints with -print-default-policy.
+//
+//go:embed default-policy.yaml
+var DefaultPolicyYAML []byte
+
+// maxPolicyBytes bounds a policy document; a policy is configuration, not data.
+const maxPolicyBytes = 4 << 20
+
+// ReadPolicyFile reads and validates a policy from a YAML or JSON file.
+func ReadPolicyFile(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return ParsePolicy(data, path)
+}
+
+// ParsePolicy decodes a policy from YAML or JSON (JSON is YAML) and
+// validates it. Decoding is strict: an unknown key is an error naming the
+// key, its line and the keys that are allowed there; a value of the wrong
+// type or form names its line and field. name labels errors (a file name).
+// The returned policy is as written; defaults apply when it is compiled.
+func ParsePolicy(data []byte, name string) (*Policy, error) {
+	if name == "" {
+		name = "policy"
+	}
+	if len(data) > maxPolicyBytes {
+		return nil, fmt.Errorf("%s: policy larger than %s", name, ByteSize(maxPolicyBytes))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) { // an empty document is the default policy
+			return &Policy{}, nil
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s:%d: a policy is one document; remove the second one", name, extra.Line)
+	}
+	p := &Policy{}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return p, nil
+	}
+	if err := decodeStrict(root, reflect.ValueOf(p).Elem(), name, ""); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: invalid policy:\n%w", name, err)
+	}
+	return p, nil
+}
+
+// decodeStrict decodes node into v, refusing keys that v's type does not
+// have. Errors carry file:line and the dotted field path.
+func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
+	where := func() string {
+		if path == "" {
+			return fmt.Sprintf("%s:%d", file, n.Line)
+		}
+		return fmt.Sprintf("%s:%d: %s", file, n.Line, path)
+	}
+	if n.Kind == yaml.AliasNode {
+		return fmt.Errorf("%s: YAML aliases are not allowed in a policy; write the value out", where())
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // "key:" with no value keeps the default
+	}
+	if _, ok := v.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok || v.Kind() != reflect.Struct && v.Kind() != reflect.Map && v.Kind() != reflect.Slice {
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: expected a single value, found a %s", where(), kindName(n.Kind))
+		}
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) && len(te.Errors) > 0 {
+				// "line 3: cannot unmarshal !!str `ten` into int": keep the reason, we print the line.
+				msg := te.Errors[0]
+				if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "line ") {
+					msg = msg[i+2:]
+				}
+				return fmt.Errorf("%s: %s", where(), msg)
+			}
+			return fmt.Errorf("%s: %v", where(), err)
+		}
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping of keys (%s), found a %s", where(), strings.Join(yamlKeys(v.Type()), ", "), kindName(n.Kind))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			f, ok := fieldByTag(v, k.Value)
+			if !ok {
+				return fmt.Errorf("%s:%d: unknown key %q in %s; known keys: %s", file, k.Line, k.Value, orTop(path), strings.Join(yamlKeys(v.Type()), ", "))
+			}
+			if err := decodeStrict(val, f, file, join(path, k.Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping, found a %s", where(), kindName(n.Kind))
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			elem := reflect.New(v.Type().Elem()).Elem()
+			if err := decodeStrict(val, elem, file, join(path, k.Value)); err != nil {
+				return err
+			}
+			v.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), elem)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("%s: expected a list, found a %s", where(), kindName(n.Kind))
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			if err := decodeStrict(item, s.Index(i), file, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "the policy"
+	}
+	return path
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "single value"
+	}
+	return "document"
+}
+
+// fieldByTag finds the struct field whose yaml tag is key.
+func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if tagName(t.Field(i)) == key {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if k := tagName(t.Field(i)); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func tagName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}

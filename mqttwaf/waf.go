@@ -1,0 +1,347 @@
+package mqttwaf
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// WAF is a running firewall: a compiled policy plus the state that outlives
+// it (open-connection counts, counters, session claims). Adapters such as
+// the hooks package call its stage methods for every socket, CONNECT,
+// SUBSCRIBE filter, PUBLISH and delivery.
+//
+// The compiled policy is immutable and swapped atomically by Reload, so a
+// reload applies to connected clients at their next packet, without a
+// restart. A WAF is safe for concurrent use. The zero value is not usable;
+// create one with New or LoadFile.
+type WAF struct {
+	engine atomic.Pointer[engine]
+	st     *state
+	opts   Options
+	mu     sync.Mutex // serialises Reload
+}
+
+// Options are the parts of a WAF that are code, not policy.
+type Options struct {
+	// Sink receives events. Nil means the policy's events.log destination
+	// as JSON lines (through Logger if set).
+	Sink Sink
+	// Logger, if set, is used by the default sink instead of a JSON handler
+	// on stderr/stdout.
+	Logger *slog.Logger
+	// Rules are custom rules, evaluated after the built-in ones in the
+	// order given.
+	Rules []Rule
+	// Now is the clock (time.Now if nil); tests set it.
+	Now func() time.Time
+}
+
+// New compiles p (nil means the default policy) into a WAF.
+func New(p *Policy, o Options) (*WAF, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	w := &WAF{st: &state{}, opts: o}
+	if err := w.Reload(p); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// LoadFile reads the policy at path and returns a WAF running it with
+// default Options.
+func LoadFile(path string) (*WAF, error) {
+	p, err := ReadPolicyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return New(p, Options{})
+}
+
+// Reload validates and compiles p and swaps it in atomically. On error the
+// running policy stays in force. Broker capabilities (the broker section)
+// are applied only when a server is created; they need a restart.
+func (w *WAF) Reload(p *Policy) error {
+	if p == nil {
+		p = &Policy{}
+	}
+	q := p.clone()
+	q.applyDefaults()
+	if err := q.validate(); err != nil {
+		return errors.Join(errors.New("mqttwaf: invalid policy"), err)
+	}
+	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn"}
+	if out.sink == nil {
+		out.sink = defaultSink(q.Events, w.opts.Logger)
+	}
+	if out.sink != nil {
+		out.sink = newLimitedSink(out.sink, float64(q.Events.MaxPerSecond), 10*q.Events.MaxPerSecond)
+	}
+	e, err := compile(q, w.st, out, w.opts.Rules, w.opts.Now)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.engine.Store(e)
+	return nil
+}
+
+func defaultSink(ev EventsPolicy, l *slog.Logger) Sink {
+	if l != nil {
+		return &LogSink{Logger: l}
+	}
+	var out io.Writer
+	switch ev.Log {
+	case "stdout":
+		out = os.Stdout
+	case "stderr":
+		out = os.Stderr
+	default:
+		return nil
+	}
+	return &LogSink{Logger: slog.New(slog.NewJSONHandler(out, nil))}
+}
+
+// Policy returns a copy of the running policy with every default filled in.
+func (w *WAF) Policy() *Policy { return w.engine.Load().policy.clone() }
+
+// Counters returns how many decisions each rule took, per action, sorted.
+func (w *WAF) Counters() []Count { return w.st.counters.snapshot() }
+
+// Rules lists the ids of the compiled rules in evaluation order.
+func (w *WAF) Rules() []string { return w.engine.Load().ruleIDs() }
+
+// Responses returns how refusals are expressed (the responses section).
+func (w *WAF) Responses() ResponsesPolicy { return w.engine.Load().policy.Responses }
+
+// Broker returns the running broker section.
+func (w *WAF) Broker() BrokerPolicy { return w.engine.Load().policy.Broker }
+
+// Limits returns the running limits section.
+func (w *WAF) Limits() LimitsPolicy { return w.engine.Load().policy.Limits }
+
+// ConnectTimeout is the CONNECT deadline of a listener.
+func (w *WAF) ConnectTimeout(listener string) time.Duration {
+	return w.engine.Load().policy.listener(listener).ConnectTimeout.D()
+}
+
+// Open runs the accept rules for a new socket from remoteAddr ("ip:port")
+// and counts it as open. If the verdict blocks, the socket must be closed
+// and is no longer counted; otherwise the caller must call Close(remoteAddr)
+// exactly once when the socket closes.
+func (w *WAF) Open(listener, remoteAddr string) Verdict {
+	e := w.engine.Load()
+	a := Accept{Listener: listener, RemoteAddr: remoteAddr, RemoteIP: ParseRemoteIP(remoteAddr)}
+	a.Open, a.OpenFromIP = w.st.conns.add(a.RemoteIP)
+	v := stage(e, StageAccept, e.accept, subject{listener: listener, ip: a.RemoteIP}, func(r AcceptRule) Verdict {
+		return r.CheckAccept(&a)
+	})
+	if v.Blocked() {
+		w.st.conns.remove(a.RemoteIP)
+	}
+	return v
+}
+
+// Close forgets a socket that Open let through.
+func (w *WAF) Close(remoteAddr string) { w.st.conns.remove(ParseRemoteIP(remoteAddr)) }
+
+// OpenConnections returns the number of open sockets and of distinct remote
+// IPs they come from.
+func (w *WAF) OpenConnections() (sockets, ips int) { return w.st.conns.len() }
+
+// Connect runs the connect rules, then checks the Last Will against the
+// publish rules (wills bypass the broker's publish path entirely). Rules may
+// lower c.Keepalive, strip c.Will or rewrite its payload; in DetectionOnly
+// those changes are undone before Connect returns. A blocking verdict must
+// refuse the connection with CONNACK Verdict.Code.
+func (w *WAF) Connect(c *Connect) Verdict {
+	e := w.engine.Load()
+	keepalive, will := c.Keepalive, c.Will
+	s := subject{client: c.Client}
+	v := stage(e, StageConnect, e.connect, s, func(r ConnectRule) Verdict { return r.CheckConnect(c) })
+	if !v.Blocked() && c.Will != nil {
+		v = e.checkWill(c)
+	}
+	if !e.enforce {
+		c.Keepalive, c.Will = keepalive, will
+	}
+	if v.Blocked() && c.claimed {
+		w.st.claims.release(c.Client.ID, c.Client.Username)
+		c.claimed = false
+	}
+	return v
+}
+
+// CheckWill holds c.Will to the publish rules and the wills policy alone,
+// as Connect does after the connect rules. Adapters call it when a will is
+// finally sent, so a policy reloaded since CONNECT still applies. c.Will is
+// set to nil if the will is to be dropped, or replaced if its payload was
+// rewritten (never in DetectionOnly).
+func (w *WAF) CheckWill(c *Connect) Verdict {
+	if c.Will == nil {
+		return Verdict{}
+	}
+	e := w.engine.Load()
+	will := c.Will
+	v := e.checkWill(c)
+	if !e.enforce {
+		c.Will = will
+	}
+	return v
+}
+
+// Established tells the WAF that c's session is now live in the broker, so
+// the client-ID claim taken at CONNECT (see sessions.takeover) can go.
+func (w *WAF) Established(c *Client) { w.st.claims.release(c.ID, c.Username) }
+
+// checkWill holds the will to the publish rules, then applies wills policy.
+func (e *engine) checkWill(c *Connect) Verdict {
+	s := subject{client: c.Client, topic: c.Will.Topic, size: len(c.Will.Payload)}
+	if e.policy.Wills.StripAll {
+		v := Verdict{Action: Rewrite, Rule: "wills", Reason: "will_stripped", Detail: "wills.strip_all"}
+		e.record(StageConnect, nil, &v, s)
+		c.Will = nil
+		return Verdict{}
+	}
+	p := getPublish(c.Client, c.Will, true)
+	defer putPublish(p)
+	// Run the publish rules without recording their blocks: the will's fate
+	// is one decision, recorded below.
+	var block Verdict
+	var blockRule Rule
+	for _, r := range e.publish {
+		v := r.CheckPublish(p)
+		if v.Action == Allow {
+			continue
+		}
+		if !v.Blocked() {
+			e.record(StageConnect, r, &v, s)
+			continue
+		}
+		block, blockRule = v, r
+		break
+	}
+	if block.Action == Allow {
+		if p.Changed() {
+			m := *p.Message
+			m.Payload = append([]byte(nil), m.Payload...)
+			c.Will = &m
+		}
+		return Verdict{}
+	}
+	if block.Rule == "" {
+		block.Rule = blockRule.ID()
+	}
+	if e.policy.Wills.OnViolation == "strip" {
+		v := Verdict{Action: Rewrite, Rule: "wills", Reason: block.Reason, Limit: block.Limit, Value: block.Value,
+			Detail: "last will stripped: " + block.Rule}
+		e.record(StageConnect, nil, &v, s)
+		c.Will = nil
+		return Verdict{}
+	}
+	block.Detail = joinDetail("last will", block.Detail)
+	e.record(StageConnect, nil, &block, s)
+	if !e.enforce {
+		return Verdict{}
+	}
+	return verdictFor(block)
+}
+
+func joinDetail(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
+}
+
+// Subscribe runs the subscribe rules for one filter.
+func (w *WAF) Subscribe(c *Client, sub *Subscription) Verdict {
+	e := w.engine.Load()
+	return stage(e, StageSubscribe, e.subscribe, subject{client: c, topic: sub.Filter}, func(r SubscribeRule) Verdict {
+		return r.CheckSubscribe(c, sub)
+	})
+}
+
+// Publish runs the publish rules on m. It returns the verdict and, when the
+// rules rewrote the payload and the mode enforces, the new payload (a fresh
+// slice the caller owns); payload is nil when m passes unchanged. m itself
+// is not modified.
+func (w *WAF) Publish(c *Client, m *Message) (v Verdict, payload []byte) {
+	e := w.engine.Load()
+	if len(e.publish) == 0 {
+		return Verdict{}, nil
+	}
+	p := getPublish(c, m, false)
+	defer putPublish(p)
+	v = stage(e, StagePublish, e.publish, subject{client: c, topic: m.Topic, size: len(m.Payload)}, func(r PublishRule) Verdict {
+		return r.CheckPublish(p)
+	})
+	if v.Blocked() || !e.enforce || !p.Changed() {
+		return v, nil
+	}
+	return v, append([]byte(nil), p.Message.Payload...)
+}
+
+// Deliver runs the deliver rules for one message to one subscriber. It is
+// called once per message per subscriber and allocates nothing when the
+// rules allow.
+func (w *WAF) Deliver(c *Client, topic string) Verdict {
+	e := w.engine.Load()
+	if len(e.deliver) == 0 {
+		return Verdict{}
+	}
+	return stage(e, StageDeliver, e.deliver, subject{client: c, topic: topic}, func(r DeliverRule) Verdict {
+		return r.CheckDeliver(c, topic)
+	})
+}
+
+// Record counts and emits a decision the adapter took itself (a socket
+// that never completed CONNECT, a delivery the broker dropped). The mode
+// does not apply: these report what already happened.
+func (w *WAF) Record(stage Stage, c *Client, listener, remoteAddr, topic string, size int, v Verdict) {
+	s := subject{client: c, listener: listener, topic: topic, size: size}
+	if c == nil {
+		s.ip = ParseRemoteIP(remoteAddr)
+	}
+	w.engine.Load().emit(stage, &v, s, true)
+}
+
+// ParseRemoteIP extracts the IP of an "ip:port" address; it returns the
+// zero Addr for anything else. IPv4-mapped IPv6 addresses are unmapped so
+// one host has one key.
+func ParseRemoteIP(addr string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+var publishPool = sync.Pool{New: func() any { return &Publish{cur: -1} }}
+
+func getPublish(c *Client, m *Message, will bool) *Publish {
+	p := publishPool.Get().(*Publish)
+	p.reset(c, m, will)
+	return p
+}
+
+// putPublish returns p to the pool. Buffers that grew beyond 1 MiB are
+// dropped so one huge message does not pin memory forever.
+func putPublish(p *Publish) {
+	for i := range p.bufs {
+		if cap(p.bufs[i]) > 1<<20 {
+			p.bufs[i] = nil
+		}
+	}
+	p.Client, p.Message, p.msg = nil, nil, Message{}
+	publishPool.Put(p)
+}

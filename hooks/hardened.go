@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -31,8 +32,10 @@ func HardenedOptions(p *mqttwaf.Policy) *mqtt.Options {
 // MochiLogger returns a JSON logger for mochi's own log lines that drops the
 // packets mochi attaches to them: mochi logs whole packets (payloads and
 // will messages included) on errors, and payloads are what the WAF protects.
+// It also drops mochi's "publish packet error" lines about the WAF's own
+// refusals, which the WAF already reports as events.
 func MochiLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			switch a.Key {
@@ -41,8 +44,31 @@ func MochiLogger(w io.Writer, level slog.Level) *slog.Logger {
 			}
 			return a
 		},
-	})).With("component", "mochi")
+	})
+	return slog.New(quietHandler{h}).With("component", "mochi")
 }
+
+// quietHandler drops mochi's log line for a publish the WAF refused.
+type quietHandler struct{ slog.Handler }
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "publish packet error" {
+		ours := false
+		r.Attrs(func(a slog.Attr) bool {
+			ours = a.Key == "hook" && a.Value.String() == "mqttwaf"
+			return !ours
+		})
+		if ours {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as)}
+}
+func (q quietHandler) WithGroup(n string) slog.Handler { return quietHandler{q.Handler.WithGroup(n)} }
 
 // applyCapabilities writes the broker section of p into caps. mochi reads
 // capabilities through a shared pointer, so this also works on an existing

@@ -59,8 +59,6 @@ func (t *sessions) remove(cl *mqtt.Client) {
 	}
 }
 
-func (t *sessions) len() int { return int(t.n.Load()) }
-
 // clientOf returns the WAF's view of cl: the session's, or one built now for
 // a client without a session (an offline persistent session).
 func (t *sessions) clientOf(cl *mqtt.Client) *mqttwaf.Client {

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -94,7 +95,8 @@ func (u *websocketUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type wsConn struct {
 	net.Conn // the hijacked connection, for addresses and deadlines
 	c        *websocket.Conn
-	r        io.Reader // the current message, or nil
+	r        io.Reader  // the current message, or nil
+	wmu      sync.Mutex // gorilla allows one writer at a time
 }
 
 // NetConn returns the connection under the WebSocket framing.
@@ -125,6 +127,8 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 }
 
 func (ws *wsConn) Write(p []byte) (int, error) {
+	ws.wmu.Lock()
+	defer ws.wmu.Unlock()
 	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}

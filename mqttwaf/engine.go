@@ -101,6 +101,9 @@ func (e *engine) record(stage Stage, r Rule, v *Verdict, s subject) {
 	if v.Rule == "" && r != nil {
 		v.Rule = r.ID()
 	}
+	if v.Blocked() {
+		*v = verdictFor(*v)
+	}
 	e.emit(stage, v, s, e.enforce)
 }
 
@@ -129,10 +132,7 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 func codeOf(v *Verdict) ReasonCode {
 	switch v.Action {
 	case Reject, Disconnect, Ban:
-		if v.Code == 0 {
-			return CodeUnspecifiedError
-		}
-		return v.Code
+		return verdictFor(*v).Code
 	}
 	return 0
 }
@@ -161,7 +161,7 @@ func stage[R Rule](e *engine, st Stage, rules []R, s subject, check func(R) Verd
 		}
 		e.record(st, r, &v, s)
 		if v.Blocked() && e.enforce {
-			return verdictFor(v)
+			return v
 		}
 	}
 	return Verdict{}

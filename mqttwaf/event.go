@@ -29,25 +29,26 @@ const (
 // allow: a block, rewrite, ban or limit. Events never carry payloads or
 // passwords, which are what the WAF protects.
 type Event struct {
-	Time   time.Time
-	Stage  Stage
-	Rule   string
-	Action Action
+	Time   time.Time `json:"time"`
+	Stage  Stage     `json:"stage"`
+	Rule   string    `json:"rule"`
+	Action Action    `json:"action"`
 	// Enforced is false when the policy runs in DetectionOnly: the action
 	// was recorded but the traffic went through unchanged.
-	Enforced bool
-	Reason   string
-	Code     ReasonCode // 0 when the action sends no reason code
+	Enforced bool       `json:"enforced"`
+	Reason   string     `json:"reason"`
+	Code     ReasonCode `json:"code,omitempty"` // 0 when the action sends no reason code
 
-	Listener string
-	ClientID string
-	Username string
-	RemoteIP string
-	Topic    string // topic or filter; empty for connection-level events
+	Listener string `json:"listener,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Username string `json:"username,omitempty"`
+	RemoteIP string `json:"remote_ip,omitempty"`
+	Topic    string `json:"topic,omitempty"` // topic or filter; empty for connection-level events
 
-	Size         int   // payload bytes (publish) or packet bytes, when known
-	Limit, Value int64 // the limit crossed and the value that crossed it
-	Detail       string
+	Size   int    `json:"size,omitempty"`  // payload bytes (publish) or packet bytes, when known
+	Limit  int64  `json:"limit,omitempty"` // the limit crossed...
+	Value  int64  `json:"value,omitempty"` // ...and the value that crossed it
+	Detail string `json:"detail,omitempty"`
 }
 
 // Sink receives events. Emit is called synchronously on the packet path, so

@@ -203,6 +203,9 @@ func (p *Policy) applyDefaults() {
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))
 	setDefault(&c.MaxConnectionsPerIP, 256)
 	setDefault(&c.MaxKeepalive, Duration(20*time.Minute))
+	if len(p.Listeners) == 0 {
+		p.Listeners = nil // "listeners: {}" and no listeners section mean the same
+	}
 	for id, l := range p.Listeners {
 		setDefault(&l.ConnectTimeout, c.ConnectTimeout)
 		setDefault(&l.MaxConnectionsPerIP, c.MaxConnectionsPerIP)

@@ -50,6 +50,9 @@ func (r *topicLimits) check(t string, code ReasonCode) Verdict {
 
 func (r *topicLimits) CheckPublish(p *Publish) Verdict {
 	t := p.Message.Topic
+	if t == "" { // e.g. an MQTT 5 topic alias that was never registered
+		return Deny("", "topic_empty", CodeTopicNameInvalid)
+	}
 	if strings.HasPrefix(t, "$") {
 		return Deny("", "topic_reserved", CodeTopicNameInvalid)
 	}

@@ -41,6 +41,17 @@ func (a Action) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (a *Action) UnmarshalText(b []byte) error {
+	for i, n := range actionNames {
+		if n == string(b) {
+			*a = Action(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown action %q", b)
+}
+
 // Blocks reports whether the action stops the packet.
 func (a Action) Blocks() bool { return a >= Drop }
 
@@ -106,6 +117,16 @@ func (c ReasonCode) String() string {
 // MarshalText renders the code as "0x87" (events, JSON).
 func (c ReasonCode) MarshalText() ([]byte, error) {
 	return fmt.Appendf(nil, "0x%02X", byte(c)), nil
+}
+
+// UnmarshalText parses "0x87" (or "135").
+func (c *ReasonCode) UnmarshalText(b []byte) error {
+	n, err := strconv.ParseUint(string(b), 0, 8)
+	if err != nil {
+		return fmt.Errorf("invalid reason code %q: write it like 0x87", b)
+	}
+	*c = ReasonCode(n)
+	return nil
 }
 
 // PacketKind names the packet a reason code is sent in; each admits a

@@ -9,11 +9,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,7 +29,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "hardened-broker:", err)
 		os.Exit(2)
 	}
@@ -40,9 +44,12 @@ type config struct {
 	printDefault, requireClientCert bool
 }
 
-func run(args []string) error {
+// run serves until ctx is done. Events and logs go to stderr as JSON lines;
+// stdout only carries -print-default-policy.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("hardened-broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "MQTT over TCP listen address (empty disables it); listener id \"tcp\"")
 	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
@@ -56,7 +63,7 @@ func run(args []string) error {
 		return err
 	}
 	if c.printDefault {
-		_, err := os.Stdout.Write(mqttwaf.DefaultPolicyYAML)
+		_, err := stdout.Write(mqttwaf.DefaultPolicyYAML)
 		return err
 	}
 
@@ -64,28 +71,30 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	waf, err := mqttwaf.New(policy, mqttwaf.Options{})
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	waf, err := mqttwaf.New(policy, mqttwaf.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
-	// HardenedOptions also sends mochi's own log lines to stderr as JSON, at
+	// HardenedOptions sends mochi's own log lines to stderr as JSON too, at
 	// warning level, without the packet contents mochi attaches to them.
-	server := mqtt.New(hooks.HardenedOptions(policy))
+	opts := hooks.HardenedOptions(policy)
+	opts.Logger = hooks.MochiLogger(stderr, slog.LevelWarn)
+	server := mqtt.New(opts)
 	if err := hooks.Install(server, waf); err != nil {
 		return err
 	}
-	if err := addListeners(server, waf, c); err != nil {
+	addrs, err := addListeners(server, waf, c)
+	if err != nil {
 		return err
 	}
 	if err := server.Serve(); err != nil {
 		return err
 	}
-	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Info("hardened-broker ready",
-		"policy", policyName(c.policy), "mode", waf.Policy().Mode, "rules", waf.Rules())
-
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	<-stop
+	logger.Info("hardened-broker ready", "policy", policyName(c.policy), "mode", waf.Policy().Mode,
+		"listeners", addrs, "rules", waf.Rules())
+	<-ctx.Done()
+	logger.Info("hardened-broker stopping")
 	return server.Close()
 }
 
@@ -103,10 +112,12 @@ func policyName(path string) string {
 	return path
 }
 
-func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) error {
+// addListeners adds the listeners the flags ask for and returns their bound
+// addresses by listener id.
+func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) (map[string]string, error) {
 	tlsConfig, err := tlsConfig(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var cfgs []listeners.Config
 	if c.addr != "" {
@@ -119,18 +130,20 @@ func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) error {
 		cfgs = append(cfgs, listeners.Config{ID: "ws", Type: hooks.TypeWebsocket, Address: c.wsAddr, TLSConfig: tlsConfig})
 	}
 	if len(cfgs) == 0 {
-		return errors.New("no listener: set -addr, -ws-addr, or -tls-cert with -tls-key")
+		return nil, errors.New("no listener: set -addr, -ws-addr, or -tls-cert with -tls-key")
 	}
+	addrs := map[string]string{}
 	for _, cfg := range cfgs {
 		l, err := hooks.NewListener(waf, cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := server.AddListener(l); err != nil {
-			return fmt.Errorf("listener %s on %s: %w", cfg.ID, cfg.Address, err)
+			return nil, fmt.Errorf("listener %s on %s: %w", cfg.ID, cfg.Address, err)
 		}
+		addrs[cfg.ID] = l.Address()
 	}
-	return nil
+	return addrs, nil
 }
 
 func tlsConfig(c config) (*tls.Config, error) {

@@ -1,0 +1,143 @@
+// Command wafcheck dry-runs a policy on one message, without a broker: it
+// runs the same engine the broker runs (a CONNECT for the client, then the
+// PUBLISH) and prints what subscribers would receive.
+//
+//	go run ./examples/wafcheck -policy fleet.yaml -topic fleet/dev1/telemetry [-client dev1] [-username dev1] < payload.json
+//
+// Exit status: 0 and the delivered payload on stdout when the message
+// passes; 1 and the rejection (rule, reason, reason code) on stderr when it
+// is refused; 2 for usage or policy errors. With -json the verdict is one
+// JSON object on stdout whatever it is.
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// result is the -json output.
+type result struct {
+	Verdict       string          `json:"verdict"` // allow, rewrite, drop, reject, disconnect, ban
+	Stage         string          `json:"stage,omitempty"`
+	Rule          string          `json:"rule,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+	Code          string          `json:"code,omitempty"`
+	Payload       *string         `json:"payload,omitempty"`        // UTF-8 payload subscribers receive
+	PayloadBase64 *string         `json:"payload_base64,omitempty"` // when it is not UTF-8
+	Events        []mqttwaf.Event `json:"events"`
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wafcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	policyPath := fs.String("policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
+	topic := fs.String("topic", "", "topic the message is published to (required)")
+	clientID := fs.String("client", "wafcheck", "client ID of the publisher")
+	username := fs.String("username", "", "user name (identity) of the publisher")
+	listener := fs.String("listener", "tcp", "listener id the publisher is connected to")
+	qos := fs.Uint("qos", 0, "QoS of the publish (0, 1 or 2)")
+	retain := fs.Bool("retain", false, "publish as a retained message")
+	asJSON := fs.Bool("json", false, "print the verdict as one JSON object on stdout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *topic == "" || fs.NArg() > 0 || *qos > 2 {
+		fmt.Fprintln(stderr, "usage: wafcheck [-policy FILE] -topic TOPIC [-client ID] [-username U] [-qos N] [-retain] [-json] < payload")
+		return 2
+	}
+	policy := &mqttwaf.Policy{}
+	var err error
+	if *policyPath != "" {
+		if policy, err = mqttwaf.ReadPolicyFile(*policyPath); err != nil {
+			fmt.Fprintln(stderr, "wafcheck:", err)
+			return 2
+		}
+	}
+	// A message larger than the broker would accept is refused there from
+	// its header; read one byte more than that to tell.
+	maxPacket := int64(policy.WithDefaults().Broker.MaxPacketSize)
+	payload, err := io.ReadAll(io.LimitReader(stdin, maxPacket+1))
+	if err != nil {
+		fmt.Fprintln(stderr, "wafcheck: reading the payload:", err)
+		return 2
+	}
+
+	var res result
+	sink := mqttwaf.SinkFunc(func(e mqttwaf.Event) { res.Events = append(res.Events, e) })
+	w, err := mqttwaf.New(policy, mqttwaf.Options{Sink: sink})
+	if err != nil {
+		fmt.Fprintln(stderr, "wafcheck:", err)
+		return 2
+	}
+	v, out, stage := check(w, payload, maxPacket, *clientID, *username, *listener, *topic, byte(*qos), *retain)
+	res.Verdict = v.Action.String()
+	if v.Blocked() {
+		code, _ := v.Code.MarshalText()
+		res.Stage, res.Rule, res.Reason, res.Code = string(stage), v.Rule, v.Reason, string(code)
+	} else {
+		if out == nil {
+			out = payload
+		} else {
+			res.Verdict = mqttwaf.Rewrite.String()
+		}
+		if utf8.Valid(out) {
+			s := string(out)
+			res.Payload = &s
+		} else {
+			s := base64.StdEncoding.EncodeToString(out)
+			res.PayloadBase64 = &s
+		}
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintln(stderr, "wafcheck:", err)
+			return 2
+		}
+	} else if v.Blocked() {
+		fmt.Fprintf(stderr, "refused at %s by %s: %s (reason code %s, %s)\n", stage, v.Rule, v.Reason, res.Code, v.Code)
+	} else if _, err := stdout.Write(out); err != nil {
+		fmt.Fprintln(stderr, "wafcheck:", err)
+		return 2
+	}
+	if v.Blocked() {
+		return 1
+	}
+	return 0
+}
+
+// check runs the broker's stages for one publisher and one message: the
+// socket, the CONNECT, then the PUBLISH. It returns the deciding verdict,
+// the rewritten payload (nil if unchanged) and the stage that decided.
+func check(w *mqttwaf.WAF, payload []byte, maxPacket int64, clientID, username, listener, topic string, qos byte, retain bool) (mqttwaf.Verdict, []byte, mqttwaf.Stage) {
+	const remote = "192.0.2.1:50000" // TEST-NET-1: wafcheck has no real peer
+	if int64(len(payload)) > maxPacket {
+		return mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
+			Code: mqttwaf.CodePacketTooLarge}, nil, mqttwaf.StageAccept
+	}
+	if v := w.Open(listener, remote); v.Blocked() {
+		return v, nil, mqttwaf.StageAccept
+	}
+	defer w.Close(remote)
+	c := &mqttwaf.Client{ID: clientID, Username: username, Listener: listener, RemoteAddr: remote,
+		RemoteIP: mqttwaf.ParseRemoteIP(remote), Protocol: mqttwaf.MQTT5}
+	if v := w.Connect(&mqttwaf.Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: username != ""}); v.Blocked() {
+		return v, nil, mqttwaf.StageConnect
+	}
+	w.Established(c)
+	v, out := w.Publish(c, &mqttwaf.Message{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
+	return v, out, mqttwaf.StagePublish
+}

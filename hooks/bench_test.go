@@ -1,0 +1,153 @@
+package hooks
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// benchPublishers is how many clients publish concurrently in the broker
+// benchmark. Each waits for its PUBACK (QoS 1), so nothing is dropped and
+// the figure is end-to-end: publisher -> broker (+WAF) -> subscriber.
+const benchPublishers = 8
+
+// startPlainBroker is mochi as its README sets it up: default options,
+// AllowHook, a plain TCP listener. It is the baseline.
+func startPlainBroker(tb testing.TB) string {
+	tb.Helper()
+	server := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_ = server.AddHook(new(auth.AllowHook), nil)
+	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := server.AddListener(l); err != nil {
+		tb.Fatal(err)
+	}
+	if err := server.Serve(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = server.Close() })
+	return l.Address()
+}
+
+// rig is a subscriber and benchPublishers publishers connected to one
+// broker, reused across measurement rounds.
+type rig struct {
+	sub  *v5
+	pubs []*v5
+	got  atomic.Int64
+}
+
+func newRig(tb testing.TB, addr string) *rig {
+	tb.Helper()
+	r := &rig{sub: mustV5(tb, addr, "bench-sub", "")}
+	r.sub.subscribe(tb, 1, "bench/#")
+	go func() {
+		for range r.sub.msgs {
+			r.got.Add(1)
+		}
+	}()
+	for i := 0; i < benchPublishers; i++ {
+		r.pubs = append(r.pubs, mustV5(tb, addr, "bench-pub-"+string(rune('a'+i)), ""))
+	}
+	return r
+}
+
+// run publishes n messages and returns how long it took until the
+// subscriber had them all.
+func (r *rig) run(tb testing.TB, n int, payload []byte) time.Duration {
+	tb.Helper()
+	want := r.got.Load() + int64(n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range r.pubs {
+		wg.Add(1)
+		go func(i int, p *v5) {
+			defer wg.Done()
+			topic := "bench/dev" + string(rune('a'+i)) + "/telemetry"
+			for j := i; j < n; j += benchPublishers {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := p.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+				cancel()
+				if err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		}(i, p)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.got.Load() < want {
+		if time.Now().After(deadline) {
+			tb.Fatalf("delivered %d of %d", r.got.Load()-want+int64(n), n)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return time.Since(start)
+}
+
+func seedPayload(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "mqttwaf", "testdata", "komdi-alarm.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// compareBrokers runs the same load through every broker in addrs in one
+// run, in interleaved rounds so drift in machine load hits all alike, and
+// reports each one's delivered messages per second and its ratio to the
+// first. n messages go through each broker.
+func compareBrokers(b *testing.B, names []string, addrs []string) {
+	payload := seedPayload(b)
+	rigs := make([]*rig, len(addrs))
+	for i, a := range addrs {
+		rigs[i] = newRig(b, a)
+		rigs[i].run(b, 200, payload) // warm up connections and buffers
+	}
+	const rounds = 10
+	spent := make([]time.Duration, len(addrs))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for round := 0; round < rounds; round++ {
+		n := b.N / rounds
+		if round == rounds-1 {
+			n = b.N - n*(rounds-1)
+		}
+		for k := range rigs {
+			i := (k + round) % len(rigs) // rotate who goes first
+			spent[i] += rigs[i].run(b, n, payload)
+		}
+	}
+	b.StopTimer()
+	base := float64(b.N) / spent[0].Seconds()
+	for i, name := range names {
+		rate := float64(b.N) / spent[i].Seconds()
+		b.ReportMetric(rate, name+"_msgs/s")
+		if i > 0 {
+			b.ReportMetric(rate/base, name+"/"+names[0])
+		}
+	}
+}
+
+// BenchmarkBrokerThroughput runs the same load through plain mochi and
+// through the hardened broker (default policy), and reports both rates and
+// their ratio. It is the baseline later protections report their overhead
+// against. Run with a fixed count so runs compare:
+//
+//	go test -run '^$' -bench BrokerThroughput -benchtime 20000x -count 5 ./hooks/
+func BenchmarkBrokerThroughput(b *testing.B) {
+	compareBrokers(b, []string{"plain", "hardened"},
+		[]string{startPlainBroker(b), startBroker(b, "", brokerOpts{}).addr})
+}

@@ -1,0 +1,156 @@
+package hooks
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+func TestOversizedTopicCannotRegisterAlias(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	sub := mustV5(t, b.addr, "sub", "")
+	sub.subscribe(t, 1, "#")
+	pub := mustV5(t, b.addr, "pub", "")
+	alias := uint16(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	long := strings.Repeat("t", 300)
+	resp, err := pub.Publish(ctx, &paho.Publish{Topic: long, QoS: 1, Payload: []byte("x"),
+		Properties: &paho.PublishProperties{TopicAlias: &alias}})
+	if err == nil || resp == nil || resp.ReasonCode != byte(mqttwaf.CodeTopicNameInvalid) {
+		t.Fatalf("oversized topic: %v %+v", err, resp)
+	}
+	// Using the alias now finds nothing registered: refused, not delivered.
+	resp, err = pub.Publish(ctx, &paho.Publish{QoS: 1, Payload: []byte("y"),
+		Properties: &paho.PublishProperties{TopicAlias: &alias}})
+	if err == nil || resp == nil || resp.ReasonCode != byte(mqttwaf.CodeTopicNameInvalid) {
+		t.Fatalf("alias of a refused topic: %v %+v", err, resp)
+	}
+	b.events.wait(t, "limits.topic", "topic_empty", time.Second)
+	expectNoMsg(t, sub.msgs, 200*time.Millisecond)
+	// A normal alias works end to end.
+	alias = 2
+	if _, err := pub.Publish(ctx, &paho.Publish{Topic: "fleet/d/t", QoS: 1, Payload: []byte("z"),
+		Properties: &paho.PublishProperties{TopicAlias: &alias}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, &paho.Publish{QoS: 1, Payload: []byte("z2"),
+		Properties: &paho.PublishProperties{TopicAlias: &alias}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"z", "z2"} {
+		if m := expectMsg(t, sub.msgs, 5*time.Second); string(m.Payload) != want || m.Topic != "fleet/d/t" {
+			t.Fatalf("got %q on %q", m.Payload, m.Topic)
+		}
+	}
+}
+
+// rawSubscriber connects with MQTT 3.1.1, subscribes to filter at QoS 0 and
+// then never reads again: a consumer that cannot keep up.
+func rawSubscriber(t *testing.T, addr, filter string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	id := "stuck"
+	connect := []byte{0x10, byte(12 + len(id)), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}
+	connect = append(connect, id...)
+	sub := []byte{0x82, byte(5 + len(filter)), 0, 1, 0, byte(len(filter))}
+	sub = append(sub, filter...)
+	sub = append(sub, 0)
+	if _, err := conn.Write(append(connect, sub...)); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4+5)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(ack[:4]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("CONNACK % x: %v", ack[:4], err)
+	}
+	return conn
+}
+
+func TestDroppedDeliveriesAreEvents(t *testing.T) {
+	b := startBroker(t, "broker: {client_write_queue: 16}\n", brokerOpts{})
+	rawSubscriber(t, b.addr, "flood/#")
+	b.waitSubscribed(t, "flood/#")
+	pub := mustV5(t, b.addr, "flooder", "")
+	payload := make([]byte, 64<<10)
+	for i := 0; i < 600 && b.events.count("broker.delivery_dropped", "") == 0; i++ {
+		if _, err := pub.publish(t, "flood/x", 0, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := b.events.wait(t, "broker.delivery_dropped", "subscriber_queue_full", 5*time.Second)
+	if e.ClientID != "stuck" || e.Topic != "flood/x" || e.Size != len(payload) || e.Limit != 16 {
+		t.Fatalf("event %+v", e)
+	}
+	// Every drop mochi counted is an event (and a counter) of ours.
+	time.Sleep(200 * time.Millisecond)
+	dropped := atomic.LoadInt64(&b.server.Info.MessagesDropped)
+	var counted uint64
+	for _, c := range b.waf.Counters() {
+		if c.Rule == "broker.delivery_dropped" {
+			counted += c.N
+		}
+	}
+	if int64(counted) != dropped || counted == 0 {
+		t.Fatalf("mochi dropped %d, WAF counted %d", dropped, counted)
+	}
+}
+
+func TestReloadAppliesToConnectedClients(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	sub := mustV5(t, b.addr, "sub", "")
+	sub.subscribe(t, 1, "#")
+	pub := mustV5(t, b.addr, "pub", "")
+	if _, err := pub.publish(t, "a/b/c/d", 1, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	expectMsg(t, sub.msgs, 5*time.Second)
+	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.waf.Reload(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.publish(t, "a/b/c/d", 1, []byte("after")); err == nil {
+		t.Fatal("reloaded limit not applied to a connected client")
+	}
+	expectNoMsg(t, sub.msgs, 200*time.Millisecond)
+}
+
+func TestWillRecheckedWhenSent(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	sub := mustV5(t, b.addr, "watcher", "")
+	sub.subscribe(t, 1, "fleet/#")
+	conn, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connectV5(t, conn, &paho.Connect{ClientID: "dev", CleanStart: true,
+		WillMessage: &paho.WillMessage{Topic: "fleet/a/b/c/dev", QoS: 1, Payload: []byte("offline")}}); err != nil {
+		t.Fatal(err)
+	}
+	// The will was fine at CONNECT; the policy changes before it is sent.
+	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	if err := b.waf.Reload(p); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	expectNoMsg(t, sub.msgs, 500*time.Millisecond)
+	// Nor can anyone fetch it from the reserved topic it was parked on.
+	snoop := mustV5(t, b.addr, "snoop", "")
+	if sa := snoop.subscribe(t, 1, mqttwaf.ReservedPrefix+"#"); sa.Reasons[0] < 0x80 {
+		t.Fatalf("subscription to %s# granted", mqttwaf.ReservedPrefix)
+	}
+}

@@ -1,0 +1,409 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+)
+
+// recorder is an event sink that tests can wait on.
+type recorder struct {
+	mu     sync.Mutex
+	events []mqttwaf.Event
+	signal chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{signal: make(chan struct{}, 1)} }
+
+func (r *recorder) Emit(e mqttwaf.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+// find returns the first event matching rule and reason ("" matches any).
+func (r *recorder) find(rule, reason string) (mqttwaf.Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if (rule == "" || e.Rule == rule) && (reason == "" || e.Reason == reason) {
+			return e, true
+		}
+	}
+	return mqttwaf.Event{}, false
+}
+
+func (r *recorder) count(rule, reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if (rule == "" || e.Rule == rule) && (reason == "" || e.Reason == reason) {
+			n++
+		}
+	}
+	return n
+}
+
+// wait waits up to d for an event with rule and reason.
+func (r *recorder) wait(t testing.TB, rule, reason string, d time.Duration) mqttwaf.Event {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		if e, ok := r.find(rule, reason); ok {
+			return e
+		}
+		select {
+		case <-r.signal:
+		case <-deadline:
+			t.Fatalf("no event rule=%q reason=%q within %s; events: %v", rule, reason, d, r.all())
+		}
+	}
+}
+
+// waitCount waits up to d until n events with rule and reason were seen.
+func (r *recorder) waitCount(t testing.TB, rule, reason string, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for r.count(rule, reason) < n {
+		select {
+		case <-r.signal:
+		case <-deadline:
+			t.Fatalf("%d events rule=%q reason=%q within %s, want %d; events: %v", r.count(rule, reason), rule, reason, d, n, r.all())
+		}
+	}
+}
+
+func (r *recorder) all() []mqttwaf.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]mqttwaf.Event(nil), r.events...)
+}
+
+// testBroker is a real mochi server with the WAF installed, listening on
+// 127.0.0.1 with random ports.
+type testBroker struct {
+	server  *mqtt.Server
+	waf     *mqttwaf.WAF
+	events  *recorder
+	addr    string // TCP
+	tlsAddr string // TLS, when brokerOpts.tls is set
+	wsAddr  string // WebSocket, when brokerOpts.ws is set
+	tlsCA   *x509.CertPool
+}
+
+type brokerOpts struct {
+	tls, ws bool
+	rules   []mqttwaf.Rule
+}
+
+// testPolicy prefixes every test policy: events unthrottled so tests see
+// them all.
+const testPolicy = "events: {max_per_second: 1000000}\n"
+
+func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
+	t.Helper()
+	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+policyYAML), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBroker{events: newRecorder()}
+	b.waf, err = mqttwaf.New(p, mqttwaf.Options{Sink: b.events, Rules: o.rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := HardenedOptions(p)
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b.server = mqtt.New(opts)
+	if err := Install(b.server, b.waf); err != nil {
+		t.Fatal(err)
+	}
+	add := func(cfg listeners.Config) string {
+		l, err := NewListener(b.waf, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.server.AddListener(l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Address()
+	}
+	b.addr = add(listeners.Config{ID: "tcp", Type: TypeTCP, Address: "127.0.0.1:0"})
+	if o.tls {
+		var cfg *tls.Config
+		cfg, b.tlsCA = selfSignedTLS(t)
+		b.tlsAddr = add(listeners.Config{ID: "tls", Type: TypeTCP, Address: "127.0.0.1:0", TLSConfig: cfg})
+	}
+	if o.ws {
+		b.wsAddr = add(listeners.Config{ID: "ws", Type: TypeWebsocket, Address: "127.0.0.1:0"})
+	}
+	if err := b.server.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.server.Close() })
+	return b
+}
+
+// selfSignedTLS returns a server TLS config for 127.0.0.1 and a pool that
+// trusts it.
+func selfSignedTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
+}
+
+// v5 is a connected paho.golang (MQTT 5) client with its received messages.
+type v5 struct {
+	*paho.Client
+	connack *paho.Connack
+	msgs    chan *paho.Publish
+	discon  chan *paho.Disconnect
+	conn    net.Conn
+}
+
+// dialV5 connects an MQTT 5 client over conn (or TCP to addr). It returns
+// the client even when the CONNACK refuses, with err set.
+func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return connectV5(t, conn, cp)
+}
+
+func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
+	t.Helper()
+	conn = packets.NewThreadSafeConn(conn) // paho writes from several goroutines
+	c := &v5{msgs: make(chan *paho.Publish, 1000), discon: make(chan *paho.Disconnect, 1), conn: conn}
+	c.Client = paho.NewClient(paho.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.msgs <- pr.Packet
+			return true, nil
+		}},
+		OnServerDisconnect: func(d *paho.Disconnect) { c.discon <- d },
+		PacketTimeout:      5 * time.Second,
+	})
+	if cp.KeepAlive == 0 && cp.ClientID != "keepalive-zero" {
+		cp.KeepAlive = 30
+	}
+	if cp.Username != "" {
+		cp.UsernameFlag = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, cp)
+	c.connack = ca
+	if err == nil {
+		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	} else {
+		_ = conn.Close()
+	}
+	return c, err
+}
+
+func mustV5(t testing.TB, addr, clientID, username string) *v5 {
+	t.Helper()
+	c, err := dialV5(t, addr, &paho.Connect{ClientID: clientID, Username: username, CleanStart: true})
+	if err != nil {
+		t.Fatalf("connect %s: %v", clientID, err)
+	}
+	return c
+}
+
+func (c *v5) subscribe(t testing.TB, qos byte, filters ...string) *paho.Suback {
+	t.Helper()
+	s := &paho.Subscribe{}
+	for _, f := range filters {
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: qos})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sa, err := c.Subscribe(ctx, s)
+	if sa == nil {
+		t.Fatalf("subscribe %v: %v", filters, err)
+	}
+	return sa
+}
+
+func (c *v5) publish(t testing.TB, topic string, qos byte, payload []byte) (*paho.PublishResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload})
+}
+
+// expectMsg waits for one message on c.
+func expectMsg(t testing.TB, msgs <-chan *paho.Publish, d time.Duration) *paho.Publish {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		return m
+	case <-time.After(d):
+		t.Fatalf("no message within %s", d)
+		return nil
+	}
+}
+
+// expectNoMsg fails if a message arrives within d.
+func expectNoMsg(t testing.TB, msgs <-chan *paho.Publish, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		t.Fatalf("unexpected message on %q: %q", m.Topic, m.Payload)
+	case <-time.After(d):
+	}
+}
+
+// dialV3 connects an MQTT 3.1.1 client (paho.mqtt.golang).
+func dialV3(t testing.TB, addr, clientID, username string, mod func(*mqtt3.ClientOptions)) (mqtt3.Client, byte, error) {
+	t.Helper()
+	o := mqtt3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(username).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
+		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
+	if mod != nil {
+		mod(o)
+	}
+	c := mqtt3.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(5 * time.Second) {
+		t.Fatal("3.1.1 connect timed out")
+	}
+	code := tok.(*mqtt3.ConnectToken).ReturnCode()
+	if tok.Error() == nil {
+		t.Cleanup(func() { c.Disconnect(100) })
+	}
+	return c, code, tok.Error()
+}
+
+func mustV3(t testing.TB, addr, clientID, username string) mqtt3.Client {
+	t.Helper()
+	c, _, err := dialV3(t, addr, clientID, username, nil)
+	if err != nil {
+		t.Fatalf("3.1.1 connect %s: %v", clientID, err)
+	}
+	return c
+}
+
+func waitToken(t testing.TB, tok mqtt3.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(5 * time.Second) {
+		t.Fatal("3.1.1 token timed out")
+	}
+	if err := tok.Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// needMosquitto returns the path of a mosquitto client tool. CI installs
+// mosquitto-clients and sets MQTTWAF_REQUIRE_MOSQUITTO=1, so there a missing
+// tool fails the test; elsewhere it skips.
+func needMosquitto(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("MQTTWAF_REQUIRE_MOSQUITTO") != "" {
+			t.Fatalf("%s not found (apt-get install mosquitto-clients)", tool)
+		}
+		t.Skipf("%s not installed (apt-get install mosquitto-clients)", tool)
+	}
+	return p
+}
+
+func hostPort(t testing.TB, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
+// mosquittoSub starts mosquitto_sub and returns a function that waits for it
+// and returns its output.
+func mosquittoSub(t testing.TB, addr string, args ...string) func() (string, error) {
+	t.Helper()
+	h, p := hostPort(t, addr)
+	var out, errb bytes.Buffer
+	cmd := exec.Command(needMosquitto(t, "mosquitto_sub"), append([]string{"-h", h, "-p", p}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return func() (string, error) {
+		err := cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, strings.TrimSpace(errb.String()))
+		}
+		return out.String(), err
+	}
+}
+
+func mosquittoPub(t testing.TB, addr string, args ...string) (string, error) {
+	t.Helper()
+	h, p := hostPort(t, addr)
+	out, err := exec.Command(needMosquitto(t, "mosquitto_pub"), append([]string{"-h", h, "-p", p}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// waitSubscribed waits until the broker holds a subscription for filter, so
+// a test does not publish before an external subscriber is ready.
+func (b *testBroker) waitSubscribed(t testing.TB, filter string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, cl := range b.server.Clients.GetAll() {
+			if _, ok := cl.State.Subscriptions.Get(filter); ok {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("nobody subscribed to %q", filter)
+}

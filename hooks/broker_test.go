@@ -258,27 +258,34 @@ func TestWillRefusedOnMQTT311(t *testing.T) {
 }
 
 func TestTakeoverByOtherIdentityRefused(t *testing.T) {
-	b := startBroker(t, "", brokerOpts{})
+	creds := credsFile(t, "alice:dev:alice-pw-1", "mallory:dev:mallory-pw", "ops:dev:ops-pw-123")
+	b := startBroker(t, "identity: {credentials_file: "+creds+", anonymous: {allow: never}}\n"+
+		"roles: {dev: {publish: ['fleet/#'], subscribe: ['fleet/#']}}\n", brokerOpts{})
 	sessionExpiry := uint32(300)
-	owner, err := dialV5(t, b.addr, &paho.Connect{ClientID: "dev1", Username: "alice", CleanStart: false,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &sessionExpiry}})
+	alice := func(clean bool) *paho.Connect {
+		return &paho.Connect{ClientID: "dev1", Username: "alice", Password: []byte("alice-pw-1"), PasswordFlag: true,
+			CleanStart: clean, Properties: &paho.ConnectProperties{SessionExpiryInterval: &sessionExpiry}}
+	}
+	mallory := &paho.Connect{ClientID: "dev1", Username: "mallory", Password: []byte("mallory-pw"), PasswordFlag: true}
+	owner, err := dialV5(t, b.addr, alice(false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	owner.subscribe(t, 1, "fleet/dev1/cmd")
 
-	// Another identity, same client ID: refused on both protocol versions.
-	thief, err := dialV5(t, b.addr, &paho.Connect{ClientID: "dev1", Username: "mallory", CleanStart: false})
+	// Another identity (authenticated, but not the owner), same client ID:
+	// refused on both protocol versions.
+	thief, err := dialV5(t, b.addr, mallory)
 	if err == nil || thief.connack == nil || thief.connack.ReasonCode != byte(mqttwaf.CodeClientIDNotValid) {
 		t.Fatalf("takeover by mallory (v5) not refused with 0x85: %v %+v", err, thief.connack)
 	}
-	if _, code, err := dialV3(t, b.addr, "dev1", "mallory", nil); err == nil || code != v3IdentifierRejected {
+	if _, code, err := dialV3(t, b.addr, "dev1", "mallory", func(o *mqtt3.ClientOptions) { o.SetPassword("mallory-pw") }); err == nil || code != v3IdentifierRejected {
 		t.Fatalf("takeover by mallory (3.1.1) not refused with 0x02: code %d err %v", code, err)
 	}
 	b.events.wait(t, "sessions.takeover", "session_owned_by_other_identity", time.Second)
 
 	// The owner still has its session.
-	pub := mustV5(t, b.addr, "backend", "ops")
+	pub := mustV5Pass(t, b.addr, "backend", "ops", "ops-pw-123")
 	if _, err := pub.publish(t, "fleet/dev1/cmd", 1, []byte("reboot")); err != nil {
 		t.Fatal(err)
 	}
@@ -286,15 +293,23 @@ func TestTakeoverByOtherIdentityRefused(t *testing.T) {
 
 	// While the owner is offline, its queued messages stay out of reach too.
 	_ = owner.Disconnect(&paho.Disconnect{})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if cl, ok := b.server.Clients.Get("dev1"); ok && cl.Closed() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("owner still connected")
+		}
+	}
 	if _, err := pub.publish(t, "fleet/dev1/cmd", 1, []byte("queued")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dialV5(t, b.addr, &paho.Connect{ClientID: "dev1", Username: "mallory", CleanStart: false}); err == nil {
+	mallory.Password = []byte("mallory-pw") // paho may have consumed it
+	if _, err := dialV5(t, b.addr, mallory); err == nil {
 		t.Fatal("mallory took over the offline session")
 	}
 	// The same identity resumes it and gets the queued message.
-	back, err := dialV5(t, b.addr, &paho.Connect{ClientID: "dev1", Username: "alice", CleanStart: false,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &sessionExpiry}})
+	back, err := dialV5(t, b.addr, alice(false))
 	if err != nil {
 		t.Fatalf("owner could not resume: %v", err)
 	}

@@ -116,7 +116,7 @@ func TestReloadAppliesToConnectedClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectMsg(t, sub.msgs, 5*time.Second)
-	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+"limits: {topic: {max_levels: 3}}\n"), "reload")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestWillRecheckedWhenSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The will was fine at CONNECT; the policy changes before it is sent.
-	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+"limits: {topic: {max_levels: 3}}\n"), "reload")
 	if err := b.waf.Reload(p); err != nil {
 		t.Fatal(err)
 	}

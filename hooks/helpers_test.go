@@ -16,8 +16,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
@@ -118,6 +121,7 @@ type testBroker struct {
 	tlsAddr string // TLS, when brokerOpts.tls is set
 	wsAddr  string // WebSocket, when brokerOpts.ws is set
 	tlsCA   *x509.CertPool
+	pki     *testPKI // the CA behind the TLS listener
 }
 
 type brokerOpts struct {
@@ -129,8 +133,18 @@ type brokerOpts struct {
 // them all.
 const testPolicy = "events: {max_per_second: 1000000}\n"
 
+// openAccess lets anonymous clients do anything topic permissions allow.
+// startBroker adds it to test policies that say nothing about identity or
+// roles, so tests of other protections need no credentials.
+const openAccess = `identity: {anonymous: {allow: anywhere, role: open}}
+roles: {open: {publish: ["#"], subscribe: ["#"], retain: ["#"], broad_wildcards: true}}
+`
+
 func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	t.Helper()
+	if !strings.Contains(policyYAML, "identity:") && !strings.Contains(policyYAML, "roles:") {
+		policyYAML = openAccess + policyYAML
+	}
 	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+policyYAML), t.Name())
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +172,9 @@ func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	}
 	b.addr = add(listeners.Config{ID: "tcp", Type: TypeTCP, Address: "127.0.0.1:0"})
 	if o.tls {
-		var cfg *tls.Config
-		cfg, b.tlsCA = selfSignedTLS(t)
-		b.tlsAddr = add(listeners.Config{ID: "tls", Type: TypeTCP, Address: "127.0.0.1:0", TLSConfig: cfg})
+		b.pki = newPKI(t)
+		b.tlsCA = b.pki.pool
+		b.tlsAddr = add(listeners.Config{ID: "tls", Type: TypeTCP, Address: "127.0.0.1:0", TLSConfig: b.pki.serverTLS(t)})
 	}
 	if o.ws {
 		b.wsAddr = add(listeners.Config{ID: "ws", Type: TypeWebsocket, Address: "127.0.0.1:0"})
@@ -172,28 +186,91 @@ func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	return b
 }
 
-// selfSignedTLS returns a server TLS config for 127.0.0.1 and a pool that
-// trusts it.
-func selfSignedTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
+// testPKI is a throwaway CA that signs the broker's certificate and client
+// certificates.
+type testPKI struct {
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+	pool  *x509.CertPool
+}
+
+func newPKI(t testing.TB) *testPKI {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mqttwaf test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	ca, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
+	pool.AddCert(ca)
+	return &testPKI{ca: ca, caKey: key, pool: pool}
+}
+
+var serial atomic.Int64
+
+// issue returns a certificate signed by the CA: a server certificate for
+// 127.0.0.1, or a client certificate with common name cn.
+func (p *testPKI) issue(t testing.TB, cn string, server bool) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(100 + serial.Add(1)), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serverTLS returns a server TLS config for 127.0.0.1 that asks for (but
+// does not require) client certificates from the same CA.
+func (p *testPKI) serverTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	return &tls.Config{Certificates: []tls.Certificate{p.issue(t, "127.0.0.1", true)}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: p.pool}
+}
+
+// credsFile writes a credentials file with "name:role:password" entries
+// (bcrypt at the minimum cost, so tests stay fast) and returns its path.
+func credsFile(t testing.TB, entries ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, e := range entries {
+		parts := strings.SplitN(e, ":", 3)
+		hash := "-"
+		if parts[2] != "-" {
+			h, err := bcrypt.GenerateFromPassword([]byte(parts[2]), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash = string(h)
+		}
+		fmt.Fprintf(&b, "%s:%s:%s\n", parts[0], parts[1], hash)
+	}
+	path := filepath.Join(t.TempDir(), "devices.creds")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // v5 is a connected paho.golang (MQTT 5) client with its received messages.
@@ -249,7 +326,16 @@ func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
 
 func mustV5(t testing.TB, addr, clientID, username string) *v5 {
 	t.Helper()
-	c, err := dialV5(t, addr, &paho.Connect{ClientID: clientID, Username: username, CleanStart: true})
+	return mustV5Pass(t, addr, clientID, username, "")
+}
+
+func mustV5Pass(t testing.TB, addr, clientID, username, password string) *v5 {
+	t.Helper()
+	cp := &paho.Connect{ClientID: clientID, Username: username, CleanStart: true}
+	if password != "" {
+		cp.Password, cp.PasswordFlag = []byte(password), true
+	}
+	c, err := dialV5(t, addr, cp)
 	if err != nil {
 		t.Fatalf("connect %s: %v", clientID, err)
 	}

@@ -15,31 +15,43 @@ import (
 // nothing, and the precise SUBACK codes of a SUBSCRIBE in progress.
 type session struct {
 	client mqttwaf.Client
+	// replaces is the session of the same client ID this one takes over,
+	// forgotten once this one is established.
+	replaces *mqtt.Client
 
 	mu          sync.Mutex
 	subackID    uint16
 	subackCodes []byte // MQTT 5 codes by filter index; 0 = leave mochi's
 }
 
-// sessions maps mochi clients to sessions. Entries are added when OnConnect
-// admits a client and removed in OnDisconnect. mochi skips OnDisconnect on a
-// few failure paths (a CONNACK that cannot be written), so when the table
-// holds more than twice the connection cap it drops entries of closed
-// clients: it is bounded by broker.max_connections.
+// sessions maps mochi clients to sessions. An entry is added when OnConnect
+// admits a client and lives as long as mochi keeps the client: a persistent
+// session stays while its device is offline (deliveries queued for it are
+// checked against its identity), and goes when mochi expires it, when a new
+// connection takes it over, or when a clean session disconnects. So the
+// table is bounded by mochi's own session table (broker.max_connections
+// connected, plus offline sessions within broker.max_session_expiry).
+//
+// mochi skips its hooks on a few failure paths (a CONNACK that cannot be
+// written), so when the table has doubled since the last sweep it drops
+// entries of clients mochi no longer holds.
 type sessions struct {
-	m   sync.Map // *mqtt.Client -> *session
-	n   atomic.Int64
-	max int
+	m         sync.Map // *mqtt.Client -> *session
+	n         atomic.Int64
+	max       int
+	nextSweep atomic.Int64
+	held      func(*mqtt.Client) bool // does mochi still hold this client?
 }
 
 func (t *sessions) add(cl *mqtt.Client, s *session) {
 	if _, loaded := t.m.Swap(cl, s); loaded {
 		return
 	}
-	if t.n.Add(1) > int64(2*t.max) {
+	n := t.n.Add(1)
+	if next := t.nextSweep.Load(); n > max(next, int64(2*t.max)) && t.nextSweep.CompareAndSwap(next, 2*n) {
 		t.m.Range(func(k, _ any) bool {
-			if k.(*mqtt.Client).Closed() {
-				t.remove(k.(*mqtt.Client))
+			if c := k.(*mqtt.Client); c.Closed() && (t.held == nil || !t.held(c)) {
+				t.remove(c)
 			}
 			return true
 		})
@@ -94,6 +106,18 @@ func newClient(cl *mqtt.Client) mqttwaf.Client {
 		c.TLS = info
 	}
 	return c
+}
+
+// mochiProps converts user properties back to mochi's type.
+func mochiProps(in []mqttwaf.UserProperty) []packets.UserProperty {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]packets.UserProperty, len(in))
+	for i, p := range in {
+		out[i] = packets.UserProperty{Key: p.Key, Val: p.Value}
+	}
+	return out
 }
 
 // userProps converts mochi user properties; it allocates only when there

@@ -55,6 +55,7 @@ func (h *WAF) Provides(b byte) bool {
 		mqtt.OnPublish,
 		mqtt.OnWill,
 		mqtt.OnPublishDropped,
+		mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -66,6 +67,12 @@ func (h *WAF) Init(config any) error {
 	}
 	h.waf, h.server = o.WAF, o.Server
 	h.sessions.max = o.WAF.Broker().MaxConnections
+	if h.server != nil {
+		h.sessions.held = func(cl *mqtt.Client) bool {
+			cur, ok := h.server.Clients.Get(cl.ID)
+			return ok && cur == cl
+		}
+	}
 	return nil
 }
 
@@ -101,8 +108,8 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		UsernameSet:    pk.Connect.UsernameFlag,
 		Password:       pk.Connect.Password,
 		UserProperties: userProps(pk.Properties.User),
-		Session:        h.existingSession(cl.ID),
 	}
+	conn.Session, s.replaces = h.existingSession(cl.ID)
 	if cl.Properties.Will.Flag == 1 {
 		w := cl.Properties.Will
 		conn.Will = &mqttwaf.Message{Topic: w.TopicName, QoS: w.Qos, Retain: w.Retain, Payload: w.Payload,
@@ -128,25 +135,31 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.Properties.Will = mqtt.Will{} // Flag 0: never sent
 	case conn.Will != will:
 		cl.Properties.Will.Payload = conn.Will.Payload
+		cl.Properties.Will.User = mochiProps(conn.Will.Props.User)
 	}
+	// mochi keeps the session under this name after the connection ends;
+	// make it the authenticated identity (a certificate's, say), so the
+	// session's owner is known later.
+	cl.Properties.Username = []byte(s.client.Username)
 	h.sessions.add(cl, s)
 	return nil
 }
 
-// existingSession describes the session mochi holds for a client ID.
-func (h *WAF) existingSession(id string) *mqttwaf.SessionInfo {
+// existingSession describes the session mochi holds for a client ID, and
+// returns its client.
+func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
 	if h.server == nil {
-		return nil
+		return nil, nil
 	}
 	old, ok := h.server.Clients.Get(id)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	owner := string(old.Properties.Username)
 	if s := h.sessions.get(old); s != nil {
 		owner = s.client.Username
 	}
-	return &mqttwaf.SessionInfo{Owner: owner, Connected: !old.Closed()}
+	return &mqttwaf.SessionInfo{Owner: owner, Connected: !old.Closed()}, old
 }
 
 // OnConnectAuthenticate allows exactly the clients OnConnect admitted.
@@ -154,19 +167,30 @@ func (h *WAF) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.sessions.get(cl) != nil
 }
 
-// OnSessionEstablished releases the client-ID claim taken at CONNECT.
+// OnSessionEstablished releases the client-ID claim taken at CONNECT and
+// forgets the session this one took over.
 func (h *WAF) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if s := h.sessions.get(cl); s != nil {
 		h.waf.Established(&s.client)
+		if s.replaces != nil && s.replaces != cl {
+			h.sessions.remove(s.replaces)
+			s.replaces = nil
+		}
 	}
 }
 
-// OnDisconnect forgets the connection and reports packets mochi refused for
-// their size after CONNECT (it closes the socket without telling the hooks
-// why otherwise).
-func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+// OnClientExpired forgets a persistent session mochi expired.
+func (h *WAF) OnClientExpired(cl *mqtt.Client) { h.sessions.remove(cl) }
+
+// OnDisconnect forgets a connection whose session ends with it (a
+// persistent session is kept until mochi expires it or it is taken over),
+// and reports packets mochi refused for their size after CONNECT (it closes
+// the socket without telling the hooks why otherwise).
+func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	s := h.sessions.get(cl)
-	h.sessions.remove(cl)
+	if expire {
+		h.sessions.remove(cl)
+	}
 	if s != nil && errors.Is(err, packets.ErrPacketTooLarge) {
 		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, mqttwaf.Verdict{
 			Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
@@ -224,10 +248,11 @@ func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 			TopicAlias: pk.Properties.TopicAlias, User: userProps(pk.Properties.User),
 		},
 	}
-	v, payload := h.waf.Publish(&s.client, &m)
+	v, out := h.waf.Publish(&s.client, &m)
 	if !v.Blocked() {
-		if payload != nil {
-			pk.Payload = payload
+		if out != nil {
+			pk.Payload = out.Payload
+			pk.Properties.User = mochiProps(out.Props.User)
 		}
 		return pk, nil
 	}
@@ -292,8 +317,9 @@ func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if v := h.waf.CheckWill(&conn); v.Blocked() || conn.Will == nil {
 		return mqtt.Will{TopicName: mqttwaf.ReservedPrefix + "discarded-will", Flag: will.Flag}, nil
 	}
-	if conn.Will != m { // rewritten (normalised) payload
+	if conn.Will != m { // rewritten (payload normalised, identity stamped)
 		will.Payload = conn.Will.Payload
+		will.User = mochiProps(conn.Will.Props.User)
 	}
 	return will, nil
 }

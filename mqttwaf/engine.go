@@ -34,17 +34,28 @@ type output struct {
 // built-in rules in their documented order, then the custom rules.
 func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.Time) (*engine, error) {
 	e := &engine{policy: p, enforce: p.Mode == Enforce, st: st, out: out, now: now}
+	id, err := compileIdentity(p)
+	if err != nil {
+		return nil, err
+	}
 	builtin := []Rule{
 		// Transport first: cheap, and they protect everything after them.
 		&connectionCaps{p: p},
 		&keepaliveClamp{p: p},
-		// Shape of what the client sends.
+		// Shape of what the client sends, before any expensive work.
 		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
 		&topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels},
 		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
+		// Who the client is, then what it may do.
+		&authenticate{id: id, p: p, lockouts: st.lockouts},
+		&bindClientID{id: id},
 	}
 	if p.Sessions.Takeover == "same_identity" {
 		builtin = append(builtin, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now})
+	}
+	builtin = append(builtin, &acl{id: id, roles: compileRoles(p)})
+	if name := p.Provenance.UserProperty; name != "" {
+		builtin = append(builtin, &provenance{name: name})
 	}
 	ids := map[string]bool{}
 	for _, r := range append(builtin, custom...) {

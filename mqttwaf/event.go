@@ -109,7 +109,9 @@ func (s *LogSink) Emit(e Event) {
 	if e.Limit != 0 || e.Value != 0 {
 		attrs = append(attrs, slog.Int64("limit", e.Limit), slog.Int64("value", e.Value))
 	}
-	s.Logger.LogAttrs(context.Background(), level, "mqttwaf", attrs...)
+	r := slog.NewRecord(e.Time, level, "mqttwaf", 0)
+	r.AddAttrs(attrs...)
+	_ = s.Logger.Handler().Handle(context.Background(), r)
 }
 
 // limitedSink passes at most a fixed rate of events on to its sink, so an

@@ -21,7 +21,10 @@ type Client struct {
 	RemoteIP   netip.Addr // zero when the address is not IP (unix sockets, tests)
 	Protocol   byte       // MQTT31, MQTT311 or MQTT5
 	TLS        *TLSInfo   // nil on plain TCP and plain WebSocket
-	// Role is the role the identity maps to; empty until identity rules assign one.
+	// Auth says how the identity was established, and Role is the role it
+	// had at CONNECT (rules look the role up again at every check, so a
+	// reload that changes it applies at once).
+	Auth AuthMethod
 	Role string
 }
 
@@ -115,9 +118,10 @@ type Publish struct {
 	// is checked against the publish rules at CONNECT time.
 	Will bool
 
-	msg  Message   // the working copy Message points to
-	bufs [2][]byte // ping-pong scratch buffers for rewrites
-	cur  int       // index of the buffer backing Message.Payload, or -1
+	msg         Message   // the working copy Message points to
+	bufs        [2][]byte // ping-pong scratch buffers for rewrites
+	cur         int       // index of the buffer backing Message.Payload, or -1
+	userChanged bool      // a rule replaced Message.Props.User
 }
 
 // Scratch returns an empty buffer that does not alias the current payload,
@@ -142,6 +146,12 @@ func (p *Publish) SetPayload(b []byte) {
 	p.Message.Payload = b
 }
 
+// SetUserProperties replaces the message's MQTT 5 user properties.
+func (p *Publish) SetUserProperties(u []UserProperty) {
+	p.Message.Props.User = u
+	p.userChanged = true
+}
+
 // Changed reports whether a rule replaced the payload.
 func (p *Publish) Changed() bool { return p.cur >= 0 }
 
@@ -150,4 +160,5 @@ func (p *Publish) reset(c *Client, m *Message, will bool) {
 	p.msg = *m
 	p.Client, p.Message, p.Will = c, &p.msg, will
 	p.cur = -1
+	p.userChanged = false
 }

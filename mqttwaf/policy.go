@@ -3,6 +3,8 @@ package mqttwaf
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +39,17 @@ type Policy struct {
 	// Responses says how refusals are expressed where the protocol has no
 	// way to say no.
 	Responses ResponsesPolicy `yaml:"responses" json:"responses"`
+	// Identity says who a client is: per-device credentials, certificate
+	// identities, anonymous access, client-ID binding.
+	Identity IdentityPolicy `yaml:"identity" json:"identity"`
+	// Roles grant topic permissions to identities, by role name.
+	Roles map[string]RolePolicy `yaml:"roles" json:"roles"`
+	// Provenance stamps the authenticated identity into accepted publishes.
+	Provenance ProvenancePolicy `yaml:"provenance" json:"provenance"`
+
+	// baseDir is the directory relative file names in the policy are
+	// resolved against (the policy file's own directory).
+	baseDir string
 }
 
 // Mode is how the engine applies decisions.
@@ -103,6 +116,10 @@ type ConnectionPolicy struct {
 	// (default 256: enough for a fleet behind carrier-grade NAT, small
 	// enough that one host cannot hold the whole broker).
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// RequireClientCertificate refuses clients without a verified client
+	// certificate on this listener (0x87), even when the TLS configuration
+	// only asks for one.
+	RequireClientCertificate bool `yaml:"require_client_certificate" json:"require_client_certificate"`
 	// MaxKeepalive is the longest keepalive granted (default 20m). A client
 	// asking for 0 (no keepalive at all) or more gets this value, announced
 	// to MQTT 5 clients as Server Keep Alive; an idle 3.1.1 client is
@@ -167,6 +184,119 @@ type ResponsesPolicy struct {
 	MQTT311Publish string `yaml:"mqtt311_publish" json:"mqtt311_publish"`
 }
 
+// IdentityPolicy says who clients are.
+type IdentityPolicy struct {
+	// CredentialsFile holds one identity per line, "name:role:hash", with a
+	// bcrypt or argon2id hash ("-" for certificate-only identities).
+	// Plaintext is refused. Relative paths are relative to the policy file.
+	CredentialsFile string `yaml:"credentials_file" json:"credentials_file"`
+	// Anonymous says whether clients without credentials may connect.
+	Anonymous AnonymousPolicy `yaml:"anonymous" json:"anonymous"`
+	// Certificate makes a verified client certificate an identity.
+	Certificate CertificatePolicy `yaml:"certificate" json:"certificate"`
+	// ClientID binds client IDs to identities.
+	ClientID ClientIDBinding `yaml:"client_id" json:"client_id"`
+	// Lockout stops password guessing.
+	Lockout LockoutPolicy `yaml:"lockout" json:"lockout"`
+}
+
+// LockoutPolicy locks out remote IPs and user names after repeated failed
+// authentications. It applies from the policy the WAF starts with; a reload
+// keeps the running lockouts and their settings.
+type LockoutPolicy struct {
+	// MaxFailures failed authentications within Window lock the IP or user
+	// name out (default 5 in 5m).
+	MaxFailures int      `yaml:"max_failures" json:"max_failures"`
+	Window      Duration `yaml:"window" json:"window"`
+	// Duration is the first lockout (default 1m); each repeat doubles it, up
+	// to MaxDuration (default 1h).
+	Duration    Duration `yaml:"duration" json:"duration"`
+	MaxDuration Duration `yaml:"max_duration" json:"max_duration"`
+	// PerUsername is on (default) or off. On, a user name under attack is
+	// locked out for everyone, its real device included, until the lockout
+	// ends: that stops a guesser who rotates IPs, at the price of a denial of
+	// service on that one identity. Off, only IPs are locked out.
+	PerUsername string `yaml:"per_username" json:"per_username"`
+	// MaxEntries bounds the failure counters and the lockout list (default
+	// 100000 each).
+	MaxEntries int `yaml:"max_entries" json:"max_entries"`
+}
+
+// AnonymousPolicy governs clients that present no credentials.
+type AnonymousPolicy struct {
+	// Allow is loopback (default: only from 127.0.0.0/8 and ::1, so a
+	// broker tried on a laptop works and one exposed to a network is closed),
+	// never, networks (from Networks only) or anywhere.
+	Allow string `yaml:"allow" json:"allow"`
+	// Networks lists the CIDRs anonymous clients may come from when Allow is
+	// networks.
+	Networks []string `yaml:"networks" json:"networks"`
+	// Role is the role anonymous clients get (default guest).
+	Role string `yaml:"role" json:"role"`
+}
+
+// CertificatePolicy turns verified client certificates into identities.
+type CertificatePolicy struct {
+	// Identity is the certificate field that becomes the identity: none
+	// (default), cn, san_dns, san_email or san_uri (the first SAN of that
+	// kind). A client that also sends a user name must send this identity.
+	Identity string `yaml:"identity" json:"identity"`
+	// Role is the role of certificate identities that have no line in the
+	// credentials file; empty (default) refuses them.
+	Role string `yaml:"role" json:"role"`
+}
+
+// ClientIDBinding binds client IDs to identities.
+type ClientIDBinding struct {
+	// Bind is a template the client ID must match, with {username} and
+	// {cn} and a final '*' for any suffix: "{username}" or "{username}-*".
+	// Empty (default) binds nothing; sessions.takeover still protects
+	// sessions. Anonymous clients are not bound.
+	Bind string `yaml:"bind" json:"bind"`
+}
+
+// RolePolicy grants topic permissions. Templates are topic filters whose
+// levels may use {clientid}, {username} and {cn}. Deny overrides allow.
+type RolePolicy struct {
+	// Publish lists where the role may publish.
+	Publish []string `yaml:"publish" json:"publish"`
+	// Subscribe lists what the role may subscribe to and receive. Read
+	// permission is checked again at every delivery, so removing a grant
+	// stops delivery on existing subscriptions at once.
+	Subscribe []string `yaml:"subscribe" json:"subscribe"`
+	// Retain lists where the role may publish retained messages.
+	Retain []string `yaml:"retain" json:"retain"`
+	// Deny lists topics the role may neither publish to nor receive.
+	Deny []string `yaml:"deny" json:"deny"`
+	// Sys allows subscribing to and receiving $SYS topics.
+	Sys bool `yaml:"sys" json:"sys"`
+	// MinLiteralLevels is how many leading levels of a wildcard
+	// subscription must be literal (default 1: '#' and '+/#' are refused).
+	MinLiteralLevels int `yaml:"min_literal_levels" json:"min_literal_levels"`
+	// BroadWildcards lifts MinLiteralLevels (a back end that must see
+	// everything its grants cover).
+	BroadWildcards bool `yaml:"broad_wildcards" json:"broad_wildcards"`
+}
+
+// ProvenancePolicy stamps identities into publishes.
+type ProvenancePolicy struct {
+	// UserProperty, if set, is the name of an MQTT 5 user property the
+	// broker adds to every accepted publish, carrying the publisher's
+	// identity ("anonymous" for anonymous clients). Any property of that name
+	// the client sent is removed first, so subscribers can trust it. MQTT
+	// 3.1.1 subscribers receive no user properties at all.
+	UserProperty string `yaml:"user_property" json:"user_property"`
+}
+
+// guestRole is the role anonymous clients get when the policy defines no
+// roles at all: each may publish under its own client ID, and read what
+// all guests publish.
+var guestRole = RolePolicy{
+	Publish:   []string{"guest/{clientid}/#"},
+	Subscribe: []string{"guest/#"},
+	Retain:    []string{"guest/{clientid}/#"},
+}
+
 // Defaults returns the policy with every default filled in: the policy an
 // empty document means.
 func Defaults() *Policy {
@@ -223,18 +353,41 @@ func (p *Policy) applyDefaults() {
 	setDefault(&p.Sessions.Takeover, "same_identity")
 	setDefault(&p.Wills.OnViolation, "refuse")
 	setDefault(&p.Responses.MQTT311Publish, "drop")
+
+	id := &p.Identity
+	setDefault(&id.Anonymous.Allow, "loopback")
+	setDefault(&id.Anonymous.Role, "guest")
+	setDefault(&id.Certificate.Identity, "none")
+	lo := &id.Lockout
+	setDefault(&lo.MaxFailures, 5)
+	setDefault(&lo.Window, Duration(5*time.Minute))
+	setDefault(&lo.Duration, Duration(time.Minute))
+	setDefault(&lo.MaxDuration, Duration(time.Hour))
+	setDefault(&lo.PerUsername, "on")
+	setDefault(&lo.MaxEntries, 100000)
+	if len(p.Roles) == 0 {
+		p.Roles = map[string]RolePolicy{"guest": guestRole}
+	}
+	for name, r := range p.Roles {
+		setDefault(&r.MinLiteralLevels, 1)
+		p.Roles[name] = r
+	}
 }
 
 // clone returns a deep copy of p, so defaults can be applied without
 // changing the caller's policy.
 func (p *Policy) clone() *Policy {
 	q := *p
-	if p.Listeners != nil {
-		q.Listeners = make(map[string]ConnectionPolicy, len(p.Listeners))
-		for k, v := range p.Listeners {
-			q.Listeners[k] = v
+	q.Listeners = maps.Clone(p.Listeners)
+	if p.Roles != nil {
+		q.Roles = make(map[string]RolePolicy, len(p.Roles))
+		for k, r := range p.Roles {
+			r.Publish, r.Subscribe = slices.Clone(r.Publish), slices.Clone(r.Subscribe)
+			r.Retain, r.Deny = slices.Clone(r.Retain), slices.Clone(r.Deny)
+			q.Roles[k] = r
 		}
 	}
+	q.Identity.Anonymous.Networks = slices.Clone(p.Identity.Anonymous.Networks)
 	return &q
 }
 
@@ -323,6 +476,7 @@ func (p *Policy) validate() error {
 	fe.oneOf("sessions.takeover", p.Sessions.Takeover, "same_identity", "allow")
 	fe.oneOf("wills.on_violation", p.Wills.OnViolation, "refuse", "strip")
 	fe.oneOf("responses.mqtt311_publish", p.Responses.MQTT311Publish, "drop", "disconnect")
+	p.validateIdentity(&fe)
 	return errors.Join(fe...)
 }
 
@@ -332,4 +486,68 @@ func (p *Policy) listener(id string) ConnectionPolicy {
 		return c
 	}
 	return p.Connections
+}
+
+func (p *Policy) validateIdentity(fe *fieldErrors) {
+	id := p.Identity
+	fe.oneOf("identity.anonymous.allow", id.Anonymous.Allow, "loopback", "never", "networks", "anywhere")
+	for i, n := range id.Anonymous.Networks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			fe.add(fmt.Sprintf("identity.anonymous.networks[%d]", i), "%q is not a CIDR: write it like 10.0.0.0/8 or fd00::/8", n)
+		}
+	}
+	if id.Anonymous.Allow == "networks" && len(id.Anonymous.Networks) == 0 {
+		fe.add("identity.anonymous.networks", "allow: networks needs at least one CIDR here")
+	}
+	if _, ok := p.Roles[id.Anonymous.Role]; !ok && id.Anonymous.Allow != "never" {
+		fe.add("identity.anonymous.role", "unknown role %q: define it under roles, or set identity.anonymous.allow: never", id.Anonymous.Role)
+	}
+	fe.oneOf("identity.certificate.identity", id.Certificate.Identity, "none", "cn", "san_dns", "san_email", "san_uri")
+	if r := id.Certificate.Role; r != "" {
+		if _, ok := p.Roles[r]; !ok {
+			fe.add("identity.certificate.role", "unknown role %q: define it under roles", r)
+		}
+	}
+	if b := id.ClientID.Bind; b != "" {
+		if _, err := compileBinding(b); err != nil {
+			fe.add("identity.client_id.bind", "%v", err)
+		}
+	}
+	lo := id.Lockout
+	fe.intRange("identity.lockout.max_failures", int64(lo.MaxFailures), 1, 1000)
+	fe.durRange("identity.lockout.window", lo.Window, time.Second, 24*time.Hour)
+	fe.durRange("identity.lockout.duration", lo.Duration, time.Second, 24*time.Hour)
+	fe.durRange("identity.lockout.max_duration", lo.MaxDuration, lo.Duration.D(), 30*24*time.Hour)
+	fe.oneOf("identity.lockout.per_username", lo.PerUsername, "on", "off")
+	fe.intRange("identity.lockout.max_entries", int64(lo.MaxEntries), 100, 10_000_000)
+	names := slices.Sorted(maps.Keys(p.Roles))
+	for _, name := range names {
+		r := p.Roles[name]
+		if err := checkIdentityName(name); err != nil {
+			fe.add("roles", "role name: %v", err)
+		}
+		for _, g := range r.grants() {
+			for i, t := range g.list {
+				if _, err := CompileTemplate(t); err != nil {
+					fe.add(fmt.Sprintf("roles.%s.%s[%d]", name, g.field, i), "%v", err)
+				}
+			}
+		}
+		fe.intRange("roles."+name+".min_literal_levels", int64(r.MinLiteralLevels), 0, 64)
+	}
+	if u := p.Provenance.UserProperty; u != "" && (len(u) > 128 || hasControl(u)) {
+		fe.add("provenance.user_property", "must be at most 128 printable characters")
+	}
+}
+
+// grants lists the role's template lists with their field names, in a
+// fixed order.
+func (r RolePolicy) grants() []struct {
+	field string
+	list  []string
+} {
+	return []struct {
+		field string
+		list  []string
+	}{{"publish", r.Publish}, {"subscribe", r.Subscribe}, {"retain", r.Retain}, {"deny", r.Deny}}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,7 +36,12 @@ func ReadPolicyFile(path string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParsePolicy(data, path)
+	p, err := ParsePolicy(data, path)
+	if err != nil {
+		return nil, err
+	}
+	p.baseDir = filepath.Dir(path)
+	return p, nil
 }
 
 // ParsePolicy decodes a policy from YAML or JSON (JSON is YAML) and
@@ -60,6 +66,9 @@ func ParsePolicy(data []byte, name string) (*Policy, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("%s: after the first document: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s:%d: a policy is one document; remove the second one", name, extra.Line)
 	}
 	p := &Policy{}
@@ -94,9 +103,17 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil // "key:" with no value keeps the default
 	}
-	if _, ok := v.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok || v.Kind() != reflect.Struct && v.Kind() != reflect.Map && v.Kind() != reflect.Slice {
+	_, isText := v.Addr().Interface().(interface{ UnmarshalText([]byte) error })
+	if isText || v.Kind() != reflect.Struct && v.Kind() != reflect.Map && v.Kind() != reflect.Slice {
 		if n.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s: expected a single value, found a %s", where(), kindName(n.Kind))
+		}
+		switch kind := v.Kind(); {
+		case isText:
+		case kind >= reflect.Int && kind <= reflect.Uint64:
+			if n.Tag != "!!int" { // yaml.v3 would truncate 1.5 to 1
+				return fmt.Errorf("%s: %q is not a whole number", where(), n.Value)
+			}
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			var te *yaml.TypeError
@@ -117,6 +134,9 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: expected a mapping of keys (%s), found a %s", where(), strings.Join(yamlKeys(v.Type()), ", "), kindName(n.Kind))
 		}
+		if err := checkKeys(n, file, path); err != nil {
+			return err
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			f, ok := fieldByTag(v, k.Value)
@@ -130,6 +150,12 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: expected a mapping, found a %s", where(), kindName(n.Kind))
+		}
+		if len(n.Content) == 0 {
+			return nil // "{}" is the same as no mapping
+		}
+		if err := checkKeys(n, file, path); err != nil {
+			return err
 		}
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
@@ -146,6 +172,9 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 		if n.Kind != yaml.SequenceNode {
 			return fmt.Errorf("%s: expected a list, found a %s", where(), kindName(n.Kind))
 		}
+		if len(n.Content) == 0 {
+			return nil // "[]" is the same as no list
+		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			if err := decodeStrict(item, s.Index(i), file, fmt.Sprintf("%s[%d]", path, i)); err != nil {
@@ -153,6 +182,27 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 			}
 		}
 		v.Set(s)
+	}
+	return nil
+}
+
+// checkKeys refuses alias keys, empty keys and keys that appear twice in
+// one mapping: YAML parsers disagree on which duplicate wins, so a policy
+// must not contain any.
+func checkKeys(n *yaml.Node, file, path string) error {
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			return fmt.Errorf("%s:%d: keys in %s must be plain names, not aliases or structures", file, k.Line, orTop(path))
+		case k.Value == "":
+			return fmt.Errorf("%s:%d: empty key in %s", file, k.Line, orTop(path))
+		}
+		if line, dup := seen[k.Value]; dup {
+			return fmt.Errorf("%s:%d: key %q in %s appears twice (first on line %d); keep one", file, k.Line, k.Value, orTop(path), line)
+		}
+		seen[k.Value] = k.Line
 	}
 	return nil
 }
@@ -187,7 +237,7 @@ func kindName(k yaml.Kind) string {
 func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if tagName(t.Field(i)) == key {
+		if name := tagName(t.Field(i)); name != "" && name != "-" && name == key {
 			return v.Field(i), true
 		}
 	}

@@ -13,7 +13,9 @@ func (r *connectionCaps) CheckAccept(a *Accept) Verdict {
 	if max := r.p.Broker.MaxConnections; a.Open > max {
 		return OverLimit("", "max_connections", CodeServerBusy, int64(a.Open), int64(max))
 	}
-	if max := r.p.listener(a.Listener).MaxConnectionsPerIP; a.OpenFromIP > max {
+	// Sockets without an IP (unix sockets, tests) share one count; the
+	// per-IP cap is about hosts, so it does not apply to them.
+	if max := r.p.listener(a.Listener).MaxConnectionsPerIP; a.RemoteIP.IsValid() && a.OpenFromIP > max {
 		return OverLimit("", "max_connections_per_ip", CodeConnectionRateExceeded, int64(a.OpenFromIP), int64(max))
 	}
 	return Verdict{}

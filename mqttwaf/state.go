@@ -13,6 +13,7 @@ type state struct {
 	counters counters
 	conns    connTable
 	claims   claimTable
+	lockouts *lockouts
 }
 
 // connTable counts open sockets, broker-wide and per remote IP, for the

@@ -40,7 +40,9 @@ func ParseDuration(s string) (Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 || days > 365*100 {
+		// NaN fails every comparison, so test for it; the bound keeps the
+		// result inside time.Duration (about 106,751 days).
+		if err != nil || math.IsNaN(days) || days < 0 || days*float64(24*time.Hour) >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q: write it like 10s, 5m, 2h or 1d", s)
 		}
 		return Duration(days * float64(24*time.Hour)), nil
@@ -93,9 +95,19 @@ func ParseByteSize(s string) (ByteSize, error) {
 			break
 		}
 	}
+	bad := fmt.Errorf("invalid size %q: write it like 512, 64KiB or 1MiB", s)
+	if n, err := strconv.ParseInt(num, 10, 64); err == nil { // whole numbers exactly
+		if n < 0 || n > math.MaxInt64/2/mult {
+			return 0, bad
+		}
+		return ByteSize(n * mult), nil
+	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f*float64(mult) > float64(math.MaxInt64/2) {
-		return 0, fmt.Errorf("invalid size %q: write it like 512, 64KiB or 1MiB", s)
+	if err != nil || math.IsNaN(f) || f < 0 || f*float64(mult) > float64(math.MaxInt64/2) {
+		return 0, bad
+	}
+	if b := f * float64(mult); b != math.Trunc(b) {
+		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", s)
 	}
 	return ByteSize(f * float64(mult)), nil
 }

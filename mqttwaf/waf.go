@@ -2,6 +2,7 @@ package mqttwaf
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -48,6 +49,17 @@ func New(p *Policy, o Options) (*WAF, error) {
 		o.Now = time.Now
 	}
 	w := &WAF{st: &state{}, opts: o}
+	if p == nil {
+		p = &Policy{}
+	}
+	if err := p.Validate(); err != nil {
+		return nil, errors.Join(errors.New("mqttwaf: invalid policy"), err)
+	}
+	lo, err := newLockouts(p.WithDefaults().Identity.Lockout, o.Now)
+	if err != nil {
+		return nil, fmt.Errorf("mqttwaf: identity.lockout: %w", err)
+	}
+	w.st.lockouts = lo
 	if err := w.Reload(p); err != nil {
 		return nil, err
 	}
@@ -229,10 +241,8 @@ func (e *engine) checkWill(c *Connect) Verdict {
 		break
 	}
 	if block.Action == Allow {
-		if p.Changed() {
-			m := *p.Message
-			m.Payload = append([]byte(nil), m.Payload...)
-			c.Will = &m
+		if p.Changed() || p.userChanged {
+			c.Will = p.result()
 		}
 		return Verdict{}
 	}
@@ -270,10 +280,10 @@ func (w *WAF) Subscribe(c *Client, sub *Subscription) Verdict {
 }
 
 // Publish runs the publish rules on m. It returns the verdict and, when the
-// rules rewrote the payload and the mode enforces, the new payload (a fresh
-// slice the caller owns); payload is nil when m passes unchanged. m itself
-// is not modified.
-func (w *WAF) Publish(c *Client, m *Message) (v Verdict, payload []byte) {
+// rules changed the message (payload or user properties) and the mode
+// enforces, the message to forward instead, which the caller owns; out is
+// nil when m passes unchanged. m itself is never modified.
+func (w *WAF) Publish(c *Client, m *Message) (v Verdict, out *Message) {
 	e := w.engine.Load()
 	if len(e.publish) == 0 {
 		return Verdict{}, nil
@@ -283,10 +293,10 @@ func (w *WAF) Publish(c *Client, m *Message) (v Verdict, payload []byte) {
 	v = stage(e, StagePublish, e.publish, subject{client: c, topic: m.Topic, size: len(m.Payload)}, func(r PublishRule) Verdict {
 		return r.CheckPublish(p)
 	})
-	if v.Blocked() || !e.enforce || !p.Changed() {
+	if v.Blocked() || !e.enforce || !p.Changed() && !p.userChanged {
 		return v, nil
 	}
-	return v, append([]byte(nil), p.Message.Payload...)
+	return v, p.result()
 }
 
 // Deliver runs the deliver rules for one message to one subscriber. It is
@@ -324,6 +334,16 @@ func ParseRemoteIP(addr string) netip.Addr {
 		return a.Unmap()
 	}
 	return netip.Addr{}
+}
+
+// result copies the working message out of p for the caller to keep: the
+// payload may live in p's scratch buffers, which go back to the pool.
+func (p *Publish) result() *Message {
+	m := *p.Message
+	if p.Changed() {
+		m.Payload = append([]byte(nil), m.Payload...)
+	}
+	return &m
 }
 
 var publishPool = sync.Pool{New: func() any { return &Publish{cur: -1} }}

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -42,17 +44,23 @@ type config struct {
 	policy                          string
 	tlsCert, tlsKey, tlsClientCA    string
 	printDefault, requireClientCert bool
+	hashPassword                    bool
 }
 
 // run serves until ctx is done. Events and logs go to stderr as JSON lines;
 // stdout only carries -print-default-policy.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("hardened-broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "MQTT over TCP listen address (empty disables it); listener id \"tcp\"")
 	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
+	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a password from stdin, print its bcrypt hash for a credentials file, and exit")
 	fs.StringVar(&c.tlsAddr, "tls-addr", "127.0.0.1:8883", "MQTT over TLS listen address, used with -tls-cert and -tls-key; listener id \"tls\"")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TLS and secure WebSocket listeners")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -65,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.printDefault {
 		_, err := stdout.Write(mqttwaf.DefaultPolicyYAML)
 		return err
+	}
+	if c.hashPassword {
+		return hashPassword(stdin, stdout)
 	}
 
 	policy, err := loadPolicy(c.policy)
@@ -174,4 +185,18 @@ func tlsConfig(c config) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// hashPassword reads one line (the password) and prints its hash.
+func hashPassword(stdin io.Reader, stdout io.Writer) error {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	h, err := mqttwaf.HashPassword([]byte(strings.TrimRight(line, "\r\n")))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, h)
+	return err
 }

@@ -96,13 +96,14 @@ func TestHardenedBrokerWithMosquittoClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Retained, so the subscriber started afterwards receives it for sure.
-	pub := exec.Command(mosquitto(t, "mosquitto_pub"), "-h", host, "-p", port, "-t", "fleet/dev1/telemetry", "-r", "-q", "1", "-s")
+	// The default policy gives anonymous local clients a sandbox per client
+	// ID. Retained, so the subscriber started afterwards receives it for sure.
+	pub := exec.Command(mosquitto(t, "mosquitto_pub"), "-h", host, "-p", port, "-i", "dev1", "-t", "guest/dev1/telemetry", "-r", "-q", "1", "-s")
 	pub.Stdin = bytes.NewReader(payload)
 	if b, err := pub.CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub: %v %s", err, b)
 	}
-	out, err := exec.Command(mosquitto(t, "mosquitto_sub"), "-h", host, "-p", port, "-t", "fleet/+/telemetry",
+	out, err := exec.Command(mosquitto(t, "mosquitto_sub"), "-h", host, "-p", port, "-i", "dev1", "-t", "guest/dev1/#",
 		"-C", "1", "-W", "10", "-N").Output()
 	if err != nil {
 		t.Fatalf("mosquitto_sub: %v", err)
@@ -113,7 +114,7 @@ func TestHardenedBrokerWithMosquittoClients(t *testing.T) {
 
 	// A refused publish shows up on stderr as a JSON event.
 	if b, err := exec.Command(mosquitto(t, "mosquitto_pub"), "-h", host, "-p", port, "-V", "mqttv5", "-q", "1",
-		"-t", "a/b/c/d/e/f/g/h/i", "-m", "x").CombinedOutput(); err == nil && !strings.Contains(string(b), "invalid") {
+		"-i", "dev1", "-t", "guest/dev1/c/d/e/f/g/h/i", "-m", "x").CombinedOutput(); err == nil && !strings.Contains(string(b), "invalid") {
 		t.Fatalf("publish to a 9-level topic accepted: %s", b)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -173,5 +174,94 @@ func TestBadFlagsAndPolicies(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestFleetExample runs the README's worked example: the fleet policy and its
+// demo credentials, driven with the exact mosquitto lines the README shows.
+func TestFleetExample(t *testing.T) {
+	addr, _ := startBroker(t, "-policy", "fleet.yaml")
+	host, port, _ := net.SplitHostPort(addr)
+	hp := []string{"-h", host, "-p", port}
+	cmd := func(tool string, args ...string) *exec.Cmd {
+		return exec.Command(mosquitto(t, tool), append(append([]string(nil), hp...), args...)...)
+	}
+	// The back end reads all telemetry (MQTT 5, so it sees the stamped identity).
+	var backendOut bytes.Buffer
+	backend := cmd("mosquitto_sub", "-V", "mqttv5", "-u", "backend", "-P", "backend-demo-pass", "-i", "backend",
+		"-t", "fleet/+/telemetry", "-F", "%t %P %p", "-C", "1", "-W", "120")
+	backend.Stdout = &backendOut
+	if err := backend.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The snoop is refused: anonymous clients may not connect at all.
+	if out, err := cmd("mosquitto_sub", "-t", "#", "-C", "1", "-W", "3").CombinedOutput(); err == nil {
+		t.Fatalf("anonymous '#' snoop connected: %s", out)
+	}
+	// dev1 may not publish as dev2 ("not authorized"), but may publish its own telemetry.
+	if out, _ := cmd("mosquitto_pub", "-V", "mqttv5", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
+		"-t", "fleet/dev2/telemetry", "-m", `{"spoofed":true}`).CombinedOutput(); !strings.Contains(string(out), "Not authorized") {
+		t.Fatalf("dev1 publishing as dev2: %s", out)
+	}
+	// Publish until the back end (whose CONNECT runs a bcrypt check, slow
+	// under the race detector) has subscribed and received one.
+	done := make(chan error, 1)
+	go func() { done <- backend.Wait() }()
+	for published := false; ; {
+		select {
+		case err := <-done:
+			if err != nil || !published {
+				t.Fatalf("backend: %v (%s)", err, backendOut.String())
+			}
+		case <-time.After(500 * time.Millisecond):
+			if out, err := cmd("mosquitto_pub", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
+				"-t", "fleet/dev1/telemetry", "-f", filepath.Join("..", "..", "mqttwaf", "testdata", "komdi-alarm.json")).CombinedOutput(); err != nil {
+				t.Fatalf("dev1 telemetry: %v %s", err, out)
+			}
+			published = true
+			continue
+		}
+		break
+	}
+	if got := backendOut.String(); !strings.HasPrefix(got, "fleet/dev1/telemetry x-identity:dev1 ") {
+		t.Fatalf("backend got %q", got)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	var out bytes.Buffer
+	if err := runWithInput(context.Background(), []string{"-hash-password"}, strings.NewReader("correct horse\n"), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(line, "$2a$") {
+		t.Fatalf("hash %q", line)
+	}
+	// The hash works in a credentials file.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "c.creds"), []byte("dev9:r:"+line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol := "identity: {credentials_file: c.creds, anonymous: {allow: never}}\nroles: {r: {publish: [x]}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := mqttwaf.ReadPolicyFile(filepath.Join(dir, "p.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pass, ok := range map[string]bool{"correct horse": true, "wrong horse": false} {
+		c := &mqttwaf.Client{ID: "dev9", Username: "dev9", RemoteIP: mqttwaf.ParseRemoteIP("192.0.2.7:1")}
+		v := w.Connect(&mqttwaf.Connect{Client: c, Keepalive: 30, UsernameSet: true, Password: []byte(pass)})
+		if v.Blocked() == ok {
+			t.Fatalf("password %q: %+v", pass, v)
+		}
+	}
+	if err := runWithInput(context.Background(), []string{"-hash-password"}, strings.NewReader("short\n"), io.Discard, io.Discard); err == nil {
+		t.Fatal("a 5-character password was hashed")
 	}
 }

@@ -44,7 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	policyPath := fs.String("policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	topic := fs.String("topic", "", "topic the message is published to (required)")
 	clientID := fs.String("client", "wafcheck", "client ID of the publisher")
-	username := fs.String("username", "", "user name (identity) of the publisher")
+	username := fs.String("username", "", "identity of the publisher, from the policy's credentials file (anonymous if empty)")
 	listener := fs.String("listener", "tcp", "listener id the publisher is connected to")
 	qos := fs.Uint("qos", 0, "QoS of the publish (0, 1 or 2)")
 	retain := fs.Bool("retain", false, "publish as a retained message")
@@ -123,7 +123,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // socket, the CONNECT, then the PUBLISH. It returns the deciding verdict,
 // the rewritten payload (nil if unchanged) and the stage that decided.
 func check(w *mqttwaf.WAF, payload []byte, maxPacket int64, clientID, username, listener, topic string, qos byte, retain bool) (mqttwaf.Verdict, []byte, mqttwaf.Stage) {
-	const remote = "192.0.2.1:50000" // TEST-NET-1: wafcheck has no real peer
+	const remote = "127.0.0.1:50000" // wafcheck has no real peer; it checks as a local client
 	if int64(len(payload)) > maxPacket {
 		return mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
 			Code: mqttwaf.CodePacketTooLarge}, nil, mqttwaf.StageAccept
@@ -132,12 +132,20 @@ func check(w *mqttwaf.WAF, payload []byte, maxPacket int64, clientID, username, 
 		return v, nil, mqttwaf.StageAccept
 	}
 	defer w.Close(remote)
+	// The publisher is taken to be authenticated as -username (it must be in
+	// the policy's credentials file), or anonymous without one.
 	c := &mqttwaf.Client{ID: clientID, Username: username, Listener: listener, RemoteAddr: remote,
-		RemoteIP: mqttwaf.ParseRemoteIP(remote), Protocol: mqttwaf.MQTT5}
+		RemoteIP: mqttwaf.ParseRemoteIP(remote), Protocol: mqttwaf.MQTT5, Auth: mqttwaf.AuthAnonymous}
+	if username != "" {
+		c.Auth = mqttwaf.AuthPassword
+	}
 	if v := w.Connect(&mqttwaf.Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: username != ""}); v.Blocked() {
 		return v, nil, mqttwaf.StageConnect
 	}
 	w.Established(c)
 	v, out := w.Publish(c, &mqttwaf.Message{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
-	return v, out, mqttwaf.StagePublish
+	if out == nil {
+		return v, nil, mqttwaf.StagePublish
+	}
+	return v, out.Payload, mqttwaf.StagePublish
 }

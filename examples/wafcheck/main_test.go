@@ -19,6 +19,7 @@ func TestWafcheck(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("mode: enforcing\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	fleet := filepath.Join("..", "hardened-broker", "fleet.yaml")
 	seed, err := os.ReadFile(filepath.Join("..", "..", "mqttwaf", "testdata", "komdi-alarm.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,10 +33,18 @@ func TestWafcheck(t *testing.T) {
 		stderrHas  string
 		wantStdout []byte
 	}{
-		{name: "passes unchanged", args: []string{"-topic", "fleet/dev1/telemetry"}, stdin: seed, code: 0, wantStdout: seed},
-		{name: "binary passes", args: []string{"-topic", "a/b"}, stdin: []byte{0, 0xff, 0xfe}, code: 0, wantStdout: []byte{0, 0xff, 0xfe}},
-		{name: "topic too deep for the policy", args: []string{"-policy", strict, "-topic", "a/b/c/d"}, stdin: seed, code: 1,
+		{name: "passes unchanged", args: []string{"-topic", "guest/wafcheck/telemetry"}, stdin: seed, code: 0, wantStdout: seed},
+		{name: "binary passes", args: []string{"-topic", "guest/wafcheck/b"}, stdin: []byte{0, 0xff, 0xfe}, code: 0, wantStdout: []byte{0, 0xff, 0xfe}},
+		{name: "default policy: outside the guest sandbox", args: []string{"-topic", "fleet/dev1/telemetry"}, stdin: seed, code: 1,
+			stderrHas: "refused at publish by acl: publish_not_permitted (reason code 0x87"},
+		{name: "topic too deep for the policy", args: []string{"-policy", strict, "-topic", "guest/wafcheck/c/d"}, stdin: seed, code: 1,
 			stderrHas: "limits.topic: topic_too_many_levels (reason code 0x90"},
+		{name: "fleet: a device's own telemetry", args: []string{"-policy", fleet, "-username", "dev1", "-client", "dev1", "-topic", "fleet/dev1/telemetry"},
+			stdin: seed, code: 0, wantStdout: seed},
+		{name: "fleet: as another device", args: []string{"-policy", fleet, "-username", "dev1", "-client", "dev1", "-topic", "fleet/dev2/telemetry"},
+			stdin: seed, code: 1, stderrHas: "publish_not_permitted"},
+		{name: "fleet: unknown identity", args: []string{"-policy", fleet, "-username", "eve", "-topic", "fleet/eve/telemetry"},
+			stdin: seed, code: 1, stderrHas: "refused at connect by identity.authenticate: unknown_identity"},
 		{name: "bad client id refused at connect", args: []string{"-topic", "a", "-client", "x/#"}, stdin: []byte("{}"), code: 1,
 			stderrHas: "refused at connect by limits.client_id"},
 		{name: "missing topic", args: nil, code: 2, stderrHas: "usage"},
@@ -72,8 +81,8 @@ func TestWafcheckJSON(t *testing.T) {
 		b64     *string
 	}{
 		{"$SYS/x", []byte("x"), 1, "reject", "limits.topic", nil, nil},
-		{"ok/x", []byte(`{"a":1}`), 0, "allow", "", ptr(`{"a":1}`), nil},
-		{"ok/x", []byte{0xff}, 0, "allow", "", nil, ptr("/w==")},
+		{"guest/wafcheck/x", []byte(`{"a":1}`), 0, "allow", "", ptr(`{"a":1}`), nil},
+		{"guest/wafcheck/x", []byte{0xff}, 0, "allow", "", nil, ptr("/w==")},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{"-json", "-topic", tc.topic}, bytes.NewReader(tc.stdin), &stdout, &stderr); code != tc.code {
@@ -86,7 +95,7 @@ func TestWafcheckJSON(t *testing.T) {
 		if res.Verdict != tc.verdict || res.Rule != tc.rule || !eq(res.Payload, tc.payload) || !eq(res.PayloadBase64, tc.b64) {
 			t.Fatalf("%s: %+v", tc.topic, res)
 		}
-		if tc.code == 1 && (res.Code != "0x90" || len(res.Events) != 1) {
+		if tc.code == 1 && (res.Code != "0x90" || len(res.Events) != 1) { // $SYS/x: a reserved topic
 			t.Fatalf("%s: code %s, %d events", tc.topic, res.Code, len(res.Events))
 		}
 	}

@@ -53,8 +53,9 @@ func TestWrapExistingIsProtected(t *testing.T) {
 		t.Fatalf("closed after %s", d)
 	}
 
-	// And ordinary clients still work: the WAF replaced AllowHook as the
-	// authentication provider.
+	// And clients still work where the policy lets them (the default policy:
+	// anonymous local clients, a sandbox per client ID); the WAF replaced
+	// AllowHook as the authentication provider.
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +66,12 @@ func TestWrapExistingIsProtected(t *testing.T) {
 	if _, err := c.Connect(cctx, &paho.Connect{ClientID: "dev1", CleanStart: true, KeepAlive: 30}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Publish(cctx, &paho.Publish{Topic: "status/dev1", QoS: 1, Payload: []byte("up")}); err != nil {
+	if _, err := c.Publish(cctx, &paho.Publish{Topic: "guest/dev1/status", QoS: 1, Payload: []byte("up")}); err != nil {
 		t.Fatal(err)
+	}
+	// ...and nowhere else.
+	if _, err := c.Publish(cctx, &paho.Publish{Topic: "status/dev1", QoS: 1, Payload: []byte("up")}); err == nil {
+		t.Fatal("publish outside the policy accepted")
 	}
 	_ = c.Disconnect(&paho.Disconnect{})
 }

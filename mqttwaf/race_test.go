@@ -1,0 +1,5 @@
+//go:build race
+
+package mqttwaf
+
+const raceEnabled = true

@@ -1,0 +1,455 @@
+package mqttwaf
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// AuthMethod says how a client's identity was established.
+type AuthMethod string
+
+const (
+	AuthNone        AuthMethod = ""            // not authenticated (detection-only mode let it in)
+	AuthPassword    AuthMethod = "password"    // user name and password from the credentials file
+	AuthCertificate AuthMethod = "certificate" // verified client certificate
+	AuthAnonymous   AuthMethod = "anonymous"   // no credentials, admitted by identity.anonymous
+)
+
+// identity is the compiled identity section: who may connect, as whom, with
+// which role. Roles are looked up at every check (roleOf), so a reload that
+// changes a device's role or removes it applies to its existing session.
+type identity struct {
+	creds     credentials
+	anonAllow string
+	anonNets  []netip.Prefix
+	anonRole  string
+	certField string
+	certRole  string
+	bind      *binding
+	dummy     string // compared against for unknown users (see dummyHash)
+	// hashSlots bounds concurrent password verifications: each costs tens
+	// of milliseconds of CPU, and a CONNECT flood must not turn that into a
+	// denial of service.
+	hashSlots chan struct{}
+}
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+func compileIdentity(p *Policy) (*identity, error) {
+	id := &identity{
+		creds:     credentials{},
+		anonAllow: p.Identity.Anonymous.Allow,
+		anonRole:  p.Identity.Anonymous.Role,
+		certField: p.Identity.Certificate.Identity,
+		certRole:  p.Identity.Certificate.Role,
+		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+	}
+	switch id.anonAllow {
+	case "loopback":
+		id.anonNets = loopback
+	case "networks":
+		for _, n := range p.Identity.Anonymous.Networks {
+			id.anonNets = append(id.anonNets, netip.MustParsePrefix(n).Masked()) // validated
+		}
+	case "anywhere":
+		id.anonNets = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
+	if f := p.Identity.CredentialsFile; f != "" {
+		if !filepath.IsAbs(f) && p.baseDir != "" {
+			f = filepath.Join(p.baseDir, f)
+		}
+		creds, err := readCredentials(f, p.Roles)
+		if err != nil {
+			return nil, fmt.Errorf("identity.credentials_file: %w", err)
+		}
+		id.creds = creds
+	}
+	if b := p.Identity.ClientID.Bind; b != "" {
+		id.bind, _ = compileBinding(b) // validated
+	}
+	id.dummy = dummyHash(id.creds.typicalCost())
+	return id, nil
+}
+
+// roleOf is the role c has now.
+func (id *identity) roleOf(c *Client) string {
+	switch c.Auth {
+	case AuthPassword:
+		return id.creds[c.Username].role // "" if the identity was removed
+	case AuthCertificate:
+		if cr, ok := id.creds[c.Username]; ok {
+			return cr.role
+		}
+		return id.certRole
+	case AuthAnonymous:
+		if id.anonAllow == "never" {
+			return ""
+		}
+		return id.anonRole
+	}
+	return ""
+}
+
+func (id *identity) anonymousFrom(ip netip.Addr) bool {
+	for _, n := range id.anonNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// certIdentity returns the identity a verified certificate carries.
+func (id *identity) certIdentity(t *TLSInfo) string {
+	first := func(s []string) string {
+		if len(s) > 0 {
+			return s[0]
+		}
+		return ""
+	}
+	switch id.certField {
+	case "cn":
+		return t.CommonName
+	case "san_dns":
+		return first(t.DNSNames)
+	case "san_email":
+		return first(t.Emails)
+	case "san_uri":
+		return first(t.URIs)
+	}
+	return ""
+}
+
+// authenticate establishes who the client is: a verified certificate
+// identity, a user name and password from the credentials file, or an
+// anonymous client from an allowed network. A wrong user name and a wrong
+// password look the same to the client (0x86, "bad_credentials") and take
+// the same time; the event's detail tells them apart.
+type authenticate struct {
+	id       *identity
+	p        *Policy
+	lockouts *lockouts
+}
+
+func (*authenticate) ID() string { return "identity.authenticate" }
+
+func (r *authenticate) CheckConnect(c *Connect) Verdict {
+	cl := c.Client
+	if cl.Auth != AuthNone {
+		return r.preAuthenticated(cl)
+	}
+	if r.p.listener(cl.Listener).RequireClientCertificate && (cl.TLS == nil || !cl.TLS.Verified) {
+		return Deny("", "client_certificate_required", CodeNotAuthorized)
+	}
+	if r.id.certField != "none" && cl.TLS != nil && cl.TLS.Verified {
+		name := r.id.certIdentity(cl.TLS)
+		if checkIdentityName(name) != nil {
+			return Verdict{Action: Reject, Reason: "certificate_identity_invalid", Code: CodeNotAuthorized,
+				Detail: "the certificate's " + r.id.certField + " is empty or not usable as an identity"}
+		}
+		if c.UsernameSet && cl.Username != "" && cl.Username != name {
+			return Verdict{Action: Reject, Reason: "username_does_not_match_certificate", Code: CodeBadUsernameOrPassword}
+		}
+		if _, known := r.id.creds[name]; !known && r.id.certRole == "" {
+			return Verdict{Action: Reject, Reason: "unknown_certificate_identity", Code: CodeNotAuthorized,
+				Detail: "no credentials line and no identity.certificate.role"}
+		}
+		cl.Username, cl.Auth = name, AuthCertificate
+		cl.Role = r.id.roleOf(cl)
+		return Verdict{}
+	}
+	if c.UsernameSet || len(c.Password) > 0 {
+		return r.password(c)
+	}
+	if r.id.anonAllow != "never" && r.id.anonymousFrom(cl.RemoteIP) {
+		cl.Username, cl.Auth = "", AuthAnonymous
+		cl.Role = r.id.roleOf(cl)
+		return Verdict{}
+	}
+	return Deny("", "anonymous_not_allowed", CodeNotAuthorized)
+}
+
+// preAuthenticated accepts an identity the caller established itself (a
+// dry run such as wafcheck, or a front end that authenticated the client),
+// as long as the policy knows it. The mochi adapter never sets one: network
+// clients always go through the checks above.
+func (r *authenticate) preAuthenticated(cl *Client) Verdict {
+	known := false
+	switch cl.Auth {
+	case AuthPassword:
+		_, known = r.id.creds[cl.Username]
+	case AuthCertificate:
+		_, known = r.id.creds[cl.Username]
+		known = known || r.id.certRole != ""
+	case AuthAnonymous:
+		known = r.id.anonAllow != "never" && r.id.anonymousFrom(cl.RemoteIP)
+	}
+	if !known {
+		return Deny("", "unknown_identity", CodeNotAuthorized)
+	}
+	cl.Role = r.id.roleOf(cl)
+	return Verdict{}
+}
+
+func (r *authenticate) password(c *Connect) Verdict {
+	cl := c.Client
+	if v, locked := r.lockouts.check(cl); locked {
+		return v
+	}
+	select {
+	case r.id.hashSlots <- struct{}{}:
+		defer func() { <-r.id.hashSlots }()
+	case <-time.After(2 * time.Second):
+		return Deny("", "authentication_busy", CodeServerBusy)
+	}
+	cred, known := r.id.creds[cl.Username]
+	hash := cred.hash
+	if !known || hash == "-" { // "-": certificate-only identity
+		hash = r.id.dummy
+	}
+	ok := verifyPassword(hash, c.Password) && known && cred.hash != "-"
+	if !ok {
+		detail := "wrong password"
+		if !known {
+			detail = "unknown identity"
+		} else if cred.hash == "-" {
+			detail = "certificate-only identity"
+		}
+		v := Verdict{Action: Reject, Reason: "bad_credentials", Code: CodeBadUsernameOrPassword, Detail: detail}
+		r.lockouts.failed(cl)
+		return v
+	}
+	cl.Auth = AuthPassword
+	cl.Role = cred.role
+	return Verdict{}
+}
+
+// binding is a compiled identity.client_id.bind template.
+type binding struct {
+	parts  []tpart
+	prefix bool // ends with '*': any suffix
+}
+
+func compileBinding(src string) (*binding, error) {
+	b := &binding{}
+	s := src
+	if rest, ok := strings.CutSuffix(s, "*"); ok {
+		b.prefix, s = true, rest
+	}
+	if strings.ContainsAny(s, "*/+#") {
+		return nil, fmt.Errorf("%q: only a final '*' is allowed, and no '/', '+' or '#'", src)
+	}
+	parts, err := compileVars(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", src, err)
+	}
+	for _, p := range parts {
+		if p.v == varClientID {
+			return nil, fmt.Errorf("%q: {clientid} cannot bind the client ID to itself", src)
+		}
+	}
+	b.parts = parts
+	return b, nil
+}
+
+func (b *binding) match(id string, c *Client) bool {
+	for _, p := range b.parts {
+		s := p.lit
+		if p.v != varNone {
+			s = varValue(p.v, c)
+			if !safeValue(s) {
+				return false
+			}
+		}
+		if !strings.HasPrefix(id, s) {
+			return false
+		}
+		id = id[len(s):]
+	}
+	return b.prefix || id == ""
+}
+
+// bindClientID refuses client IDs that do not match the identity's binding
+// template (0x85). Anonymous clients are not bound.
+type bindClientID struct{ id *identity }
+
+func (*bindClientID) ID() string { return "identity.client_id" }
+
+func (r *bindClientID) CheckConnect(c *Connect) Verdict {
+	if r.id.bind == nil || c.Client.Auth == AuthAnonymous || c.Client.Auth == AuthNone {
+		return Verdict{}
+	}
+	if !r.id.bind.match(c.Client.ID, c.Client) {
+		return Deny("", "client_id_not_bound_to_identity", CodeClientIDNotValid)
+	}
+	return Verdict{}
+}
+
+// role is a compiled RolePolicy.
+type role struct {
+	publish, subscribe, retain, deny grantSet
+	sys, broad                       bool
+	minLiteral                       int
+}
+
+// grantSet is a list of templates indexed by their first level, so a check
+// only visits templates that can match: a policy with hundreds of grants
+// under different prefixes costs about as much as one with a few.
+type grantSet struct {
+	byFirst map[string][]*Template // first level is a literal
+	other   []*Template            // first level is '+', '#' or has variables
+}
+
+func (g *grantSet) add(t *Template) {
+	if l := t.levels[0]; l.kind == levelLiteral {
+		if g.byFirst == nil {
+			g.byFirst = map[string][]*Template{}
+		}
+		g.byFirst[l.lit] = append(g.byFirst[l.lit], t)
+		return
+	}
+	g.other = append(g.other, t)
+}
+
+// covers reports whether any template in g covers f for c.
+func (g *grantSet) covers(f string, c *Client) bool {
+	first := f
+	if i := strings.IndexByte(f, '/'); i >= 0 {
+		first = f[:i]
+	}
+	if first != "+" && first != "#" {
+		for _, t := range g.byFirst[first] {
+			if t.Covers(f, c) {
+				return true
+			}
+		}
+	}
+	for _, t := range g.other {
+		if t.Covers(f, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func compileRoles(p *Policy) map[string]*role {
+	out := make(map[string]*role, len(p.Roles))
+	for name, rp := range p.Roles {
+		r := &role{sys: rp.Sys, broad: rp.BroadWildcards, minLiteral: rp.MinLiteralLevels}
+		for _, g := range []struct {
+			src []string
+			dst *grantSet
+		}{{rp.Publish, &r.publish}, {rp.Subscribe, &r.subscribe}, {rp.Retain, &r.retain}, {rp.Deny, &r.deny}} {
+			for _, s := range g.src {
+				t, _ := CompileTemplate(s) // validated
+				g.dst.add(t)
+			}
+		}
+		out[name] = r
+	}
+	return out
+}
+
+// acl enforces role permissions: publish (on the resolved topic, in
+// OnPublish, because MQTT 5 topic aliases hide it from the ACL hook),
+// retained publish, subscribe (with the wildcard-breadth rule and $SYS), and
+// read permission at every delivery. Deny overrides allow; a client whose
+// role no longer exists may do nothing.
+type acl struct {
+	id    *identity
+	roles map[string]*role
+}
+
+func (*acl) ID() string { return "acl" }
+
+func (r *acl) roleOf(c *Client) *role { return r.roles[r.id.roleOf(c)] }
+
+func (r *acl) CheckPublish(p *Publish) Verdict {
+	c, t := p.Client, p.Message.Topic
+	ro := r.roleOf(c)
+	switch {
+	case ro == nil:
+		return Deny("", "no_role", CodeNotAuthorized)
+	case ro.deny.covers(t, c):
+		return Deny("", "publish_denied", CodeNotAuthorized)
+	case !ro.publish.covers(t, c):
+		return Deny("", "publish_not_permitted", CodeNotAuthorized)
+	case p.Message.Retain && !ro.retain.covers(t, c):
+		return Deny("", "retain_not_permitted", CodeNotAuthorized)
+	}
+	return Verdict{}
+}
+
+func (r *acl) CheckSubscribe(c *Client, s *Subscription) Verdict {
+	f := sharedFilter(s.Filter)
+	ro := r.roleOf(c)
+	switch {
+	case ro == nil:
+		return Deny("", "no_role", CodeNotAuthorized)
+	case strings.HasPrefix(f, "$SYS"):
+		if !ro.sys {
+			return Deny("", "sys_not_permitted", CodeNotAuthorized)
+		}
+		return Verdict{}
+	case ro.deny.covers(f, c):
+		return Deny("", "subscribe_denied", CodeNotAuthorized)
+	case hasWildcard(f) && !ro.broad && literalLevels(f) < ro.minLiteral:
+		return OverLimit("", "wildcard_too_broad", CodeNotAuthorized, int64(literalLevels(f)), int64(ro.minLiteral))
+	case !ro.subscribe.covers(f, c):
+		return Deny("", "subscribe_not_permitted", CodeNotAuthorized)
+	}
+	return Verdict{}
+}
+
+func (r *acl) CheckDeliver(c *Client, topic string) Verdict {
+	ro := r.roleOf(c)
+	switch {
+	case ro == nil:
+		return Deny("", "no_role", CodeNotAuthorized)
+	case strings.HasPrefix(topic, "$SYS"):
+		if ro.sys {
+			return Verdict{}
+		}
+		return Deny("", "sys_not_permitted", CodeNotAuthorized)
+	case ro.deny.covers(topic, c):
+		return Deny("", "read_denied", CodeNotAuthorized)
+	case !ro.subscribe.covers(topic, c):
+		return Deny("", "read_not_permitted", CodeNotAuthorized)
+	}
+	return Verdict{}
+}
+
+// provenance stamps the publisher's identity into a user property and
+// removes any the client sent under that name.
+type provenance struct{ name string }
+
+func (*provenance) ID() string { return "provenance" }
+
+func (r *provenance) CheckPublish(p *Publish) Verdict {
+	in := p.Message.Props.User
+	forged := 0
+	for _, u := range in {
+		if u.Key == r.name {
+			forged++
+		}
+	}
+	out := make([]UserProperty, 0, len(in)-forged+1)
+	for _, u := range in {
+		if u.Key != r.name {
+			out = append(out, u)
+		}
+	}
+	who := p.Client.Username
+	if who == "" {
+		who = "anonymous"
+	}
+	p.SetUserProperties(append(out, UserProperty{Key: r.name, Value: who}))
+	if forged > 0 {
+		return Verdict{Action: Rewrite, Reason: "forged_identity_property_removed", Value: int64(forged)}
+	}
+	return Verdict{}
+}

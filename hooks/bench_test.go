@@ -149,5 +149,17 @@ func compareBrokers(b *testing.B, names []string, addrs []string) {
 //	go test -run '^$' -bench BrokerThroughput -benchtime 20000x -count 5 ./hooks/
 func BenchmarkBrokerThroughput(b *testing.B) {
 	compareBrokers(b, []string{"plain", "hardened"},
-		[]string{startPlainBroker(b), startBroker(b, "", brokerOpts{}).addr})
+		[]string{startPlainBroker(b), startBroker(b, "", brokerOpts{bench: true}).addr})
+}
+
+// BenchmarkBrokerJSON compares the hardened broker with and without JSON
+// normalisation on every topic (the seed message has whitespace, so every
+// message is rewritten):
+//
+//	go test -run '^$' -bench BrokerJSON -benchtime 20000x -count 5 ./hooks/
+func BenchmarkBrokerJSON(b *testing.B) {
+	compareBrokers(b, []string{"hardened", "json"}, []string{
+		startBroker(b, "", brokerOpts{bench: true}).addr,
+		startBroker(b, "payloads: [{topics: ['#'], format: json}]\n", brokerOpts{bench: true}).addr,
+	})
 }

@@ -79,7 +79,7 @@ func rawSubscriber(t *testing.T, addr, filter string) net.Conn {
 }
 
 func TestDroppedDeliveriesAreEvents(t *testing.T) {
-	b := startBroker(t, "broker: {client_write_queue: 16}\n", brokerOpts{})
+	b := startBroker(t, "broker: {client_write_queue: 16}\n"+strings.Replace(testRates, "rates:\n", "rates:\n  publish: {per_connection: {messages: 100000/s, bytes: 1GiB/s}}\n", 1), brokerOpts{})
 	rawSubscriber(t, b.addr, "flood/#")
 	b.waitSubscribed(t, "flood/#")
 	pub := mustV5(t, b.addr, "flooder", "")
@@ -116,7 +116,7 @@ func TestReloadAppliesToConnectedClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectMsg(t, sub.msgs, 5*time.Second)
-	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+testRates+"limits: {topic: {max_levels: 3}}\n"), "reload")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestWillRecheckedWhenSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The will was fine at CONNECT; the policy changes before it is sent.
-	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+"limits: {topic: {max_levels: 3}}\n"), "reload")
+	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+testRates+"limits: {topic: {max_levels: 3}}\n"), "reload")
 	if err := b.waf.Reload(p); err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +152,29 @@ func TestWillRecheckedWhenSent(t *testing.T) {
 	snoop := mustV5(t, b.addr, "snoop", "")
 	if sa := snoop.subscribe(t, 1, mqttwaf.ReservedPrefix+"#"); sa.Reasons[0] < 0x80 {
 		t.Fatalf("subscription to %s# granted", mqttwaf.ReservedPrefix)
+	}
+}
+
+func TestProtocolErrorsAreEvents(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	c := mustV5(t, b.addr, "aliaser", "")
+	// Topic alias 17 is over broker.topic_alias_maximum (16): mochi refuses
+	// it and disconnects; the WAF reports it.
+	alias := uint16(17)
+	_, _ = c.Publish(t.Context(), &paho.Publish{Topic: "a/b", QoS: 0, Payload: []byte("x"),
+		Properties: &paho.PublishProperties{TopicAlias: &alias}})
+	e := b.events.wait(t, "connections.protocol", "", 5*time.Second)
+	if e.ClientID != "aliaser" || e.Code < 0x80 {
+		t.Fatalf("event %+v", e)
+	}
+	// A disconnect the WAF decided itself is not reported twice.
+	before := len(b.events.all())
+	d := mustV5(t, b.addr, "d", "")
+	p, _ := mqttwaf.ParsePolicy([]byte(testPolicy+openAccess+testRates+"limits: {topic: {max_levels: 1}}\nresponses: {mqtt311_publish: disconnect}\n"), "p")
+	_ = b.waf.Reload(p)
+	_, _ = d.publish(t, "x/y", 1, []byte("x")) // v5: PUBACK 0x90, stays connected
+	time.Sleep(200 * time.Millisecond)
+	if got := b.events.count("connections.protocol", ""); got != 1 {
+		t.Fatalf("%d protocol events, want 1: %v", got, b.events.all()[before:])
 	}
 }

@@ -127,6 +127,10 @@ type testBroker struct {
 type brokerOpts struct {
 	tls, ws bool
 	rules   []mqttwaf.Rule
+	// bench keeps the policy's own event rate (100/s by default) and
+	// discards events, as a production sink would cost: benchmarks measure
+	// the WAF, not the test recorder.
+	bench bool
 }
 
 // testPolicy prefixes every test policy: events unthrottled so tests see
@@ -140,17 +144,37 @@ const openAccess = `identity: {anonymous: {allow: anywhere, role: open}}
 roles: {open: {publish: ["#"], subscribe: ["#"], retain: ["#"], broad_wildcards: true}}
 `
 
+// testRates lifts the connect-rate, flapping and novelty limits that a
+// test connecting dozens of clients from 127.0.0.1 within a second would
+// hit. startBroker adds it to test policies without a rates section.
+const testRates = `rates:
+  connect: {per_ip: 100000/s}
+  flapping: {off: true}
+  new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
+`
+
 func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	t.Helper()
 	if !strings.Contains(policyYAML, "identity:") && !strings.Contains(policyYAML, "roles:") {
 		policyYAML = openAccess + policyYAML
 	}
-	p, err := mqttwaf.ParsePolicy([]byte(testPolicy+policyYAML), t.Name())
+	if !strings.Contains(policyYAML, "rates:") {
+		policyYAML = testRates + policyYAML
+	}
+	prefix := testPolicy
+	if o.bench {
+		prefix = ""
+	}
+	p, err := mqttwaf.ParsePolicy([]byte(prefix+policyYAML), t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &testBroker{events: newRecorder()}
-	b.waf, err = mqttwaf.New(p, mqttwaf.Options{Sink: b.events, Rules: o.rules})
+	var sink mqttwaf.Sink = b.events
+	if o.bench {
+		sink = mqttwaf.SinkFunc(func(mqttwaf.Event) {})
+	}
+	b.waf, err = mqttwaf.New(p, mqttwaf.Options{Sink: sink, Rules: o.rules})
 	if err != nil {
 		t.Fatal(err)
 	}

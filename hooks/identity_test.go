@@ -372,7 +372,7 @@ roles: {device: {publish: ["fleet/{username}/telemetry"]}}
 	}
 	b.events.waitCount(t, "identity.authenticate", "authentication_locked_out", 3, time.Second)
 	e, _ := b.events.find("identity.authenticate", "authentication_locked_out")
-	if e.Action != mqttwaf.Ban || e.Code != mqttwaf.CodeBanned {
+	if e.Action != mqttwaf.Reject || e.Code != mqttwaf.CodeBanned {
 		t.Fatalf("event %+v", e)
 	}
 }

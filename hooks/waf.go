@@ -56,6 +56,8 @@ func (h *WAF) Provides(b byte) bool {
 		mqtt.OnWill,
 		mqtt.OnPublishDropped,
 		mqtt.OnClientExpired,
+		mqtt.OnRetainMessage,
+		mqtt.OnRetainedExpired,
 	}, []byte{b})
 }
 
@@ -191,10 +193,22 @@ func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if expire {
 		h.sessions.remove(cl)
 	}
-	if s != nil && errors.Is(err, packets.ErrPacketTooLarge) {
+	if s == nil {
+		return
+	}
+	var code packets.Code
+	switch {
+	case errors.Is(err, packets.ErrPacketTooLarge):
 		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, mqttwaf.Verdict{
 			Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
 			Code: mqttwaf.CodePacketTooLarge, Limit: int64(h.waf.Broker().MaxPacketSize),
+		})
+	case errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code && !s.closedByWAF.Load():
+		// mochi refused a packet itself (a malformed packet, a topic alias
+		// over the maximum, a protocol violation) and closed the connection.
+		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, mqttwaf.Verdict{
+			Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: code.Reason,
+			Code: mqttwaf.ReasonCode(code.Code),
 		})
 	}
 }
@@ -296,6 +310,9 @@ func (h *WAF) refusePublish(cl *mqtt.Client, pk packets.Packet, v mqttwaf.Verdic
 // disconnect closes cl, telling MQTT 5 clients why.
 func (h *WAF) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string) {
 	c := packets.Code{Code: byte(code.For(mqttwaf.InDisconnect)), Reason: reason}
+	if s := h.sessions.get(cl); s != nil {
+		s.closedByWAF.Store(true) // the decision is already recorded
+	}
 	if cl.Properties.ProtocolVersion == 5 {
 		_ = cl.WritePacket(packets.Packet{
 			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
@@ -334,3 +351,16 @@ func (h *WAF) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 		Limit: int64(h.waf.Broker().ClientWriteQueue),
 	})
 }
+
+// OnRetainMessage keeps the WAF's retained budgets in step with mochi's
+// retained store (a message retained, replaced or deleted).
+func (h *WAF) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	var c *mqttwaf.Client
+	if cl != nil && !cl.Net.Inline {
+		c = h.sessions.clientOf(cl)
+	}
+	h.waf.Retained(c, pk.TopicName, len(pk.Payload))
+}
+
+// OnRetainedExpired forgets a retained message mochi expired.
+func (h *WAF) OnRetainedExpired(topic string) { h.waf.Retained(nil, topic, 0) }

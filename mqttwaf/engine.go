@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mqttwaf/mqttwaf/ratelimit"
 )
 
 // engine is a compiled policy: the rules of each stage in evaluation order.
@@ -24,10 +29,17 @@ type engine struct {
 	deliver   []DeliverRule
 }
 
-// output is where decisions go: the sink, honouring the event level.
+// output is where decisions go: the sink, honouring the event level and
+// the event rate. The rate is checked before an event is built, so a flood
+// of refused packets costs a counter increment each, not an event: an
+// attacker who makes every packet fail cannot turn the log into a
+// disk-filling flood or a CPU sink. The next event that passes says how
+// many were suppressed before it.
 type output struct {
 	sink       Sink
 	blocksOnly bool
+	lim        *rate.Limiter
+	suppressed atomic.Int64
 }
 
 // compile builds the engine for p (defaults already applied) with the
@@ -38,14 +50,32 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	if err != nil {
 		return nil, err
 	}
+	rs, err := st.ratesFor(p.Rates)
+	if err != nil {
+		return nil, fmt.Errorf("rates: %w", err)
+	}
+	pubRates := &publishRates{st: rs, now: now}
+	for _, tr := range p.Rates.Publish.Topics {
+		var ts []*Template
+		for _, s := range tr.Topics {
+			t, _ := CompileTemplate(s) // validated
+			ts = append(ts, t)
+		}
+		pubRates.topics = append(pubRates.topics, ts)
+	}
 	builtin := []Rule{
 		// Transport first: cheap, and they protect everything after them.
 		&connectionCaps{p: p},
+		&banCheck{bans: st.bans, now: now},
+		&connectRates{st: rs, now: now},
 		&keepaliveClamp{p: p},
-		// Shape of what the client sends, before any expensive work.
+		&sessionExpiryClamp{p: p},
+		// Shape and rate of what the client sends, before any expensive work.
 		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
 		&topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels},
 		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
+		pubRates,
+		&subscribeRates{st: rs, now: now},
 		// Who the client is, then what it may do.
 		&authenticate{id: id, p: p, lockouts: st.lockouts},
 		&bindClientID{id: id},
@@ -53,7 +83,20 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	if p.Sessions.Takeover == "same_identity" {
 		builtin = append(builtin, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now})
 	}
-	builtin = append(builtin, &acl{id: id, roles: compileRoles(p)})
+	builtin = append(builtin,
+		&flapping{st: rs, now: now},
+		&newClientIDs{st: rs, now: now},
+		&acl{id: id, roles: compileRoles(p)},
+		&newTopics{st: rs, now: now},
+		&retainedBudget{st: rs},
+	)
+	// Payload rules run on what the ACL let through, normalisation first so
+	// later payload rules see the canonical bytes.
+	pl, err := compilePayloads(p)
+	if err != nil {
+		return nil, err
+	}
+	builtin = append(builtin, pl)
 	if name := p.Provenance.UserProperty; name != "" {
 		builtin = append(builtin, &provenance{name: name})
 	}
@@ -115,7 +158,42 @@ func (e *engine) record(stage Stage, r Rule, v *Verdict, s subject) {
 	if v.Blocked() {
 		*v = verdictFor(*v)
 	}
+	if v.Action == Ban && e.enforce {
+		e.ban(v, s)
+	}
 	e.emit(stage, v, s, e.enforce)
+}
+
+// ban puts what v.BanKeys names on the ban list: for v.BanFor, or for the
+// list's growing back-off. The ban applies from the next CONNECT (CONNACK
+// 0x8A); the adapter ends the current connection.
+func (e *engine) ban(v *Verdict, s subject) {
+	c, now := s.client, e.now()
+	keys := v.BanKeys
+	if keys == 0 {
+		keys = BanClientID | BanUsername
+	}
+	var targets []ratelimit.Target
+	if c != nil && keys&BanClientID != 0 && c.ID != "" && len(c.ID) <= ratelimit.MaxTargetValue {
+		targets = append(targets, ratelimit.ClientIDTarget(c.ID))
+	}
+	if c != nil && keys&BanUsername != 0 && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue {
+		targets = append(targets, ratelimit.UsernameTarget(c.Username))
+	}
+	ip := s.ip
+	if c != nil {
+		ip = c.RemoteIP
+	}
+	if keys&BanIP != 0 && ip.IsValid() {
+		targets = append(targets, ratelimit.IPTarget(ip))
+	}
+	for _, t := range targets {
+		if v.BanFor > 0 {
+			_ = e.st.bans.Add(now, ratelimit.Ban{Target: t, Reason: v.Reason, Since: now, Until: now.Add(v.BanFor)})
+		} else {
+			_, _ = e.st.bans.Strike(now, t, v.Reason)
+		}
+	}
 }
 
 // emit counts a decision and, if the event level wants it, sends its event.
@@ -124,8 +202,13 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 	if e.out.sink == nil || (e.out.blocksOnly && !v.Blocked()) {
 		return
 	}
+	now := e.now()
+	if !e.out.lim.AllowN(now, 1) {
+		e.out.suppressed.Add(1)
+		return
+	}
 	ev := Event{
-		Time: e.now(), Stage: stage, Rule: v.Rule, Action: v.Action, Enforced: enforced,
+		Time: now, Stage: stage, Rule: v.Rule, Action: v.Action, Enforced: enforced,
 		Reason: v.Reason, Code: codeOf(v), Listener: s.listener, Topic: s.topic, Size: s.size,
 		Limit: v.Limit, Value: v.Value, Detail: v.Detail,
 	}
@@ -135,6 +218,13 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 	}
 	if ip.IsValid() {
 		ev.RemoteIP = ip.String()
+	}
+	if n := e.out.suppressed.Swap(0); n > 0 {
+		note := "events_suppressed_before=" + itoa(n)
+		if ev.Detail != "" {
+			note = ev.Detail + "; " + note
+		}
+		ev.Detail = note
 	}
 	e.out.sink.Emit(ev)
 }

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Stage is the point of the packet lifecycle where a decision was taken.
@@ -112,36 +110,6 @@ func (s *LogSink) Emit(e Event) {
 	r := slog.NewRecord(e.Time, level, "mqttwaf", 0)
 	r.AddAttrs(attrs...)
 	_ = s.Logger.Handler().Handle(context.Background(), r)
-}
-
-// limitedSink passes at most a fixed rate of events on to its sink, so an
-// attacker who makes every packet fail cannot turn the event log into a
-// disk-filling flood. Suppressed events are still counted (see Counters);
-// the next event that passes says how many were suppressed before it.
-type limitedSink struct {
-	next       Sink
-	lim        *rate.Limiter
-	suppressed atomic.Int64
-}
-
-func newLimitedSink(next Sink, perSecond float64, burst int) *limitedSink {
-	return &limitedSink{next: next, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
-}
-
-func (s *limitedSink) Emit(e Event) {
-	if !s.lim.AllowN(e.Time, 1) {
-		s.suppressed.Add(1)
-		return
-	}
-	if n := s.suppressed.Swap(0); n > 0 {
-		note := "events_suppressed_before=" + itoa(n)
-		if e.Detail == "" {
-			e.Detail = note
-		} else {
-			e.Detail += "; " + note
-		}
-	}
-	s.next.Emit(e)
 }
 
 func itoa(n int64) string {

@@ -121,12 +121,13 @@ roles:
 
 	_, out = waf.Publish(crm, &mqttwaf.Message{Topic: "pii/contacts", Payload: []byte("no digits")})
 	fmt.Println("unchanged:", out == nil)
-	fmt.Println(waf.Rules())
+	rules := waf.Rules()
+	fmt.Println("custom rules run last:", rules[len(rules)-1])
 	// Output:
 	// event: rule=example.mask_digits action=rewrite reason=digits_masked enforced=true client=crm-1 topic="pii/contacts"
 	// allow: "call ###-####" (the original is still "call 555-0100")
 	// unchanged: true
-	// [connections.caps connections.keepalive limits.client_id limits.topic limits.user_properties identity.authenticate identity.client_id sessions.takeover acl example.mask_digits]
+	// custom rules run last: example.mask_digits
 }
 
 // In DetectionOnly every rule runs and every decision is recorded

@@ -76,6 +76,15 @@ roles:
     subscribe: ["#", "$mqttwaf/#"]
     sys: true
     broad_wildcards: true
+rates:
+  publish:
+    per_connection: {messages: 100000000/s, bytes: 1000GiB/s}
+    per_username: {messages: 100000000/s, bytes: 1000GiB/s}
+    per_ip: {messages: 100000000/s, bytes: 1000GiB/s}
+  new_topics: {per_identity: 100000000/h}
+  new_client_ids: {global: 100000000/min, per_ip: 100000000/min, per_username: 100000000/min}
+  flapping: {off: true}
+  connect: {per_ip: 100000000/s, per_listener: 100000000/s}
 `
 
 // newTestWAF builds a WAF from a YAML policy (through ParsePolicy, as users

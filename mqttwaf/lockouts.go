@@ -48,7 +48,9 @@ func (l *lockouts) check(c *Client) (Verdict, bool) {
 	if !banned {
 		return Verdict{}, false
 	}
-	return Verdict{Action: Ban, Reason: "authentication_locked_out", Code: CodeBanned,
+	// A Reject with the banned code, not a Ban: the lockout list is its own
+	// ban list, and this is not a new offence to put on the general one.
+	return Verdict{Action: Reject, Reason: "authentication_locked_out", Code: CodeBanned,
 		Detail: "locked out: " + b.Target.String() + " until " + b.Until.UTC().Format(time.RFC3339),
 		Value:  int64(b.Strikes)}, true
 }

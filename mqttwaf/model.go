@@ -26,6 +26,8 @@ type Client struct {
 	// reload that changes it applies at once).
 	Auth AuthMethod
 	Role string
+
+	keys *clientKeys // rate-limit keys, built at CONNECT (see limitKeys)
 }
 
 // TLSInfo is the TLS peer identity of a connection.
@@ -144,6 +146,16 @@ func (p *Publish) SetPayload(b []byte) {
 	p.bufs[i] = b[:0]
 	p.cur = i
 	p.Message.Payload = b
+}
+
+// Recycle hands back a buffer from Scratch that the rule did not make the
+// payload, so its capacity is reused by the next message.
+func (p *Publish) Recycle(b []byte) {
+	i := 0
+	if p.cur == 0 {
+		i = 1
+	}
+	p.bufs[i] = b[:0]
 }
 
 // SetUserProperties replaces the message's MQTT 5 user properties.

@@ -46,6 +46,12 @@ type Policy struct {
 	Roles map[string]RolePolicy `yaml:"roles" json:"roles"`
 	// Provenance stamps the authenticated identity into accepted publishes.
 	Provenance ProvenancePolicy `yaml:"provenance" json:"provenance"`
+	// Payloads say what messages on given topics must look like; the first
+	// entry whose topics cover a message's topic applies.
+	Payloads []PayloadPolicy `yaml:"payloads" json:"payloads"`
+	// Rates limit message rates, connects, new identities and topics, and
+	// the retained store.
+	Rates RatesPolicy `yaml:"rates" json:"rates"`
 
 	// baseDir is the directory relative file names in the policy are
 	// resolved against (the policy file's own directory).
@@ -372,6 +378,10 @@ func (p *Policy) applyDefaults() {
 		setDefault(&r.MinLiteralLevels, 1)
 		p.Roles[name] = r
 	}
+	for i := range p.Payloads {
+		p.Payloads[i].applyDefaults()
+	}
+	p.Rates.applyDefaults()
 }
 
 // clone returns a deep copy of p, so defaults can be applied without
@@ -388,6 +398,20 @@ func (p *Policy) clone() *Policy {
 		}
 	}
 	q.Identity.Anonymous.Networks = slices.Clone(p.Identity.Anonymous.Networks)
+	if p.Rates.Publish.Topics != nil {
+		q.Rates.Publish.Topics = make([]TopicRate, len(p.Rates.Publish.Topics))
+		for i, t := range p.Rates.Publish.Topics {
+			t.Topics = slices.Clone(t.Topics)
+			q.Rates.Publish.Topics[i] = t
+		}
+	}
+	if p.Payloads != nil {
+		q.Payloads = make([]PayloadPolicy, len(p.Payloads))
+		for i, pp := range p.Payloads {
+			pp.Topics, pp.ContentTypes = slices.Clone(pp.Topics), slices.Clone(pp.ContentTypes)
+			q.Payloads[i] = pp
+		}
+	}
 	return &q
 }
 
@@ -477,6 +501,10 @@ func (p *Policy) validate() error {
 	fe.oneOf("wills.on_violation", p.Wills.OnViolation, "refuse", "strip")
 	fe.oneOf("responses.mqtt311_publish", p.Responses.MQTT311Publish, "drop", "disconnect")
 	p.validateIdentity(&fe)
+	for i := range p.Payloads {
+		p.Payloads[i].validate(&fe, fmt.Sprintf("payloads[%d]", i), p.Broker.MaxPacketSize)
+	}
+	p.Rates.validate(&fe)
 	return errors.Join(fe...)
 }
 

@@ -1,6 +1,7 @@
 package mqttwaf
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"os"
@@ -328,7 +329,7 @@ func structPaths(t reflect.Type, prefix string) []string {
 			continue
 		}
 		path := join(prefix, name)
-		if f.Type.Kind() == reflect.Struct {
+		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
 			out = append(out, structPaths(f.Type, path)...)
 		} else {
 			out = append(out, path)

@@ -39,3 +39,20 @@ func (r *keepaliveClamp) CheckConnect(c *Connect) Verdict {
 	c.Keepalive = max
 	return v
 }
+
+// sessionExpiryClamp reports MQTT 5 clients asking to keep their session
+// longer than broker.max_session_expiry. The broker grants the maximum and
+// says so in the CONNACK; the rule lowers c.SessionExpiry to match.
+type sessionExpiryClamp struct{ p *Policy }
+
+func (*sessionExpiryClamp) ID() string { return "connections.session_expiry" }
+
+func (r *sessionExpiryClamp) CheckConnect(c *Connect) Verdict {
+	max := uint32(r.p.Broker.MaxSessionExpiry.D() / time.Second)
+	if c.SessionExpiry <= max {
+		return Verdict{}
+	}
+	v := Verdict{Action: Rewrite, Reason: "session_expiry_clamped", Value: int64(c.SessionExpiry), Limit: int64(max)}
+	c.SessionExpiry = max
+	return v
+}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/mqttwaf/mqttwaf/ratelimit"
 )
 
 // state is what the WAF remembers across packets and across policy reloads.
@@ -14,6 +16,10 @@ type state struct {
 	conns    connTable
 	claims   claimTable
 	lockouts *lockouts
+	bans     *ratelimit.BanList
+
+	ratesMu sync.Mutex
+	rates   *rateState
 }
 
 // connTable counts open sockets, broker-wide and per remote IP, for the

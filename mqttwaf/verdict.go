@@ -104,6 +104,15 @@ var codeNames = map[ReasonCode]string{
 	CodePayloadFormatInvalid:    "payload format invalid",
 	CodeConnectionRateExceeded:  "connection rate exceeded",
 	CodeWildcardSubsUnsupported: "wildcard subscriptions not supported",
+	0x84:                        "unsupported protocol version",
+	0x88:                        "server unavailable",
+	0x8B:                        "server shutting down",
+	0x8D:                        "keep alive timeout",
+	0x91:                        "packet identifier in use",
+	0x93:                        "receive maximum exceeded",
+	0x94:                        "topic alias invalid",
+	0x98:                        "administrative action",
+	0x9E:                        "shared subscriptions not supported",
 }
 
 // String returns the spec's name for the code.
@@ -198,9 +207,22 @@ type Verdict struct {
 	// Detail is optional human-readable context. It must never contain
 	// payload bytes or secrets.
 	Detail string
-	// BanFor is the ban length for Action Ban.
+	// BanFor is the ban length for Action Ban; zero means the ban list's
+	// growing back-off (rates.flapping.ban, doubling per repeat).
 	BanFor time.Duration
+	// BanKeys says what Action Ban bans; zero means the client ID and the
+	// user name.
+	BanKeys BanKeys
 }
+
+// BanKeys selects what a ban applies to.
+type BanKeys uint8
+
+const (
+	BanClientID BanKeys = 1 << iota // the client identifier
+	BanUsername                     // the identity (user name), if not anonymous
+	BanIP                           // the remote address
+)
 
 // Blocked reports whether v stops the packet.
 func (v Verdict) Blocked() bool { return v.Action.Blocks() }

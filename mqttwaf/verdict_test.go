@@ -91,7 +91,8 @@ func TestReasonCodeText(t *testing.T) {
 		{CodeSuccess, "success", "0x00"},
 		{CodeBanned, "banned", "0x8A"},
 		{CodeWildcardSubsUnsupported, "wildcard subscriptions not supported", "0xA2"},
-		{0x84, "reason code 0x84", "0x84"},
+		{0x84, "unsupported protocol version", "0x84"},
+		{0x9C, "reason code 0x9C", "0x9C"},
 		{0x05, "reason code 0x05", "0x05"},
 	}
 	for _, tc := range tests {

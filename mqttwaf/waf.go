@@ -10,6 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mqttwaf/mqttwaf/ratelimit"
 )
 
 // WAF is a running firewall: a compiled policy plus the state that outlives
@@ -55,11 +59,16 @@ func New(p *Policy, o Options) (*WAF, error) {
 	if err := p.Validate(); err != nil {
 		return nil, errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
-	lo, err := newLockouts(p.WithDefaults().Identity.Lockout, o.Now)
+	full := p.WithDefaults()
+	lo, err := newLockouts(full.Identity.Lockout, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("mqttwaf: identity.lockout: %w", err)
 	}
 	w.st.lockouts = lo
+	f := full.Rates.Flapping
+	if w.st.bans, err = ratelimit.NewBanList(ratelimit.BanOptions{Duration: f.Ban.D(), MaxDuration: f.MaxBan.D(), MaxBans: f.MaxBanCount}); err != nil {
+		return nil, fmt.Errorf("mqttwaf: rates.flapping: %w", err)
+	}
 	if err := w.Reload(p); err != nil {
 		return nil, err
 	}
@@ -88,12 +97,10 @@ func (w *WAF) Reload(p *Policy) error {
 	if err := q.validate(); err != nil {
 		return errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
-	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn"}
+	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn",
+		lim: rate.NewLimiter(rate.Limit(q.Events.MaxPerSecond), 10*q.Events.MaxPerSecond)}
 	if out.sink == nil {
 		out.sink = defaultSink(q.Events, w.opts.Logger)
-	}
-	if out.sink != nil {
-		out.sink = newLimitedSink(out.sink, float64(q.Events.MaxPerSecond), 10*q.Events.MaxPerSecond)
 	}
 	e, err := compile(q, w.st, out, w.opts.Rules, w.opts.Now)
 	if err != nil {
@@ -123,6 +130,26 @@ func defaultSink(ev EventsPolicy, l *slog.Logger) Sink {
 
 // Policy returns a copy of the running policy with every default filled in.
 func (w *WAF) Policy() *Policy { return w.engine.Load().policy.clone() }
+
+// Bans is the ban list: flapping and escalation bans land here, and the
+// CONNECT of anything on it is refused with 0x8A. Operators list, add and
+// remove bans through it at run time. It lives in memory: a restart clears
+// it (save List and re-Add to keep bans across restarts). A reload keeps it;
+// its ban durations are those of the policy the WAF started with.
+func (w *WAF) Bans() ratelimit.BanStore { return w.st.bans }
+
+// Retained tells the WAF that c's message of size bytes is now retained on
+// topic (size 0: the retained message was deleted), so the retained budgets
+// (rates.retained) count it. Adapters call it when the broker stores it.
+func (w *WAF) Retained(c *Client, topic string, size int) {
+	if rs := w.st.currentRates(); rs != nil {
+		owner := "broker"
+		if c != nil {
+			owner = c.limitKeys().identity
+		}
+		rs.retained.set(owner, topic, size)
+	}
+}
 
 // Counters returns how many decisions each rule took, per action, sorted.
 func (w *WAF) Counters() []Count { return w.st.counters.snapshot() }
@@ -175,14 +202,14 @@ func (w *WAF) OpenConnections() (sockets, ips int) { return w.st.conns.len() }
 // refuse the connection with CONNACK Verdict.Code.
 func (w *WAF) Connect(c *Connect) Verdict {
 	e := w.engine.Load()
-	keepalive, will := c.Keepalive, c.Will
+	keepalive, will, expiry := c.Keepalive, c.Will, c.SessionExpiry
 	s := subject{client: c.Client}
 	v := stage(e, StageConnect, e.connect, s, func(r ConnectRule) Verdict { return r.CheckConnect(c) })
 	if !v.Blocked() && c.Will != nil {
 		v = e.checkWill(c)
 	}
 	if !e.enforce {
-		c.Keepalive, c.Will = keepalive, will
+		c.Keepalive, c.Will, c.SessionExpiry = keepalive, will, expiry
 	}
 	if v.Blocked() && c.claimed {
 		w.st.claims.release(c.Client.ID, c.Client.Username)

@@ -117,9 +117,9 @@ func (l *Limiter) Len() int { return l.store.Len() }
 func (l *Limiter) Allow(now time.Time, key string) bool { return l.AllowN(now, key, 1) }
 
 // AllowN reports whether key may spend n tokens at time now, and spends them
-// if so. n == 0 is always allowed and n < 0 never is. now should come from
-// one clock (time.Now() in production); as in x/time/rate, a time before a
-// key's last event is treated as that event's time.
+// if so. n == 0 is always allowed and n < 0 never is. Like x/time/rate, it
+// trusts now: pass time.Now() (or one test clock), not times from several
+// unsynchronised clocks.
 //
 // n larger than Burst (a message bigger than the byte burst) is allowed only
 // when key's bucket is full, and then the bucket goes n-Burst tokens into
@@ -140,15 +140,18 @@ func (l *Limiter) AllowN(now time.Time, key string, n int) bool {
 	} else {
 		i = l.admit(now, si, sh, key, h)
 	}
-	allowed := l.spend(&sh.entries[i].val.lim, now, n)
+	var allowed bool
+	if lim := &sh.entries[i].val.lim; n <= l.burst {
+		allowed = lim.AllowN(now, n)
+	} else {
+		allowed = l.oversize(lim, now, n)
+	}
 	sh.mu.Unlock()
 	return allowed
 }
 
-func (l *Limiter) spend(lim *rate.Limiter, now time.Time, n int) bool {
-	if n <= l.burst {
-		return lim.AllowN(now, n)
-	}
+// oversize allows n > Burst on a full bucket only, leaving it in debt.
+func (l *Limiter) oversize(lim *rate.Limiter, now time.Time, n int) bool {
 	if lim.TokensAt(now) < float64(l.burst) {
 		return false
 	}

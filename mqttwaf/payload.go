@@ -1,0 +1,202 @@
+package mqttwaf
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/mqttwaf/mqttwaf/normalize"
+)
+
+// PayloadPolicy is what messages on some topics must look like. The first
+// entry of Policy.Payloads whose topics cover a message's topic applies to
+// it; later entries are not consulted (put specific filters first).
+type PayloadPolicy struct {
+	// Topics are the topic filters (templates allowed) the entry applies to.
+	Topics []string `yaml:"topics" json:"topics"`
+	// Format is any (default: bytes, unchecked), text (valid UTF-8, no NUL)
+	// or json (checked and normalised as JSON says).
+	Format string `yaml:"format" json:"format"`
+	// MaxSize bounds the payload (default 128KiB, AWS IoT's limit; 0x97).
+	MaxSize ByteSize `yaml:"max_size" json:"max_size"`
+	// ContentTypes, if set, is the allow-list for the MQTT 5 content type:
+	// a message with payload format indicator 1, or with a content type,
+	// must carry one of these.
+	ContentTypes []string `yaml:"content_types" json:"content_types"`
+	// JSON configures the JSON firewall for format json.
+	JSON JSONPolicy `yaml:"json" json:"json"`
+}
+
+// JSONPolicy configures the normalize engine for one payload entry.
+type JSONPolicy struct {
+	// Profile is i-json (default: RFC 7493, valid UTF-8 only, no lone
+	// surrogates, no duplicate keys) or rfc8259.
+	Profile string `yaml:"profile" json:"profile"`
+	// FoldKeys also treats keys equal after Unicode case folding and NFKC as
+	// duplicates ("admin" and "ＡＤＭＩＮ").
+	FoldKeys bool `yaml:"fold_keys" json:"fold_keys"`
+	// Output is compact (default: insignificant whitespace removed,
+	// unnecessary escapes decoded), validate (forward the bytes as
+	// received) or jcs (RFC 8785: also sorted keys, ECMAScript numbers).
+	Output string `yaml:"output" json:"output"`
+	// BigNumbers is reject (default: integers beyond 2^53 and floats that
+	// overflow binary64) or keep.
+	BigNumbers string `yaml:"big_numbers" json:"big_numbers"`
+	// Limits (defaults in parentheses).
+	MaxDepth        int      `yaml:"max_depth" json:"max_depth"`                 // nesting (32)
+	MaxMembers      int      `yaml:"max_members" json:"max_members"`             // per object (1000)
+	MaxElements     int      `yaml:"max_elements" json:"max_elements"`           // per array (10000)
+	MaxStringBytes  ByteSize `yaml:"max_string_bytes" json:"max_string_bytes"`   // per string (64KiB)
+	MaxNumberDigits int      `yaml:"max_number_digits" json:"max_number_digits"` // per number (100)
+}
+
+func (p *PayloadPolicy) applyDefaults() {
+	setDefault(&p.Format, "any")
+	setDefault(&p.MaxSize, 128<<10)
+	j := &p.JSON
+	setDefault(&j.Profile, string(normalize.ProfileIJSON))
+	setDefault(&j.Output, string(normalize.OutputCompact))
+	setDefault(&j.BigNumbers, string(normalize.NumbersReject))
+	setDefault(&j.MaxDepth, normalize.DefaultMaxDepth)
+	setDefault(&j.MaxMembers, normalize.DefaultMaxMembers)
+	setDefault(&j.MaxElements, normalize.DefaultMaxElements)
+	setDefault(&j.MaxStringBytes, normalize.DefaultMaxStringBytes)
+	setDefault(&j.MaxNumberDigits, normalize.DefaultMaxNumberDigits)
+}
+
+func (p *PayloadPolicy) normalizeOptions() normalize.Options {
+	j := p.JSON
+	return normalize.Options{
+		Profile: normalize.Profile(j.Profile), FoldKeys: j.FoldKeys, Output: normalize.Output(j.Output),
+		BigNumbers: normalize.NumberPolicy(j.BigNumbers), MaxBytes: int(p.MaxSize), MaxDepth: j.MaxDepth,
+		MaxMembers: j.MaxMembers, MaxElements: j.MaxElements, MaxStringBytes: int(j.MaxStringBytes),
+		MaxNumberDigits: j.MaxNumberDigits,
+	}
+}
+
+func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize) {
+	if len(p.Topics) == 0 {
+		fe.add(at+".topics", "list the topic filters this entry applies to")
+	}
+	for i, t := range p.Topics {
+		if _, err := CompileTemplate(t); err != nil {
+			fe.add(fmt.Sprintf("%s.topics[%d]", at, i), "%v", err)
+		}
+	}
+	fe.oneOf(at+".format", p.Format, "any", "text", "json")
+	fe.intRange(at+".max_size", int64(p.MaxSize), 1, int64(maxPacket))
+	for i, ct := range p.ContentTypes {
+		if ct == "" || hasControl(ct) {
+			fe.add(fmt.Sprintf("%s.content_types[%d]", at, i), "must be a MIME type such as application/json")
+		}
+	}
+	if _, err := normalize.New(p.normalizeOptions()); err != nil {
+		fe.add(at+".json", "%v", err)
+	}
+}
+
+// payloadEntry is a compiled PayloadPolicy.
+type payloadEntry struct {
+	topics   []*Template
+	format   string
+	maxSize  int
+	types    []string
+	json     *normalize.Normalizer
+	validate bool // JSON output validate: no rewrite
+}
+
+// payloads checks and normalises payloads: the first entry covering the
+// topic decides; messages on other topics only have their MQTT 5 payload
+// format indicator honoured (1 = must be valid UTF-8).
+type payloads struct{ entries []*payloadEntry }
+
+func compilePayloads(p *Policy) (*payloads, error) {
+	r := &payloads{}
+	for i := range p.Payloads {
+		pp := &p.Payloads[i]
+		e := &payloadEntry{format: pp.Format, maxSize: int(pp.MaxSize), types: pp.ContentTypes,
+			validate: pp.JSON.Output == string(normalize.OutputValidate)}
+		for _, t := range pp.Topics {
+			ct, _ := CompileTemplate(t) // validated
+			e.topics = append(e.topics, ct)
+		}
+		if e.format == "json" {
+			n, err := normalize.New(pp.normalizeOptions())
+			if err != nil {
+				return nil, fmt.Errorf("payloads[%d].json: %w", i, err)
+			}
+			e.json = n
+		}
+		r.entries = append(r.entries, e)
+	}
+	return r, nil
+}
+
+func (*payloads) ID() string { return "payload" }
+
+// entryFor returns the first entry covering topic, or nil.
+func (r *payloads) entryFor(topic string, c *Client) *payloadEntry {
+	for _, e := range r.entries {
+		for _, t := range e.topics {
+			if t.Covers(topic, c) {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+func (r *payloads) CheckPublish(p *Publish) Verdict {
+	m := p.Message
+	e := r.entryFor(m.Topic, p.Client)
+	if m.Props.PayloadFormatSet && m.Props.PayloadFormat == 1 && !validText(m.Payload) {
+		return Deny("", "payload_not_utf8", CodePayloadFormatInvalid) // the publisher said it was text
+	}
+	if e == nil {
+		return Verdict{}
+	}
+	if len(m.Payload) > e.maxSize {
+		return OverLimit("", "payload_too_large", CodeQuotaExceeded, int64(len(m.Payload)), int64(e.maxSize))
+	}
+	if len(e.types) > 0 && (m.Props.ContentType != "" || m.Props.PayloadFormatSet && m.Props.PayloadFormat == 1) {
+		ok := false
+		for _, t := range e.types {
+			ok = ok || t == m.Props.ContentType
+		}
+		if !ok {
+			return Deny("", "content_type_not_allowed", CodePayloadFormatInvalid)
+		}
+	}
+	switch e.format {
+	case "text":
+		if !validText(m.Payload) {
+			return Deny("", "payload_not_utf8", CodePayloadFormatInvalid)
+		}
+	case "json":
+		out, err := e.json.Append(p.Scratch(), m.Payload)
+		if err != nil {
+			v := Deny("", string(normalize.ReasonOf(err)), CodePayloadFormatInvalid)
+			if ne, ok := err.(*normalize.Error); ok {
+				v.Detail = "at byte " + strconv.Itoa(ne.Offset)
+			}
+			if v.Reason == "" {
+				v.Reason = "invalid_json"
+			}
+			return v
+		}
+		if e.validate || bytes.Equal(out, m.Payload) {
+			p.Recycle(out) // already canonical: forward the bytes as received
+			return Verdict{}
+		}
+		p.SetPayload(out)
+		return Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
+	}
+	return Verdict{}
+}
+
+// validText reports whether b is valid UTF-8 without NUL, as MQTT defines
+// UTF-8 encoded character data.
+func validText(b []byte) bool {
+	return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0
+}

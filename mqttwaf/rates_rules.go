@@ -1,0 +1,446 @@
+package mqttwaf
+
+import (
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/mqttwaf/mqttwaf/ratelimit"
+)
+
+// clientKeys are the strings a client's limits are keyed by, built once at
+// CONNECT so the publish path allocates nothing.
+type clientKeys struct {
+	client   string // client ID
+	identity string // "u:" + user name, or "c:" + client ID for anonymous clients
+	ip       string // remote IP, or "" if none
+	// recent remembers the last topics this client published to, so the
+	// new-topic budget (which needs identity+topic keys) is only consulted
+	// for topics it has not used lately. Only the client's own read
+	// goroutine touches it.
+	recent [8]string
+	next   int
+}
+
+func (c *Client) limitKeys() *clientKeys {
+	if c.keys == nil {
+		k := &clientKeys{client: c.ID, identity: "c:" + c.ID}
+		if c.Username != "" {
+			k.identity = "u:" + c.Username
+		}
+		if c.RemoteIP.IsValid() {
+			k.ip = c.RemoteIP.String()
+		}
+		c.keys = k
+	}
+	return c.keys
+}
+
+// rateState is the limiters and counters of a rates section. It is kept
+// across reloads as long as the rates section is unchanged, so a reload does
+// not refill every bucket; a changed section starts afresh.
+type rateState struct {
+	policy RatesPolicy
+
+	connMsgs, connBytes, userMsgs, userBytes, ipMsgs, ipBytes *ratelimit.Limiter
+	topicRates                                                []*ratelimit.Limiter
+	subscribes, connectsIP, connectsListener                  *ratelimit.Limiter
+	flapClient, flapUser, flapIP                              *ratelimit.Counter
+	violations, disconnects                                   *ratelimit.Counter
+	newIDs, newTopics                                         *ratelimit.Novelty
+	retained                                                  retainedTable
+}
+
+func newRateState(r RatesPolicy) (*rateState, error) {
+	st := &rateState{policy: r}
+	var firstErr error
+	lim := func(rate Rate, burst int) *ratelimit.Limiter {
+		l, err := ratelimit.NewLimiter(ratelimit.LimiterOptions{Rate: rate, Burst: burst, MaxKeys: r.MaxKeys})
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return l
+	}
+	counter := func(rate Rate) *ratelimit.Counter {
+		c, err := ratelimit.NewCounter(ratelimit.CounterOptions{Window: rate.Per, Limit: int(rate.N), MaxKeys: r.MaxKeys})
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return c
+	}
+	p := r.Publish
+	st.connMsgs, st.connBytes = lim(p.PerConnection.Messages, p.PerConnection.Burst), lim(p.PerConnection.Bytes, int(p.PerConnection.BurstB))
+	st.userMsgs, st.userBytes = lim(p.PerUsername.Messages, p.PerUsername.Burst), lim(p.PerUsername.Bytes, int(p.PerUsername.BurstB))
+	st.ipMsgs, st.ipBytes = lim(p.PerIP.Messages, p.PerIP.Burst), lim(p.PerIP.Bytes, int(p.PerIP.BurstB))
+	for _, t := range p.Topics {
+		st.topicRates = append(st.topicRates, lim(t.Messages, t.Burst))
+	}
+	st.subscribes = lim(r.Subscribe.PerConnection, 0)
+	st.connectsIP, st.connectsListener = lim(r.Connect.PerIP, 0), lim(r.Connect.PerListener, 0)
+	st.flapClient, st.flapUser, st.flapIP = counter(r.Flapping.Connects), counter(r.Flapping.Connects), counter(r.Flapping.PerIP)
+	st.violations = counter(Rate{N: int64(r.Escalation.DisconnectAfter), Per: time.Minute})
+	st.disconnects = counter(Rate{N: int64(r.Escalation.BanAfter), Per: 10 * time.Minute})
+	var err error
+	if st.newIDs, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewClientIDs.Global.Per, MaxGroups: r.MaxKeys}); err != nil {
+		return nil, err
+	}
+	if st.newTopics, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewTopics.PerIdentity.Per, MaxGroups: r.MaxKeys, ExpectedKeys: r.MaxKeys}); err != nil {
+		return nil, err
+	}
+	st.retained.init(r.Retained)
+	return st, firstErr
+}
+
+// ratesFor returns the state for r: the running one if r is unchanged.
+func (s *state) ratesFor(r RatesPolicy) (*rateState, error) {
+	s.ratesMu.Lock()
+	defer s.ratesMu.Unlock()
+	if s.rates != nil && reflect.DeepEqual(s.rates.policy, r) {
+		return s.rates, nil
+	}
+	st, err := newRateState(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.rates != nil {
+		st.retained.adopt(&s.rates.retained) // the retained store does not change with the policy
+	}
+	s.rates = st
+	return st, nil
+}
+
+func (s *state) currentRates() *rateState {
+	s.ratesMu.Lock()
+	defer s.ratesMu.Unlock()
+	return s.rates
+}
+
+// banCheck refuses CONNECTs from banned client IDs, user names and
+// addresses (CONNACK 0x8A), first of all connect rules.
+type banCheck struct {
+	bans *ratelimit.BanList
+	now  func() time.Time
+}
+
+func (*banCheck) ID() string { return "bans" }
+
+func (r *banCheck) CheckConnect(c *Connect) Verdict {
+	b, banned := r.bans.Check(r.now(), c.Client.ID, c.Client.Username, c.Client.RemoteIP)
+	if !banned {
+		return Verdict{}
+	}
+	until := "permanently"
+	if !b.Until.IsZero() {
+		until = "until " + b.Until.UTC().Format(time.RFC3339)
+	}
+	return Verdict{Action: Reject, Reason: "banned", Code: CodeBanned, Detail: b.Target.String() + " banned " + until + ": " + b.Reason}
+}
+
+// connectRates limits CONNECTs per remote IP and per listener (0x9F).
+type connectRates struct {
+	st  *rateState
+	now func() time.Time
+}
+
+func (*connectRates) ID() string { return "rates.connect" }
+
+func (r *connectRates) CheckConnect(c *Connect) Verdict {
+	now := r.now()
+	if !r.st.connectsListener.Allow(now, c.Client.Listener) {
+		return Deny("", "listener_connect_rate", CodeConnectionRateExceeded)
+	}
+	if c.Client.RemoteIP.IsValid() && !r.st.connectsIP.Allow(now, c.Client.RemoteIP.String()) {
+		return Deny("", "ip_connect_rate", CodeConnectionRateExceeded)
+	}
+	return Verdict{}
+}
+
+// flapping bans client IDs, user names and IPs that connect more often
+// than rates.flapping allows: the ban starts with this CONNECT (0x8A) and
+// grows for repeat offenders.
+type flapping struct {
+	st  *rateState
+	now func() time.Time
+}
+
+func (*flapping) ID() string { return "rates.flapping" }
+
+func (r *flapping) CheckConnect(c *Connect) Verdict {
+	if r.st.policy.Flapping.Off {
+		return Verdict{}
+	}
+	now, cl := r.now(), c.Client
+	limit := float64(r.st.policy.Flapping.Connects.N)
+	v := Verdict{Action: Ban, Reason: "flapping", Code: CodeBanned}
+	switch {
+	case r.st.flapClient.AddN(now, cl.ID, 1) > limit:
+		v.BanKeys = BanClientID
+	case cl.Username != "" && r.st.flapUser.AddN(now, cl.Username, 1) > limit:
+		v.BanKeys = BanUsername
+	case cl.RemoteIP.IsValid() && r.st.flapIP.AddN(now, cl.RemoteIP.String(), 1) > float64(r.st.policy.Flapping.PerIP.N):
+		v.BanKeys = BanIP
+	default:
+		return Verdict{}
+	}
+	return v
+}
+
+// newClientIDs budgets client IDs not seen recently: globally, per IP, per
+// user name and per client-ID prefix. A client ID seen in the last window
+// or two reconnects freely.
+type newClientIDs struct {
+	st  *rateState
+	now func() time.Time
+}
+
+func (*newClientIDs) ID() string { return "rates.new_client_ids" }
+
+func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
+	n, cl := r.st.policy.NewClientIDs, c.Client
+	budgets := make([]ratelimit.Budget, 0, 4)
+	budgets = append(budgets, ratelimit.Budget{Group: "", Limit: int(n.Global.N)})
+	if cl.RemoteIP.IsValid() {
+		budgets = append(budgets, ratelimit.Budget{Group: "i:" + cl.RemoteIP.String(), Limit: int(n.PerIP.N)})
+	}
+	if cl.Username != "" {
+		budgets = append(budgets, ratelimit.Budget{Group: "u:" + cl.Username, Limit: int(n.PerUsername.N)})
+	}
+	if !n.PerPrefix.IsZero() {
+		prefix := cl.ID
+		if len(prefix) > n.PrefixLength {
+			prefix = prefix[:n.PrefixLength]
+		}
+		budgets = append(budgets, ratelimit.Budget{Group: "p:" + prefix, Limit: int(n.PerPrefix.N)})
+	}
+	if !r.st.newIDs.Allow(r.now(), cl.ID, budgets...) {
+		return Deny("", "new_client_id_budget", CodeQuotaExceeded)
+	}
+	return Verdict{}
+}
+
+// publishRates limits publishes per connection, per identity, per IP and
+// per topic, in messages and bytes. Refusals are counted; too many in a
+// minute disconnect the client (0x96), and repeated disconnects ban it.
+type publishRates struct {
+	st     *rateState
+	topics [][]*Template
+	now    func() time.Time
+}
+
+func (*publishRates) ID() string { return "rates.publish" }
+
+func (r *publishRates) CheckPublish(p *Publish) Verdict {
+	if p.Will {
+		return Verdict{} // a will is checked at CONNECT, not spent then
+	}
+	now, k, n := r.now(), p.Client.limitKeys(), len(p.Message.Payload)
+	st := r.st
+	reason := ""
+	switch {
+	case !st.connMsgs.Allow(now, k.client):
+		reason = "connection_message_rate"
+	case !st.connBytes.AllowN(now, k.client, n):
+		reason = "connection_byte_rate"
+	case p.Client.Username != "" && !st.userMsgs.Allow(now, p.Client.Username):
+		reason = "username_message_rate"
+	case p.Client.Username != "" && !st.userBytes.AllowN(now, p.Client.Username, n):
+		reason = "username_byte_rate"
+	case k.ip != "" && !st.ipMsgs.Allow(now, k.ip):
+		reason = "ip_message_rate"
+	case k.ip != "" && !st.ipBytes.AllowN(now, k.ip, n):
+		reason = "ip_byte_rate"
+	default:
+		for i, ts := range r.topics {
+			for _, t := range ts {
+				if t.Covers(p.Message.Topic, p.Client) {
+					if !st.topicRates[i].Allow(now, k.client) {
+						reason = "topic_message_rate"
+					}
+					break
+				}
+			}
+		}
+	}
+	if reason == "" {
+		return Verdict{}
+	}
+	return st.escalate(now, k, Deny("", reason, CodeMessageRateTooHigh))
+}
+
+// escalate turns a refusal into a disconnect, and repeated disconnects into
+// a ban, as rates.escalation says.
+func (st *rateState) escalate(now time.Time, k *clientKeys, v Verdict) Verdict {
+	e := st.policy.Escalation
+	if st.violations.AddN(now, k.client, 1) <= float64(e.DisconnectAfter) {
+		return v
+	}
+	st.violations.Forget(now, k.client)
+	v.Action, v.Code = Disconnect, CodeMessageRateTooHigh
+	v.Detail = "repeated rate violations"
+	if st.disconnects.AddN(now, k.client, 1) > float64(e.BanAfter) {
+		v.Action, v.Code, v.BanKeys = Ban, CodeBanned, BanClientID|BanUsername
+		v.Detail = "repeatedly disconnected for rate violations"
+	}
+	return v
+}
+
+// newTopics budgets topics an identity has not published to recently.
+type newTopics struct {
+	st  *rateState
+	now func() time.Time
+}
+
+func (*newTopics) ID() string { return "rates.new_topics" }
+
+func (r *newTopics) CheckPublish(p *Publish) Verdict {
+	if p.Will {
+		return Verdict{}
+	}
+	k, topic := p.Client.limitKeys(), p.Message.Topic
+	for _, t := range k.recent {
+		if t == topic {
+			return Verdict{}
+		}
+	}
+	key := k.identity + "\x00" + topic
+	if !r.st.newTopics.Allow(r.now(), key, ratelimit.Budget{Group: k.identity, Limit: int(r.st.policy.NewTopics.PerIdentity.N)}) {
+		return Deny("", "new_topic_budget", CodeQuotaExceeded)
+	}
+	k.recent[k.next] = topic
+	k.next = (k.next + 1) % len(k.recent)
+	return Verdict{}
+}
+
+// subscribeRates limits filters per SUBSCRIBE, subscriptions per
+// connection and the subscribe rate (0x97).
+type subscribeRates struct {
+	st  *rateState
+	now func() time.Time
+}
+
+func (*subscribeRates) ID() string { return "rates.subscribe" }
+
+func (r *subscribeRates) CheckSubscribe(c *Client, s *Subscription) Verdict {
+	sp := r.st.policy.Subscribe
+	switch {
+	case s.Count > sp.MaxFilters:
+		return OverLimit("", "too_many_filters", CodeQuotaExceeded, int64(s.Count), int64(sp.MaxFilters))
+	case s.Existing >= sp.MaxSubscriptions:
+		return OverLimit("", "too_many_subscriptions", CodeQuotaExceeded, int64(s.Existing+1), int64(sp.MaxSubscriptions))
+	case !r.st.subscribes.Allow(r.now(), c.limitKeys().client):
+		return Deny("", "subscribe_rate", CodeQuotaExceeded)
+	}
+	return Verdict{}
+}
+
+// retainedTable mirrors the broker's retained store: which identity owns
+// each retained topic and how big it is, so retained budgets can be kept.
+// It holds only topics that passed the budget, so it is bounded by
+// rates.retained.total.topics (plus retained wills and messages the broker
+// retains itself, which are counted when reported).
+type retainedTable struct {
+	mu      sync.Mutex
+	byTopic map[string]retainedEntry
+	owners  map[string]*retainedUse
+	total   retainedUse
+	budget  RetainedBudget
+}
+
+type retainedEntry struct {
+	owner string
+	bytes int
+}
+
+type retainedUse struct{ topics, bytes int }
+
+func (t *retainedTable) init(b RetainedBudget) {
+	t.budget = b
+	t.byTopic = map[string]retainedEntry{}
+	t.owners = map[string]*retainedUse{}
+}
+
+// adopt takes over another table's contents (a reload changed the budget).
+func (t *retainedTable) adopt(o *retainedTable) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t.byTopic, t.owners, t.total = o.byTopic, o.owners, o.total
+}
+
+// admit reports whether owner may retain size bytes on topic.
+func (t *retainedTable) admit(owner, topic string, size int) (Verdict, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, exists := t.byTopic[topic]
+	use := t.owners[owner]
+	if use == nil {
+		use = &retainedUse{}
+	}
+	addTopics, addBytes := 1, size
+	if exists {
+		addTopics, addBytes = 0, size-old.bytes
+		if old.owner != owner { // taking over a topic moves it to the new owner
+			addTopics, addBytes = 1, size
+		}
+	}
+	pi, tot := t.budget.PerIdentity, t.budget.Total
+	switch {
+	case use.topics+addTopics > pi.Topics:
+		return OverLimit("", "retained_topics_per_identity", CodeQuotaExceeded, int64(use.topics+addTopics), int64(pi.Topics)), false
+	case use.bytes+addBytes > int(pi.Bytes):
+		return OverLimit("", "retained_bytes_per_identity", CodeQuotaExceeded, int64(use.bytes+addBytes), int64(pi.Bytes)), false
+	case t.total.topics+addTopics > tot.Topics && (!exists || old.owner != owner):
+		return OverLimit("", "retained_topics_total", CodeQuotaExceeded, int64(t.total.topics+1), int64(tot.Topics)), false
+	case t.total.bytes+addBytes > int(tot.Bytes):
+		return OverLimit("", "retained_bytes_total", CodeQuotaExceeded, int64(t.total.bytes+addBytes), int64(tot.Bytes)), false
+	}
+	return Verdict{}, true
+}
+
+// set records that owner's message of size bytes is now retained on topic
+// (size 0: the retained message was deleted).
+func (t *retainedTable) set(owner, topic string, size int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.byTopic[topic]; ok {
+		if u := t.owners[old.owner]; u != nil {
+			u.topics--
+			u.bytes -= old.bytes
+			if u.topics <= 0 {
+				delete(t.owners, old.owner)
+			}
+		}
+		t.total.topics--
+		t.total.bytes -= old.bytes
+		delete(t.byTopic, topic)
+	}
+	if size == 0 {
+		return
+	}
+	t.byTopic[topic] = retainedEntry{owner: owner, bytes: size}
+	u := t.owners[owner]
+	if u == nil {
+		u = &retainedUse{}
+		t.owners[owner] = u
+	}
+	u.topics++
+	u.bytes += size
+	t.total.topics++
+	t.total.bytes += size
+}
+
+// retainedBudget enforces rates.retained on retained publishes.
+type retainedBudget struct{ st *rateState }
+
+func (*retainedBudget) ID() string { return "rates.retained" }
+
+func (r *retainedBudget) CheckPublish(p *Publish) Verdict {
+	m := p.Message
+	if !m.Retain || len(m.Payload) == 0 { // an empty retained message deletes
+		return Verdict{}
+	}
+	v, ok := r.st.retained.admit(p.Client.limitKeys().identity, m.Topic, len(m.Payload))
+	if ok {
+		return Verdict{}
+	}
+	return v
+}

@@ -1,0 +1,125 @@
+package redact
+
+// Phone numbers are found by a hand-written scanner: it reads a run of
+// digit groups (separated by one space, '-' or '.', with an optional
+// parenthesised area code), then accepts the run only if it has the shape
+// of a known numbering plan. Bare digit runs are accepted only for Korean
+// mobiles (01X...), whose prefix no timestamp or reading starts with.
+
+// phoneStartBlocked: a number glued to these is part of something else
+// (an identifier, a decimal, a date or a path).
+func phoneStartBlocked(c byte) bool {
+	return isWord(c) || c == '+' || c == '-' || c == '.' || c == '/'
+}
+
+func findPhone(b []byte, from int) (int, int) {
+	for i := from; i < len(b); i++ {
+		c := b[i]
+		if c != '+' && c != '(' && !isDigit(c) || i > 0 && phoneStartBlocked(b[i-1]) {
+			continue
+		}
+		if end := phoneAt(b, i); end > 0 {
+			return i, end
+		}
+	}
+	return -1, -1
+}
+
+// phoneAt returns the end of a phone number starting at b[i], or -1.
+func phoneAt(b []byte, i int) int {
+	j := i
+	plus := b[j] == '+'
+	if plus {
+		j++
+	}
+	var g [8]int    // digit-group lengths
+	var pre [4]byte // first digits
+	ng, nd, np := 0, 0, 0
+	for {
+		open := j < len(b) && b[j] == '('
+		if open {
+			if ng > 1 {
+				return -1
+			}
+			j++
+		}
+		st := j
+		for j < len(b) && isDigit(b[j]) {
+			if np < len(pre) {
+				pre[np] = b[j]
+				np++
+			}
+			j++
+		}
+		n := j - st
+		if n == 0 || ng == len(g) {
+			return -1
+		}
+		g[ng] = n
+		ng++
+		nd += n
+		if nd > 15 {
+			return -1
+		}
+		if open {
+			if j >= len(b) || b[j] != ')' {
+				return -1
+			}
+			j++
+			if j+1 < len(b) && (b[j] == ' ' || b[j] == '-') && isDigit(b[j+1]) {
+				j++
+			}
+			if j < len(b) && isDigit(b[j]) {
+				continue
+			}
+			break
+		}
+		if j+1 < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.') && (isDigit(b[j+1]) || b[j+1] == '(') {
+			j++
+			continue
+		}
+		break
+	}
+	// The run must end cleanly: not glued to a word, nor continued like a
+	// date, time, decimal or path ("2017-11-28", "12.5", "10:30").
+	if j < len(b) && (isWord(b[j]) || b[j] == '+') {
+		return -1
+	}
+	if j+1 < len(b) && (b[j] == '-' || b[j] == '.' || b[j] == ':' || b[j] == '/') && isDigit(b[j+1]) {
+		return -1
+	}
+	if np < 4 {
+		return -1
+	}
+	if plus { // E.164: country code 1-9, 8 to 15 digits in all
+		if nd >= 8 && pre[0] != '0' {
+			return j
+		}
+		return -1
+	}
+	if pre[0] == '0' && pre[1] == '1' && (pre[2] == '0' || pre[2] == '1' || pre[2] >= '6' && pre[2] <= '9') {
+		// Korean mobile: 010-1234-5678, 011-123-4567, 01012345678.
+		if ng == 1 && (nd == 10 || nd == 11) || ng == 3 && g[0] == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
+			return j
+		}
+		return -1
+	}
+	if pre[0] == '0' && ng == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
+		// Korean landline and internet phone, separators required:
+		// 02-123-4567, 031-1234-5678, 070-1234-5678.
+		if g[0] == 2 && pre[1] == '2' || g[0] == 3 && (pre[1] >= '3' && pre[1] <= '6' && pre[2] >= '1' && pre[2] <= '5' || pre[1] == '7' && pre[2] == '0') {
+			return j
+		}
+		return -1
+	}
+	// North American: (555) 123-4567, 555-123-4567, 555.123.4567,
+	// 1-555-123-4567; the area code starts with 2-9. Ten bare digits are
+	// refused: they are usually Unix timestamps or ids.
+	if ng == 3 && g[0] == 3 && g[1] == 3 && g[2] == 4 && pre[0] >= '2' {
+		return j
+	}
+	if ng == 4 && g[0] == 1 && pre[0] == '1' && g[1] == 3 && g[2] == 3 && g[3] == 4 && pre[1] >= '2' {
+		return j
+	}
+	return -1
+}

@@ -169,6 +169,13 @@ func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startBrokerWith(t, p, o)
+}
+
+// startBrokerWith starts a broker running policy p as given.
+func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker {
+	t.Helper()
+	var err error
 	b := &testBroker{events: newRecorder()}
 	var sink mqttwaf.Sink = b.events
 	if o.bench {

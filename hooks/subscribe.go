@@ -65,10 +65,24 @@ func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnPacketEncode puts the WAF's reason codes into the SUBACK of a SUBSCRIBE
-// whose filters it refused (MQTT 5 only; 3.1.1 has a single failure code).
-// It is called for every outbound packet, so it returns at once for others.
+// OnPacketEncode gives each subscriber its view of a PUBLISH (redacted
+// unless its role has view: raw; see mqttwaf.WAF.View), and puts the WAF's
+// reason codes into the SUBACK of a SUBSCRIBE whose filters it refused
+// (MQTT 5 only; 3.1.1 has a single failure code). It is called for every
+// outbound packet, so it returns at once for others.
 func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Publish {
+		if cl.Net.Inline || !h.waf.HasViews() {
+			return pk
+		}
+		// The topic is always there: OnConnect turns outbound topic aliases
+		// off. The payload may be shared with mochi's in-flight copy, so it
+		// is replaced, never written to.
+		if out, changed := h.waf.View(h.sessions.clientOf(cl), pk.TopicName, pk.Payload); changed {
+			pk.Payload = out
+		}
+		return pk
+	}
 	if pk.FixedHeader.Type != packets.Suback || cl.Properties.ProtocolVersion != 5 {
 		return pk
 	}

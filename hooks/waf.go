@@ -139,6 +139,12 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.Properties.Will.Payload = conn.Will.Payload
 		cl.Properties.Will.User = mochiProps(conn.Will.Props.User)
 	}
+	// No topic aliases towards this client: every outbound PUBLISH carries
+	// its topic, which per-subscriber views need (and mochi can reorder an
+	// alias's first use behind its later uses when several publishers
+	// deliver to one subscriber at once).
+	cl.Properties.Props.TopicAliasMaximum = 0
+	cl.State.TopicAliases.Outbound = mqtt.NewOutboundTopicAliases(0)
 	// mochi keeps the session under this name after the connection ends;
 	// make it the authenticated identity (a certificate's, say), so the
 	// session's owner is known later.

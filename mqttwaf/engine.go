@@ -21,6 +21,8 @@ type engine struct {
 	out     *output
 	now     func() time.Time
 
+	views *views // per-subscriber redaction, or nil
+
 	rules     []Rule
 	accept    []AcceptRule
 	connect   []ConnectRule
@@ -96,6 +98,8 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	if err != nil {
 		return nil, err
 	}
+	e.views = compileViews(p, id, pl)
+	pl.views = e.views
 	builtin = append(builtin, pl)
 	if name := p.Provenance.UserProperty; name != "" {
 		builtin = append(builtin, &provenance{name: name})

@@ -2,11 +2,14 @@ package mqttwaf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/mqttwaf/mqttwaf/normalize"
+	"github.com/mqttwaf/mqttwaf/redact"
 )
 
 // PayloadPolicy is what messages on some topics must look like. The first
@@ -26,6 +29,9 @@ type PayloadPolicy struct {
 	ContentTypes []string `yaml:"content_types" json:"content_types"`
 	// JSON configures the JSON firewall for format json.
 	JSON JSONPolicy `yaml:"json" json:"json"`
+	// Redact hides personal data (format json only), on the normalised
+	// payload, so escapes cannot hide a value from it.
+	Redact RedactPolicy `yaml:"redact" json:"redact"`
 }
 
 // JSONPolicy configures the normalize engine for one payload entry.
@@ -82,6 +88,17 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 	for i, t := range p.Topics {
 		if _, err := CompileTemplate(t); err != nil {
 			fe.add(fmt.Sprintf("%s.topics[%d]", at, i), "%v", err)
+		} else if strings.Contains(t, "{") {
+			// Deliveries must find the entry from the topic alone.
+			fe.add(fmt.Sprintf("%s.topics[%d]", at, i), "payload entries take plain topic filters, without {variables}")
+		}
+	}
+	if p.Redact.enabled() {
+		if p.Format != "json" {
+			fe.add(at+".redact", "redaction works on JSON: set format: json")
+		}
+		if _, err := redact.New(p.Redact.options(placeholderKey)); err != nil {
+			fe.add(at+".redact", "%v", err)
 		}
 	}
 	fe.oneOf(at+".format", p.Format, "any", "text", "json")
@@ -104,15 +121,33 @@ type payloadEntry struct {
 	types    []string
 	json     *normalize.Normalizer
 	validate bool // JSON output validate: no rewrite
+	redactor *redact.Redactor
 }
 
-// payloads checks and normalises payloads: the first entry covering the
-// topic decides; messages on other topics only have their MQTT 5 payload
-// format indicator honoured (1 = must be valid UTF-8).
-type payloads struct{ entries []*payloadEntry }
+// payloads checks, normalises and redacts payloads: the first entry
+// covering the topic decides; messages on other topics only have their MQTT
+// 5 payload format indicator honoured (1 = must be valid UTF-8).
+type payloads struct {
+	entries []*payloadEntry
+	views   *views // per-subscriber views, or nil: then redaction rewrites the message itself
+}
 
 func compilePayloads(p *Policy) (*payloads, error) {
 	r := &payloads{}
+	var key redact.Secret
+	for _, pp := range p.Payloads {
+		if pp.Redact.usesPseudonym() {
+			k, err := p.pseudonymKey()
+			if err != nil {
+				return nil, err
+			}
+			if k == "" {
+				return nil, errors.New("a pseudonym operator needs a key: set redaction.pseudonym_key_file or redaction.pseudonym_key_env")
+			}
+			key = k
+			break
+		}
+	}
 	for i := range p.Payloads {
 		pp := &p.Payloads[i]
 		e := &payloadEntry{format: pp.Format, maxSize: int(pp.MaxSize), types: pp.ContentTypes,
@@ -127,6 +162,13 @@ func compilePayloads(p *Policy) (*payloads, error) {
 				return nil, fmt.Errorf("payloads[%d].json: %w", i, err)
 			}
 			e.json = n
+		}
+		if pp.Redact.enabled() {
+			rd, err := redact.New(pp.Redact.options(key))
+			if err != nil {
+				return nil, fmt.Errorf("payloads[%d].redact: %w", i, err)
+			}
+			e.redactor = rd
 		}
 		r.entries = append(r.entries, e)
 	}
@@ -185,14 +227,47 @@ func (r *payloads) CheckPublish(p *Publish) Verdict {
 			}
 			return v
 		}
+		normalized := Verdict{}
 		if e.validate || bytes.Equal(out, m.Payload) {
 			p.Recycle(out) // already canonical: forward the bytes as received
-			return Verdict{}
+		} else {
+			p.SetPayload(out)
+			normalized = Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
 		}
-		p.SetPayload(out)
-		return Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
+		if e.redactor != nil {
+			return r.redact(p, e, normalized)
+		}
+		return normalized
 	}
 	return Verdict{}
+}
+
+// redact runs the entry's redaction on the (normalised) payload. Without
+// per-subscriber views the redacted payload replaces the message; with
+// them the message keeps its raw payload and the redaction is cached for
+// the deliveries to subscribers without a raw view (WAF.View).
+func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdict {
+	in := p.Message.Payload
+	out, report, err := e.redactor.Apply(p.Scratch(), in)
+	if err != nil {
+		p.Recycle(out)
+		v := Deny("", "redaction_failed", CodePayloadFormatInvalid)
+		v.Detail = err.Error()
+		return v
+	}
+	if report.Changed+report.Nulled == 0 {
+		p.Recycle(out)
+		return normalized
+	}
+	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(report.Changed + report.Nulled), Detail: reportDetail(report)}
+	if r.views != nil {
+		r.views.put(r.views.key(p.Message.Topic, in), append([]byte(nil), out...))
+		p.Recycle(out)
+		v.Detail = joinDetail("for subscribers without a raw view", v.Detail)
+		return v
+	}
+	p.SetPayload(out)
+	return v
 }
 
 // validText reports whether b is valid UTF-8 without NUL, as MQTT defines

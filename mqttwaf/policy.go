@@ -52,6 +52,8 @@ type Policy struct {
 	// Rates limit message rates, connects, new identities and topics, and
 	// the retained store.
 	Rates RatesPolicy `yaml:"rates" json:"rates"`
+	// Redaction holds what all payload redaction rule sets share.
+	Redaction RedactionPolicy `yaml:"redaction" json:"redaction"`
 
 	// baseDir is the directory relative file names in the policy are
 	// resolved against (the policy file's own directory).
@@ -254,11 +256,12 @@ type CertificatePolicy struct {
 
 // ClientIDBinding binds client IDs to identities.
 type ClientIDBinding struct {
-	// Bind is a template the client ID must match, with {username} and
-	// {cn} and a final '*' for any suffix: "{username}" or "{username}-*".
-	// Empty (default) binds nothing; sessions.takeover still protects
+	// Bind lists templates one of which the client ID must match, with
+	// {username} and {cn} and a final '*' for any suffix:
+	// ["{username}", "{username}-*"] lets dev1 use dev1 and dev1-gps, not
+	// dev10. Empty (default) binds nothing; sessions.takeover still protects
 	// sessions. Anonymous clients are not bound.
-	Bind string `yaml:"bind" json:"bind"`
+	Bind []string `yaml:"bind" json:"bind"`
 }
 
 // RolePolicy grants topic permissions. Templates are topic filters whose
@@ -282,6 +285,10 @@ type RolePolicy struct {
 	// BroadWildcards lifts MinLiteralLevels (a back end that must see
 	// everything its grants cover).
 	BroadWildcards bool `yaml:"broad_wildcards" json:"broad_wildcards"`
+	// View is redacted (default: payload redaction applies) or raw: this
+	// role receives payloads as published (normalised, not redacted), for
+	// the operator's own back end.
+	View string `yaml:"view" json:"view"`
 }
 
 // ProvenancePolicy stamps identities into publishes.
@@ -301,6 +308,7 @@ var guestRole = RolePolicy{
 	Publish:   []string{"guest/{clientid}/#"},
 	Subscribe: []string{"guest/#"},
 	Retain:    []string{"guest/{clientid}/#"},
+	View:      "redacted",
 }
 
 // Defaults returns the policy with every default filled in: the policy an
@@ -376,6 +384,7 @@ func (p *Policy) applyDefaults() {
 	}
 	for name, r := range p.Roles {
 		setDefault(&r.MinLiteralLevels, 1)
+		setDefault(&r.View, "redacted")
 		p.Roles[name] = r
 	}
 	for i := range p.Payloads {
@@ -398,6 +407,7 @@ func (p *Policy) clone() *Policy {
 		}
 	}
 	q.Identity.Anonymous.Networks = slices.Clone(p.Identity.Anonymous.Networks)
+	q.Identity.ClientID.Bind = slices.Clone(p.Identity.ClientID.Bind)
 	if p.Rates.Publish.Topics != nil {
 		q.Rates.Publish.Topics = make([]TopicRate, len(p.Rates.Publish.Topics))
 		for i, t := range p.Rates.Publish.Topics {
@@ -536,9 +546,9 @@ func (p *Policy) validateIdentity(fe *fieldErrors) {
 			fe.add("identity.certificate.role", "unknown role %q: define it under roles", r)
 		}
 	}
-	if b := id.ClientID.Bind; b != "" {
+	for i, b := range id.ClientID.Bind {
 		if _, err := compileBinding(b); err != nil {
-			fe.add("identity.client_id.bind", "%v", err)
+			fe.add(fmt.Sprintf("identity.client_id.bind[%d]", i), "%v", err)
 		}
 	}
 	lo := id.Lockout
@@ -562,6 +572,7 @@ func (p *Policy) validateIdentity(fe *fieldErrors) {
 			}
 		}
 		fe.intRange("roles."+name+".min_literal_levels", int64(r.MinLiteralLevels), 0, 64)
+		fe.oneOf("roles."+name+".view", r.View, "redacted", "raw")
 	}
 	if u := p.Provenance.UserProperty; u != "" && (len(u) > 128 || hasControl(u)) {
 		fe.add("provenance.user_property", "must be at most 128 printable characters")

@@ -103,6 +103,12 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil // "key:" with no value keeps the default
 	}
+	if v.Kind() == reflect.Interface { // free-form values (a redaction's replacement constant)
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			return fmt.Errorf("%s: %v", where(), err)
+		}
+		return nil
+	}
 	_, isText := v.Addr().Interface().(interface{ UnmarshalText([]byte) error })
 	if isText || v.Kind() != reflect.Struct && v.Kind() != reflect.Map && v.Kind() != reflect.Slice {
 		if n.Kind != yaml.ScalarNode {
@@ -233,11 +239,19 @@ func kindName(k yaml.Kind) string {
 	return "document"
 }
 
-// fieldByTag finds the struct field whose yaml tag is key.
+// fieldByTag finds the struct field whose yaml tag is key, looking into
+// fields tagged ",inline".
 func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if name := tagName(t.Field(i)); name != "" && name != "-" && name == key {
+		f := t.Field(i)
+		if isInline(f) {
+			if fv, ok := fieldByTag(v.Field(i), key); ok {
+				return fv, true
+			}
+			continue
+		}
+		if name := tagName(f); name != "" && name != "-" && name == key {
 			return v.Field(i), true
 		}
 	}
@@ -247,12 +261,20 @@ func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
 func yamlKeys(t reflect.Type) []string {
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
-		if k := tagName(t.Field(i)); k != "" && k != "-" {
+		f := t.Field(i)
+		if isInline(f) {
+			keys = append(keys, yamlKeys(f.Type)...)
+		} else if k := tagName(f); k != "" && k != "-" {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func isInline(f reflect.StructField) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return f.IsExported() && f.Type.Kind() == reflect.Struct && strings.Contains(opts, "inline")
 }
 
 func tagName(f reflect.StructField) string {

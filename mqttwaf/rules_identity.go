@@ -29,7 +29,7 @@ type identity struct {
 	anonRole  string
 	certField string
 	certRole  string
-	bind      *binding
+	bind      []*binding
 	dummy     string // compared against for unknown users (see dummyHash)
 	// hashSlots bounds concurrent password verifications: each costs tens
 	// of milliseconds of CPU, and a CONNECT flood must not turn that into a
@@ -68,8 +68,9 @@ func compileIdentity(p *Policy) (*identity, error) {
 		}
 		id.creds = creds
 	}
-	if b := p.Identity.ClientID.Bind; b != "" {
-		id.bind, _ = compileBinding(b) // validated
+	for _, b := range p.Identity.ClientID.Bind {
+		cb, _ := compileBinding(b) // validated
+		id.bind = append(id.bind, cb)
 	}
 	id.dummy = dummyHash(id.creds.typicalCost())
 	return id, nil
@@ -280,13 +281,15 @@ type bindClientID struct{ id *identity }
 func (*bindClientID) ID() string { return "identity.client_id" }
 
 func (r *bindClientID) CheckConnect(c *Connect) Verdict {
-	if r.id.bind == nil || c.Client.Auth == AuthAnonymous || c.Client.Auth == AuthNone {
+	if len(r.id.bind) == 0 || c.Client.Auth == AuthAnonymous || c.Client.Auth == AuthNone {
 		return Verdict{}
 	}
-	if !r.id.bind.match(c.Client.ID, c.Client) {
-		return Deny("", "client_id_not_bound_to_identity", CodeClientIDNotValid)
+	for _, b := range r.id.bind {
+		if b.match(c.Client.ID, c.Client) {
+			return Verdict{}
+		}
 	}
-	return Verdict{}
+	return Deny("", "client_id_not_bound_to_identity", CodeClientIDNotValid)
 }
 
 // role is a compiled RolePolicy.

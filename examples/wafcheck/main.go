@@ -2,7 +2,7 @@
 // runs the same engine the broker runs (a CONNECT for the client, then the
 // PUBLISH) and prints what subscribers would receive.
 //
-//	go run ./examples/wafcheck -policy fleet.yaml -topic fleet/dev1/telemetry [-client dev1] [-username dev1] < payload.json
+//	go run ./examples/wafcheck -policy fleet.yaml -topic fleet/dev1/telemetry [-client dev1] [-username dev1] [-subscriber backend] < payload.json
 //
 // Exit status: 0 and the delivered payload on stdout when the message
 // passes; 1 and the rejection (rule, reason, reason code) on stderr when it
@@ -49,6 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	qos := fs.Uint("qos", 0, "QoS of the publish (0, 1 or 2)")
 	retain := fs.Bool("retain", false, "publish as a retained message")
 	asJSON := fs.Bool("json", false, "print the verdict as one JSON object on stdout")
+	subscriber := fs.String("subscriber", "", "show what this identity receives (its role's view); default: a subscriber without a raw view")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -81,6 +82,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	v, out, stage := check(w, payload, maxPacket, *clientID, *username, *listener, *topic, byte(*qos), *retain)
+	if !v.Blocked() && w.HasViews() {
+		// The broker stores the message as published and redacts per
+		// subscriber: show the view of the subscriber asked for.
+		stored := out
+		if stored == nil {
+			stored = payload
+		}
+		var sub *mqttwaf.Client
+		if *subscriber != "" {
+			sub = &mqttwaf.Client{ID: *subscriber, Username: *subscriber, Auth: mqttwaf.AuthPassword}
+		}
+		if view, changed := w.View(sub, *topic, stored); changed {
+			out = view
+		}
+	}
 	res.Verdict = v.Action.String()
 	if v.Blocked() {
 		code, _ := v.Code.MarshalText()

@@ -39,8 +39,8 @@ func TestWafcheck(t *testing.T) {
 			stderrHas: "refused at publish by acl: publish_not_permitted (reason code 0x87"},
 		{name: "topic too deep for the policy", args: []string{"-policy", strict, "-topic", "guest/wafcheck/c/d"}, stdin: seed, code: 1,
 			stderrHas: "limits.topic: topic_too_many_levels (reason code 0x90"},
-		{name: "fleet: a device's own telemetry", args: []string{"-policy", fleet, "-username", "dev1", "-client", "dev1", "-topic", "fleet/dev1/telemetry"},
-			stdin: seed, code: 0, wantStdout: seed},
+		{name: "fleet: a device's own telemetry, as the back end sees it", args: []string{"-policy", fleet, "-username", "dev1", "-client", "dev1",
+			"-topic", "fleet/dev1/telemetry", "-subscriber", "backend"}, stdin: seed, code: 0, wantStdout: compact(t, seed)},
 		{name: "fleet: as another device", args: []string{"-policy", fleet, "-username", "dev1", "-client", "dev1", "-topic", "fleet/dev2/telemetry"},
 			stdin: seed, code: 1, stderrHas: "publish_not_permitted"},
 		{name: "fleet: unknown identity", args: []string{"-policy", fleet, "-username", "eve", "-topic", "fleet/eve/telemetry"},
@@ -103,4 +103,50 @@ func TestWafcheckJSON(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
+// compact is encoding/json's compact form of b (the fleet policy forwards
+// JSON in canonical compact form; the seed has no escapes to decode).
+func compact(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
 func eq(a, b *string) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+// TestWafcheckRedactionGolden pins what the fleet example's redaction makes
+// of the seed message (hooks/views_test.go checks the broker delivers the
+// same bytes), and what a raw-view subscriber sees.
+func TestWafcheckRedactionGolden(t *testing.T) {
+	fleet := filepath.Join("..", "hardened-broker", "fleet.yaml")
+	seed, err := os.ReadFile(filepath.Join("..", "..", "mqttwaf", "testdata", "komdi-alarm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("testdata", "komdi-alarm.fleet-redacted.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-policy", fleet, "-username", "dev1", "-client", "dev1", "-topic", "fleet/dev1/telemetry"}
+	var stdout, stderr bytes.Buffer
+	if code := run(args, bytes.NewReader(seed), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !bytes.Equal(stdout.Bytes(), want) {
+		t.Fatalf("redacted output changed:\ngot  %s\nwant %s", stdout.Bytes(), want)
+	}
+	for _, gone := range []string{"홍길수", "01012344321", "37.4057689", "126.9720319", "8378", "14구9999"} {
+		if bytes.Contains(stdout.Bytes(), []byte(gone)) {
+			t.Errorf("redacted output still contains %q", gone)
+		}
+	}
+	stdout.Reset()
+	if code := run(append(args, "-subscriber", "backend"), bytes.NewReader(seed), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !bytes.Contains(stdout.Bytes(), []byte("홍길수")) || !bytes.Contains(stdout.Bytes(), []byte(`"LAT":37.4057689`)) {
+		t.Fatalf("the raw view was redacted: %s", stdout.Bytes())
+	}
+}

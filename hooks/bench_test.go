@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,16 @@ func compareBrokers(b *testing.B, names []string, addrs []string) {
 	}
 }
 
+// benchRates keeps every rate protection on, with publish rates above what
+// the benchmark load reaches (the defaults, 100 messages/s per connection,
+// would refuse it): the benchmarks measure the cost of the checks.
+const benchRates = `rates:
+  publish:
+    per_connection: {messages: 1000000/s, bytes: 10GiB/s}
+    per_username: {messages: 1000000/s, bytes: 10GiB/s}
+    per_ip: {messages: 1000000/s, bytes: 10GiB/s}
+`
+
 // BenchmarkBrokerThroughput runs the same load through plain mochi and
 // through the hardened broker (default policy), and reports both rates and
 // their ratio. It is the baseline later protections report their overhead
@@ -149,7 +160,7 @@ func compareBrokers(b *testing.B, names []string, addrs []string) {
 //	go test -run '^$' -bench BrokerThroughput -benchtime 20000x -count 5 ./hooks/
 func BenchmarkBrokerThroughput(b *testing.B) {
 	compareBrokers(b, []string{"plain", "hardened"},
-		[]string{startPlainBroker(b), startBroker(b, "", brokerOpts{bench: true}).addr})
+		[]string{startPlainBroker(b), startBroker(b, benchRates, brokerOpts{bench: true}).addr})
 }
 
 // BenchmarkBrokerJSON compares the hardened broker with and without JSON
@@ -159,7 +170,70 @@ func BenchmarkBrokerThroughput(b *testing.B) {
 //	go test -run '^$' -bench BrokerJSON -benchtime 20000x -count 5 ./hooks/
 func BenchmarkBrokerJSON(b *testing.B) {
 	compareBrokers(b, []string{"hardened", "json"}, []string{
-		startBroker(b, "", brokerOpts{bench: true}).addr,
-		startBroker(b, "payloads: [{topics: ['#'], format: json}]\n", brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates+"payloads: [{topics: ['#'], format: json}]\n", brokerOpts{bench: true}).addr,
+	})
+}
+
+// BenchmarkBrokerRates compares the hardened broker with every rate
+// protection off and on (limits above the load, so every check runs and
+// none refuses):
+//
+//	go test -run '^$' -bench BrokerRates -benchtime 20000x -count 5 ./hooks/
+func BenchmarkBrokerRates(b *testing.B) {
+	compareBrokers(b, []string{"off", "rates"}, []string{
+		startBroker(b, "rates: {off: true}\n", brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+	})
+}
+
+// benchRedaction is the README's redaction rule set for the seed message,
+// on every topic.
+const benchRedaction = `payloads:
+  - topics: ["#"]
+    format: json
+    redact:
+      rules:
+        - {path: DATA.USER_NAME, op: remove}
+        - {path: DATA.USER_MOBILE, op: mask, keep_last: 4}
+        - {path: DATA.USER_ID, op: pseudonym}
+        - {paths: [DATA.LAT, DATA.LON], op: coarsen, cell_metres: 1000}
+        - {path: DATA.NUMBER_PLATE, op: mask, keep_first: 3}
+redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
+`
+
+// BenchmarkBrokerRedact compares the hardened broker without payload rules,
+// with JSON normalisation and redaction of every message, and with
+// per-subscriber views (the subscriber gets the redacted view of a message
+// stored raw):
+//
+//	go test -run '^$' -bench BrokerRedact -benchtime 20000x -count 5 ./hooks/
+func BenchmarkBrokerRedact(b *testing.B) {
+	b.Setenv("MQTTWAF_BENCH_PSEUDONYM_KEY", "benchmark-pseudonym-key-0123456789")
+	views := strings.Replace(openAccess, "broad_wildcards: true}", "broad_wildcards: true}, raw: {subscribe: ['#'], view: raw}", 1)
+	compareBrokers(b, []string{"hardened", "redact", "views"}, []string{
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates+benchRedaction, brokerOpts{bench: true}).addr,
+		startBroker(b, views+benchRates+benchRedaction, brokerOpts{bench: true}).addr,
+	})
+}
+
+// BenchmarkBrokerSchema compares the hardened broker without payload rules
+// and with the seed's JSON Schema checked on every message:
+//
+//	go test -run '^$' -bench BrokerSchema -benchtime 20000x -count 5 ./hooks/
+func BenchmarkBrokerSchema(b *testing.B) {
+	schemaFile, err := filepath.Abs(filepath.Join("..", "mqttwaf", "schema", "testdata", "komdi-alarm.schema.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fields := "      - {path: DATA.LAT, required: true, type: number, min: -90, max: 90}\n" +
+		"      - {path: DATA.LON, required: true, type: number, min: -180, max: 180}\n" +
+		"      - {path: DATA.REPORT_TIME, required: true, type: string, pattern: '^[0-9]{14}$'}\n" +
+		"      - {path: TYPE, required: true, enum: [MALARM_INFO, MALARM_CLEAR]}\n"
+	compareBrokers(b, []string{"hardened", "schema", "fields"}, []string{
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates+"payloads: [{topics: ['#'], format: json, schema: "+schemaFile+"}]\n", brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates+"payloads:\n  - topics: ['#']\n    format: json\n    fields:\n"+fields, brokerOpts{bench: true}).addr,
 	})
 }

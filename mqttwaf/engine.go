@@ -65,19 +65,27 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		}
 		pubRates.topics = append(pubRates.topics, ts)
 	}
+	rates := !p.Rates.Off
+	// on returns r when the rate protections are on, and nil otherwise.
+	on := func(r Rule) Rule {
+		if rates {
+			return r
+		}
+		return nil
+	}
 	builtin := []Rule{
 		// Transport first: cheap, and they protect everything after them.
 		&connectionCaps{p: p},
 		&banCheck{bans: st.bans, now: now},
-		&connectRates{st: rs, now: now},
+		on(&connectRates{st: rs, now: now}),
 		&keepaliveClamp{p: p},
 		&sessionExpiryClamp{p: p},
 		// Shape and rate of what the client sends, before any expensive work.
 		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
 		&topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels},
 		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
-		pubRates,
-		&subscribeRates{st: rs, now: now},
+		on(pubRates),
+		on(&subscribeRates{st: rs, now: now}),
 		// Who the client is, then what it may do.
 		&authenticate{id: id, p: p, lockouts: st.lockouts},
 		&bindClientID{id: id},
@@ -86,15 +94,15 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		builtin = append(builtin, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now})
 	}
 	builtin = append(builtin,
-		&flapping{st: rs, now: now},
-		&newClientIDs{st: rs, now: now},
+		on(&flapping{st: rs, now: now}),
+		on(&newClientIDs{st: rs, now: now}),
 		&acl{id: id, roles: compileRoles(p)},
-		&newTopics{st: rs, now: now},
-		&retainedBudget{st: rs},
+		on(&newTopics{st: rs, now: now}),
+		on(&retainedBudget{st: rs}),
 	)
 	// Payload rules run on what the ACL let through, normalisation first so
 	// later payload rules see the canonical bytes.
-	pl, err := compilePayloads(p)
+	pl, err := compilePayloads(p, now)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +112,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	if name := p.Provenance.UserProperty; name != "" {
 		builtin = append(builtin, &provenance{name: name})
 	}
+	builtin = slices.DeleteFunc(builtin, func(r Rule) bool { return r == nil })
 	ids := map[string]bool{}
 	for _, r := range append(builtin, custom...) {
 		if r == nil {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/mqttwaf/mqttwaf/mqttwaf/schema"
 	"github.com/mqttwaf/mqttwaf/normalize"
 	"github.com/mqttwaf/mqttwaf/redact"
 )
@@ -29,9 +32,36 @@ type PayloadPolicy struct {
 	ContentTypes []string `yaml:"content_types" json:"content_types"`
 	// JSON configures the JSON firewall for format json.
 	JSON JSONPolicy `yaml:"json" json:"json"`
+	// Schema is a JSON Schema file (drafts 2020-12 and 07, $ref across
+	// local files; relative to the policy file) the payload must satisfy
+	// (format json only). SchemaDraft is the draft of schemas without
+	// $schema (default 2020-12).
+	Schema      string `yaml:"schema" json:"schema"`
+	SchemaDraft string `yaml:"schema_draft" json:"schema_draft"`
+	// Fields are fast checks on gjson paths (required, type, min/max,
+	// length, pattern, enum), evaluated before the schema without decoding
+	// the document: prefer them on hot topics.
+	Fields []schema.FieldRule `yaml:"fields" json:"fields"`
+	// Plausibility checks each message against its device's (client ID's)
+	// own history: timestamps, speed between positions, replays.
+	Plausibility schema.PlausibilityOptions `yaml:"plausibility" json:"plausibility"`
 	// Redact hides personal data (format json only), on the normalised
 	// payload, so escapes cannot hide a value from it.
 	Redact RedactPolicy `yaml:"redact" json:"redact"`
+}
+
+func (p *PayloadPolicy) schemaOptions(baseDir string) schema.Options {
+	file := p.Schema
+	if file != "" && !filepath.IsAbs(file) && baseDir != "" {
+		file = filepath.Join(baseDir, file)
+	}
+	return schema.Options{Schema: file, Draft: p.SchemaDraft, Fields: p.Fields}
+}
+
+func (p *PayloadPolicy) validates() bool { return p.Schema != "" || len(p.Fields) > 0 }
+
+func (p *PayloadPolicy) plausible() bool {
+	return p.Plausibility != (schema.PlausibilityOptions{})
 }
 
 // JSONPolicy configures the normalize engine for one payload entry.
@@ -93,6 +123,20 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 			fe.add(fmt.Sprintf("%s.topics[%d]", at, i), "payload entries take plain topic filters, without {variables}")
 		}
 	}
+	if (p.validates() || p.plausible()) && p.Format != "json" {
+		fe.add(at, "schema, fields and plausibility check JSON: set format: json")
+	}
+	if len(p.Fields) > 0 {
+		// The fields alone: the schema file is read when the policy is compiled.
+		if _, err := schema.New(schema.Options{Fields: p.Fields, Draft: p.SchemaDraft}); err != nil {
+			fe.add(at+".fields", "%v", err)
+		}
+	}
+	if p.plausible() {
+		if _, err := schema.NewPlausibility(p.Plausibility); err != nil {
+			fe.add(at+".plausibility", "%v", err)
+		}
+	}
 	if p.Redact.enabled() {
 		if p.Format != "json" {
 			fe.add(at+".redact", "redaction works on JSON: set format: json")
@@ -121,6 +165,8 @@ type payloadEntry struct {
 	types    []string
 	json     *normalize.Normalizer
 	validate bool // JSON output validate: no rewrite
+	schema   *schema.Validator
+	history  *schema.Plausibility
 	redactor *redact.Redactor
 }
 
@@ -128,12 +174,13 @@ type payloadEntry struct {
 // covering the topic decides; messages on other topics only have their MQTT
 // 5 payload format indicator honoured (1 = must be valid UTF-8).
 type payloads struct {
+	now     func() time.Time
 	entries []*payloadEntry
 	views   *views // per-subscriber views, or nil: then redaction rewrites the message itself
 }
 
-func compilePayloads(p *Policy) (*payloads, error) {
-	r := &payloads{}
+func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
+	r := &payloads{now: now}
 	var key redact.Secret
 	for _, pp := range p.Payloads {
 		if pp.Redact.usesPseudonym() {
@@ -162,6 +209,20 @@ func compilePayloads(p *Policy) (*payloads, error) {
 				return nil, fmt.Errorf("payloads[%d].json: %w", i, err)
 			}
 			e.json = n
+		}
+		if pp.validates() {
+			v, err := schema.New(pp.schemaOptions(p.baseDir))
+			if err != nil {
+				return nil, fmt.Errorf("payloads[%d]: %w", i, err)
+			}
+			e.schema = v
+		}
+		if pp.plausible() {
+			h, err := schema.NewPlausibility(pp.Plausibility)
+			if err != nil {
+				return nil, fmt.Errorf("payloads[%d].plausibility: %w", i, err)
+			}
+			e.history = h
 		}
 		if pp.Redact.enabled() {
 			rd, err := redact.New(pp.Redact.options(key))
@@ -234,12 +295,39 @@ func (r *payloads) CheckPublish(p *Publish) Verdict {
 			p.SetPayload(out)
 			normalized = Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
 		}
+		// The contract is checked on the canonical bytes; plausibility last,
+		// so only a message that passed everything else enters the history.
+		if e.schema != nil {
+			if err := e.schema.Validate(p.Message.Payload); err != nil {
+				return contractVerdict("payload.schema", err)
+			}
+		}
+		if e.history != nil && !p.Will {
+			if err := e.history.Check(r.now(), p.Client.ID, p.Message.Payload); err != nil {
+				return contractVerdict("payload.plausibility", err)
+			}
+		}
 		if e.redactor != nil {
 			return r.redact(p, e, normalized)
 		}
 		return normalized
 	}
 	return Verdict{}
+}
+
+// contractVerdict refuses a payload that broke its contract: the rule,
+// the keyword as reason, and where, never the values (0x99).
+func contractVerdict(rule string, err error) Verdict {
+	v := Verdict{Action: Reject, Rule: rule, Reason: "invalid", Code: CodePayloadFormatInvalid}
+	var ve *schema.ValidationError
+	if errors.As(err, &ve) {
+		v.Reason = ve.Keyword
+		v.Detail = ve.Message
+		if ve.Path != "" {
+			v.Detail = "at " + ve.Path + ": " + ve.Message
+		}
+	}
+	return v
 }
 
 // redact runs the entry's redaction on the (normalised) payload. Without

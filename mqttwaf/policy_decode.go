@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -107,6 +108,17 @@ func decodeStrict(n *yaml.Node, v reflect.Value, file, path string) error {
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			return fmt.Errorf("%s: %v", where(), err)
 		}
+		return nil
+	}
+	if v.Type() == reflect.TypeFor[time.Duration]() { // engines' options: "5m", like Duration
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: expected a duration such as 5m", where())
+		}
+		d, err := ParseDuration(n.Value)
+		if err != nil {
+			return fmt.Errorf("%s: %v", where(), err)
+		}
+		v.SetInt(int64(d))
 		return nil
 	}
 	_, isText := v.Addr().Interface().(interface{ UnmarshalText([]byte) error })

@@ -33,6 +33,9 @@ type RatesPolicy struct {
 	// keys are evicted, and an evicted key's debt is remembered, so eviction
 	// never refills a bucket).
 	MaxKeys int `yaml:"max_keys" json:"max_keys"`
+	// Off turns every rate protection off (for a broker behind another rate
+	// limiter, or to measure their cost). Bans already made still apply.
+	Off bool `yaml:"off" json:"off"`
 }
 
 // MessageRate is a message rate and a byte rate, with bursts.

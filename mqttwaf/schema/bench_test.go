@@ -1,0 +1,178 @@
+package schema
+
+import (
+	"bytes"
+	"hash/maphash"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// attacker is an attacker-sized payload: the seed message with 64 KiB of
+// extra members, valid for both rule sets.
+var attacker = func() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := 0; b.Len() < 64<<10; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"k":"` + strconv.Itoa(i) + `","v":[1,2.5,true,null,"x\u00e9"]}`)
+	}
+	b.WriteByte(']')
+	s, err := sjson.SetRaw(komdi, "DATA.EXTRA", b.String())
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// BenchmarkValidate compares the JSON Schema (decoding included) with the
+// equivalent field rules on the seed message, and splits the schema's cost
+// into decoding and validating. Baselines: the library's own decoder
+// (jsonschema.UnmarshalJSON, encoding/json) and gjson's validity check.
+func BenchmarkValidate(b *testing.B) {
+	schemaV, fieldsV := komdiValidators(b)
+	both, err := New(Options{Schema: komdiSchema, Fields: komdiFields()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, in := range []struct {
+		name string
+		doc  []byte
+	}{{"komdi", []byte(seeds[0].payload)}, {"attacker-64KiB", []byte(attacker)}} {
+		for _, c := range []struct {
+			name string
+			v    *Validator
+		}{{"schema", schemaV}, {"fields", fieldsV}, {"fields+schema", both}} {
+			b.Run(in.name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.doc)))
+				for b.Loop() {
+					if err := c.v.Validate(in.doc); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		b.Run(in.name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.doc)))
+			d := &decoder{}
+			for b.Loop() {
+				d.reset(in.doc, defaultMaxDepth, true)
+				if _, err := d.document(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/baseline-jsonschema.UnmarshalJSON", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.doc)))
+			for b.Loop() {
+				if _, err := jsonschema.UnmarshalJSON(bytes.NewReader(in.doc)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/schema-without-decode", func(b *testing.B) {
+			d := &decoder{}
+			d.reset(in.doc, defaultMaxDepth, true)
+			doc, _ := d.document()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := schemaV.sch.Validate(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/scan", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.doc)))
+			d := &decoder{}
+			for b.Loop() {
+				d.reset(in.doc, defaultMaxDepth, false)
+				if _, err := d.document(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/baseline-gjson.ValidBytes", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.doc)))
+			for b.Loop() {
+				if !gjson.ValidBytes(in.doc) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+	b.Run("komdi-invalid/fields", func(b *testing.B) {
+		in := []byte(seeds[4].payload) // lat-too-big
+		b.ReportAllocs()
+		for b.Loop() {
+			if fieldsV.Validate(in) == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+	b.Run("komdi-invalid/schema", func(b *testing.B) {
+		in := []byte(seeds[4].payload)
+		b.ReportAllocs()
+		for b.Loop() {
+			if schemaV.Validate(in) == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+}
+
+// BenchmarkPlausibility measures Check for a known device on the seed
+// message (timestamp, speed and replay checks all on), against a baseline
+// that reads the same values and hashes the payload without any history.
+func BenchmarkPlausibility(b *testing.B) {
+	const n = 1024
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = []byte(msg(i, depotLat+float64(i)*metreLat, depotLon, i))
+	}
+	b.Run("known-device", func(b *testing.B) {
+		p, err := NewPlausibility(fleetOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i == n {
+				// Start the device over: timestamps would go back.
+				p.Forget("TTNU1372314")
+				i = 0
+			}
+			if err := p.Check(t0.Add(time.Duration(i)*time.Second), "TTNU1372314", msgs[i]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("baseline-read-values", func(b *testing.B) {
+		p, _ := NewPlausibility(fleetOptions())
+		b.ReportAllocs()
+		i := 0
+		var sink float64
+		for b.Loop() {
+			doc := unsafe.String(unsafe.SliceData(msgs[i%n]), len(msgs[i%n])) // as Check does
+			ts, _ := p.tsFmt.read(gjson.Get(doc, p.tsPath.text))
+			lat, lon := gjson.Get(doc, p.latPath.text).Num, gjson.Get(doc, p.lonPath.text).Num
+			sink += float64(ts) + lat + lon + float64(maphash.Bytes(p.seed, msgs[i%n]))
+			i++
+		}
+		_ = sink
+	})
+}

@@ -314,3 +314,40 @@ func TestMochiLoggerKeepsPayloadsOut(t *testing.T) {
 		t.Fatalf("log: %s", out)
 	}
 }
+
+// panicRule panics on one topic, as a buggy custom rule would.
+type panicRule struct{}
+
+func (panicRule) ID() string { return "test.panic" }
+func (panicRule) CheckPublish(p *mqttwaf.Publish) mqttwaf.Verdict {
+	if p.Message.Topic == "boom" {
+		panic("rule bug")
+	}
+	return mqttwaf.Verdict{}
+}
+
+// TestPanicFailsClosed: a panicking rule neither lets the message through
+// nor takes the broker down; the client is disconnected and it is an event.
+func TestPanicFailsClosed(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{rules: []mqttwaf.Rule{panicRule{}}})
+	sub := mustV5(t, b.addr, "sub", "")
+	sub.subscribe(t, 1, "#")
+	pub := mustV5(t, b.addr, "pub", "")
+	_, _ = pub.publish(t, "boom", 0, []byte("x"))
+	select {
+	case d := <-pub.discon:
+		if d.ReasonCode != 0x83 {
+			t.Fatalf("DISCONNECT 0x%02x, want 0x83", d.ReasonCode)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("publisher not disconnected")
+	}
+	expectNoMsg(t, sub.msgs, 200*time.Millisecond)
+	b.events.wait(t, "mqttwaf.panic", "internal_error", time.Second)
+	// The broker is still serving.
+	ok := mustV5(t, b.addr, "after", "")
+	if _, err := ok.publish(t, "fine", 1, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	expectMsg(t, sub.msgs, 5*time.Second)
+}

@@ -16,7 +16,18 @@ import (
 const deniedFilter = "\x00mqttwaf/denied"
 
 // OnSubscribe runs the subscribe stage for every filter of the packet.
-func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Packet) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked(cl, mqttwaf.StageSubscribe, r)
+			filters := append(packets.Subscriptions(nil), pk.Filters...)
+			for i := range filters {
+				filters[i].Filter = deniedFilter
+			}
+			out = pk
+			out.Filters = filters
+		}
+	}()
 	if cl.Net.Inline {
 		return pk
 	}
@@ -70,8 +81,15 @@ func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // reason codes into the SUBACK of a SUBSCRIBE whose filters it refused
 // (MQTT 5 only; 3.1.1 has a single failure code). It is called for every
 // outbound packet, so it returns at once for others.
-func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Packet) {
 	if pk.FixedHeader.Type == packets.Publish {
+		defer func() {
+			if r := recover(); r != nil {
+				h.panicked(cl, mqttwaf.StageDeliver, r)
+				res = pk
+				res.Payload = nil // never the raw payload when the view failed
+			}
+		}()
 		if cl.Net.Inline || !h.waf.HasViews() {
 			return pk
 		}

@@ -97,7 +97,13 @@ func (h *WAF) OnStarted() {
 // OnConnect runs the WAF's connect stage. A refusal is sent as a CONNACK
 // with the verdict's reason code (mapped to a 3.1.1 return code for older
 // clients) before mochi closes the socket.
-func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked(cl, mqttwaf.StageConnect, r)
+			err = packets.ErrServerUnavailable
+		}
+	}()
 	if g := findGuard(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
 	}
@@ -172,7 +178,7 @@ func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
 
 // OnConnectAuthenticate allows exactly the clients OnConnect admitted.
 func (h *WAF) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	return h.sessions.get(cl) != nil
+	return h.sessions.get(cl) != nil && !cl.Closed()
 }
 
 // OnSessionEstablished releases the client-ID claim taken at CONNECT and
@@ -235,7 +241,13 @@ func (h *WAF) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, e
 // OnACLCheck: writes are decided in OnPublish, on the resolved topic (MQTT
 // 5 topic aliases reach this hook as ""); reads run the deliver stage once
 // per message per subscriber, and refuse the filters OnSubscribe marked.
-func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked(cl, mqttwaf.StageDeliver, r)
+			ok = false
+		}
+	}()
 	if cl.Net.Inline {
 		return true // the embedding application itself
 	}
@@ -250,7 +262,13 @@ func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPublish runs the publish stage and maps its verdict; see the package
 // documentation for the table.
-func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (res packets.Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked(cl, mqttwaf.StagePublish, r)
+			res, err = pk, packets.ErrRejectPacket
+		}
+	}()
 	if cl.Net.Inline {
 		return pk, nil
 	}
@@ -333,7 +351,13 @@ func (h *WAF) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string
 // sent (it was checked at CONNECT, but the policy may have been reloaded
 // since). mochi cannot veto a will, so a refused will is redirected to a
 // reserved topic no client may subscribe to, and not retained.
-func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (out mqtt.Will, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked(nil, mqttwaf.StageConnect, r)
+			out, err = mqtt.Will{TopicName: mqttwaf.ReservedPrefix + "discarded-will", Flag: will.Flag}, nil
+		}
+	}()
 	m := &mqttwaf.Message{Topic: will.TopicName, QoS: will.Qos, Retain: will.Retain, Payload: will.Payload,
 		Props: mqttwaf.Properties{User: userProps(will.User)}}
 	conn := mqttwaf.Connect{Client: h.sessions.clientOf(cl), Will: m}
@@ -370,3 +394,18 @@ func (h *WAF) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 
 // OnRetainedExpired forgets a retained message mochi expired.
 func (h *WAF) OnRetainedExpired(topic string) { h.waf.Retained(nil, topic, 0) }
+
+// panicked reports a panic inside the WAF and stops the client: a bug in a
+// rule (a custom one, say) must not let traffic through, nor take the broker
+// down with it. The caller turns the panic into a refusal.
+func (h *WAF) panicked(cl *mqtt.Client, stage mqttwaf.Stage, r any) {
+	var c *mqttwaf.Client
+	if cl != nil {
+		c = h.sessions.clientOf(cl)
+	}
+	h.waf.Record(stage, c, "", "", "", 0, mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "mqttwaf.panic",
+		Reason: "internal_error", Code: mqttwaf.CodeImplementationSpecific, Detail: fmt.Sprint(r)})
+	if cl != nil {
+		h.disconnect(cl, mqttwaf.CodeImplementationSpecific, "internal_error")
+	}
+}

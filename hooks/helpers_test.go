@@ -153,12 +153,23 @@ const testRates = `rates:
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
 `
 
+// hasSection reports whether a policy has the top-level section name
+// (a key at the start of a line; "per_identity:" is not "identity:").
+func hasSection(policyYAML, name string) bool {
+	for line := range strings.SplitSeq(policyYAML, "\n") {
+		if strings.HasPrefix(line, name+":") {
+			return true
+		}
+	}
+	return false
+}
+
 func startBroker(t testing.TB, policyYAML string, o brokerOpts) *testBroker {
 	t.Helper()
-	if !strings.Contains(policyYAML, "identity:") && !strings.Contains(policyYAML, "roles:") {
+	if !hasSection(policyYAML, "identity") && !hasSection(policyYAML, "roles") {
 		policyYAML = openAccess + policyYAML
 	}
-	if !strings.Contains(policyYAML, "rates:") {
+	if !hasSection(policyYAML, "rates") {
 		policyYAML = testRates + policyYAML
 	}
 	prefix := testPolicy

@@ -226,7 +226,7 @@ type LockoutPolicy struct {
 	// service on that one identity. Off, only IPs are locked out.
 	PerUsername string `yaml:"per_username" json:"per_username"`
 	// MaxEntries bounds the failure counters and the lockout list (default
-	// 100000 each).
+	// 20000 each).
 	MaxEntries int `yaml:"max_entries" json:"max_entries"`
 }
 
@@ -378,7 +378,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&lo.Duration, Duration(time.Minute))
 	setDefault(&lo.MaxDuration, Duration(time.Hour))
 	setDefault(&lo.PerUsername, "on")
-	setDefault(&lo.MaxEntries, 100000)
+	setDefault(&lo.MaxEntries, 20000)
 	if len(p.Roles) == 0 {
 		p.Roles = map[string]RolePolicy{"guest": guestRole}
 	}

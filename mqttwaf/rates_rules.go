@@ -84,7 +84,7 @@ func newRateState(r RatesPolicy) (*rateState, error) {
 	if st.newIDs, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewClientIDs.Global.Per, MaxGroups: r.MaxKeys}); err != nil {
 		return nil, err
 	}
-	if st.newTopics, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewTopics.PerIdentity.Per, MaxGroups: r.MaxKeys, ExpectedKeys: r.MaxKeys}); err != nil {
+	if st.newTopics, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewTopics.PerIdentity.Per, MaxGroups: r.MaxKeys}); err != nil {
 		return nil, err
 	}
 	st.retained.init(r.Retained)
@@ -274,7 +274,7 @@ func (st *rateState) escalate(now time.Time, k *clientKeys, v Verdict) Verdict {
 	if st.violations.AddN(now, k.client, 1) <= float64(e.DisconnectAfter) {
 		return v
 	}
-	st.violations.Forget(now, k.client)
+	st.violations.Reset(k.client) // a fresh count after the disconnect
 	v.Action, v.Code = Disconnect, CodeMessageRateTooHigh
 	v.Detail = "repeated rate violations"
 	if st.disconnects.AddN(now, k.client, 1) > float64(e.BanAfter) {
@@ -375,8 +375,11 @@ func (t *retainedTable) admit(owner, topic string, size int) (Verdict, bool) {
 	if use == nil {
 		use = &retainedUse{}
 	}
+	// What the owner's share and the store's total would grow by.
 	addTopics, addBytes := 1, size
+	totTopics, totBytes := 1, size
 	if exists {
+		totTopics, totBytes = 0, size-old.bytes
 		addTopics, addBytes = 0, size-old.bytes
 		if old.owner != owner { // taking over a topic moves it to the new owner
 			addTopics, addBytes = 1, size
@@ -388,10 +391,10 @@ func (t *retainedTable) admit(owner, topic string, size int) (Verdict, bool) {
 		return OverLimit("", "retained_topics_per_identity", CodeQuotaExceeded, int64(use.topics+addTopics), int64(pi.Topics)), false
 	case use.bytes+addBytes > int(pi.Bytes):
 		return OverLimit("", "retained_bytes_per_identity", CodeQuotaExceeded, int64(use.bytes+addBytes), int64(pi.Bytes)), false
-	case t.total.topics+addTopics > tot.Topics && (!exists || old.owner != owner):
-		return OverLimit("", "retained_topics_total", CodeQuotaExceeded, int64(t.total.topics+1), int64(tot.Topics)), false
-	case t.total.bytes+addBytes > int(tot.Bytes):
-		return OverLimit("", "retained_bytes_total", CodeQuotaExceeded, int64(t.total.bytes+addBytes), int64(tot.Bytes)), false
+	case t.total.topics+totTopics > tot.Topics:
+		return OverLimit("", "retained_topics_total", CodeQuotaExceeded, int64(t.total.topics+totTopics), int64(tot.Topics)), false
+	case t.total.bytes+totBytes > int(tot.Bytes):
+		return OverLimit("", "retained_bytes_total", CodeQuotaExceeded, int64(t.total.bytes+totBytes), int64(tot.Bytes)), false
 	}
 	return Verdict{}, true
 }

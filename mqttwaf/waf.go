@@ -136,7 +136,37 @@ func (w *WAF) Policy() *Policy { return w.engine.Load().policy.clone() }
 // remove bans through it at run time. It lives in memory: a restart clears
 // it (save List and re-Add to keep bans across restarts). A reload keeps it;
 // its ban durations are those of the policy the WAF started with.
-func (w *WAF) Bans() ratelimit.BanStore { return w.st.bans }
+//
+// Removing a ban also forgives its target: its strikes (so a new offence
+// starts again at the first ban length) and its flapping and escalation
+// counts (so its next CONNECT is not banned again at once).
+func (w *WAF) Bans() ratelimit.BanStore { return operatorBans{w.st.bans, w.st} }
+
+// operatorBans is the ban list as operators see it.
+type operatorBans struct {
+	*ratelimit.BanList
+	st *state
+}
+
+func (b operatorBans) Remove(t ratelimit.Target) (bool, error) {
+	ok, err := b.BanList.Remove(t)
+	b.BanList.Forgive(t)
+	if rs := b.st.currentRates(); rs != nil {
+		switch t.Kind {
+		case ratelimit.KindClientID:
+			rs.flapClient.Reset(t.Value)
+			rs.violations.Reset(t.Value)
+			rs.disconnects.Reset(t.Value)
+		case ratelimit.KindUsername:
+			rs.flapUser.Reset(t.Value)
+		case ratelimit.KindIP:
+			if t.Prefix.IsSingleIP() {
+				rs.flapIP.Reset(t.Prefix.Addr().String())
+			}
+		}
+	}
+	return ok, err
+}
 
 // Retained tells the WAF that c's message of size bytes is now retained on
 // topic (size 0: the retained message was deleted), so the retained budgets

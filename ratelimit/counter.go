@@ -168,6 +168,12 @@ func (c *Counter) Count(now time.Time, key string) float64 {
 	return c.mems[si].recall(memHash(key), w).count(frac)
 }
 
+// Reset drops key's count without remembering it, as if the key had never
+// counted anything (Forget, by contrast, keeps the count in the eviction
+// memory). Use it when a count has been acted on, e.g. after an escalation,
+// or when an operator lifts a ban.
+func (c *Counter) Reset(key string) { c.store.Delete(key) }
+
 // Forget drops key, keeping its count in the eviction memory.
 func (c *Counter) Forget(now time.Time, key string) {
 	w, _ := windowAt(now, c.length)

@@ -5,7 +5,8 @@
 //	go run ./examples/hardened-broker -policy fleet.yaml   # your policy
 //	go run ./examples/hardened-broker -print-default-policy
 //
-// Security events go to stderr as JSON lines. SIGINT or SIGTERM stops it.
+// Security events go to stderr as JSON lines. SIGHUP reloads the policy file
+// (for connected clients too); SIGINT or SIGTERM stops it.
 package main
 
 import (
@@ -102,11 +103,36 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err := server.Serve(); err != nil {
 		return err
 	}
+	// SIGHUP re-reads the policy file and swaps it in for connected clients
+	// too; a policy that does not load leaves the running one in force.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	logger.Info("hardened-broker ready", "policy", policyName(c.policy), "mode", waf.Policy().Mode,
 		"listeners", addrs, "rules", waf.Rules())
-	<-ctx.Done()
-	logger.Info("hardened-broker stopping")
-	return server.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("hardened-broker stopping")
+			return server.Close()
+		case <-hup:
+			if err := reload(waf, c.policy); err != nil {
+				logger.Error("policy reload failed; the running policy stays in force", "error", err.Error())
+			} else {
+				logger.Info("policy reloaded", "policy", policyName(c.policy), "mode", waf.Policy().Mode)
+			}
+		}
+	}
+}
+
+// reload re-reads the policy and swaps it in. The broker section applies
+// only at start-up.
+func reload(waf *mqttwaf.WAF, path string) error {
+	p, err := loadPolicy(path)
+	if err != nil {
+		return err
+	}
+	return waf.Reload(p)
 }
 
 func loadPolicy(path string) (*mqttwaf.Policy, error) {

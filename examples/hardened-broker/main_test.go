@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,4 +265,39 @@ func TestHashPassword(t *testing.T) {
 	if err := runWithInput(context.Background(), []string{"-hash-password"}, strings.NewReader("short\n"), io.Discard, io.Discard); err == nil {
 		t.Fatal("a 5-character password was hashed")
 	}
+}
+
+// TestReloadOnSIGHUP: editing the policy file and sending SIGHUP applies the
+// new policy without a restart; a broken file leaves the old one in force.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mode: enforce\n")
+	_, stderr := startBroker(t, "-policy", path)
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stderr.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on stderr:\n%s", what, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write("mode: detection_only\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(`"msg":"policy reloaded","policy":"` + path + `","mode":"detection_only"`)
+	write("mode: sometimes\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("policy reload failed")
 }

@@ -60,9 +60,9 @@
 //
 // # Cost
 //
-// One pass, no recursion, no tree, no reflection. Nesting is bounded by MaxDepth before any work
-// is done at that depth, so 1 MiB of '[' is rejected after MaxDepth bytes. Duplicate detection
-// is a filtered linear scan for objects up to 32 members and a seeded hash set beyond, so it
-// stays linear for 100,000 members. Scratch memory is pooled per Normalizer; Append allocates
-// nothing when dst has room.
+// One pass, no recursion, no tree, no reflection; OutputValidate runs a copy of the loop without
+// the output bookkeeping. Nesting is bounded by MaxDepth before any work is done at that depth,
+// so 1 MiB of '[' is rejected after MaxDepth bytes. Duplicate detection is a filtered linear
+// scan for objects up to 32 members and a seeded hash set beyond, so it stays linear for 100,000
+// members. Scratch memory is pooled per Normalizer; Append allocates nothing when dst has room.
 package normalize

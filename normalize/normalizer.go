@@ -33,6 +33,7 @@ type config struct {
 	jcs        bool
 	checkDup   bool // I-JSON
 	fold       bool
+	fastDup    bool // checkDup && !fold: keys canonical as written are compared in place
 	replace    bool // RFC 8259 with output: replace invalid UTF-8 and lone surrogates by U+FFFD
 	checkRange bool // reject integers beyond 2^53-1 and binary64 overflow
 	seed       maphash.Seed
@@ -57,6 +58,7 @@ func New(o Options) (*Normalizer, error) {
 		jcs:         o.Output == OutputJCS,
 		checkDup:    o.Profile == ProfileIJSON,
 		fold:        o.FoldKeys,
+		fastDup:     o.Profile == ProfileIJSON && !o.FoldKeys,
 		replace:     o.Profile == ProfileRFC8259 && o.Output != OutputValidate,
 		checkRange:  o.BigNumbers == NumbersReject,
 		// A random seed per Normalizer: attackers cannot precompute keys that collide in the
@@ -89,7 +91,16 @@ func (n *Normalizer) Append(dst, src []byte) ([]byte, error) {
 	if s == nil {
 		s = n.pool.Get().(*state)
 	}
-	out, r, off := s.run(dst, src)
+	var (
+		out = dst
+		r   Reason
+		off int
+	)
+	if n.cfg.emit {
+		out, r, off = s.run(dst, src)
+	} else {
+		r, off = s.validate(src)
+	}
 	s.release()
 	if !n.cache.CompareAndSwap(nil, s) {
 		n.pool.Put(s)

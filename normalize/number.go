@@ -114,7 +114,7 @@ func digits(src []byte, i int) int {
 
 // skipDigits is digits eight bytes at a time: telemetry floats carry many decimals.
 func skipDigits(src []byte, i int) int {
-	for ; i+8 <= len(src); i += 8 {
+	for ; i >= 0 && i <= len(src)-8; i += 8 {
 		x := binary.LittleEndian.Uint64(src[i:])
 		// High bit set in bytes below '0' (borrow) or above '9' (carry); carries and borrows
 		// only travel upwards, so the lowest flag is exact.
@@ -175,4 +175,14 @@ func overflows(lit, intPart, frac, exp []byte, expNeg bool) bool {
 func parseFloat(lit []byte) float64 {
 	f, _ := strconv.ParseFloat(unsafe.String(&lit[0], len(lit)), 64)
 	return f
+}
+
+// nonDigits flags, in the high bit of each byte of x, the bytes that are not ASCII digits. Unlike
+// skipDigits' test it is exact in every byte, not just the lowest flagged one (the arithmetic
+// cannot carry or borrow across bytes), so the parser's number fast path can also read the flag
+// after a decimal point from the same word.
+func nonDigits(x uint64) uint64 {
+	ge0 := (x | msb) - lsb*'0'         // high bit set where x&0x7F >= '0'
+	gt9 := (x &^ msb) + lsb*(0x7F-'9') // high bit set where x&0x7F > '9'
+	return (^ge0 | gt9 | x) & msb
 }

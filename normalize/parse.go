@@ -31,7 +31,7 @@ var numberByte = [256]bool{'.': true, 'e': true, 'E': true, '0': true, '1': true
 var isWS = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 func skipWS(src []byte, i int) int {
-	for i < len(src) {
+	for uint(i) < uint(len(src)) {
 		if b := src[i]; b > ' ' || !isWS[b] { // the compare settles most bytes without a load
 			return i
 		}
@@ -46,21 +46,26 @@ func skipWS(src []byte, i int) int {
 // far is always dst[base:] followed by src[pend:i]; the pending run is copied in one block only
 // where the output must differ from the input (whitespace, a string that needs re-escaping, a JCS
 // number, a JCS object to sort) and at the end. Minified input is a single copy.
+//
+// Index tests are written as uint(i) < uint(L), and 8-byte loads guarded by j >= 0 && j <= L-8,
+// because in those forms the compiler proves the access in bounds and drops its own check: the
+// plain i < L and j+8 <= L leave one (i might be negative, j+8 might overflow), and removing
+// them is worth 10-15% here. validate (validate.go) is this loop without the output.
 func (s *state) run(dst, src []byte) ([]byte, Reason, int) {
 	c := s.cfg
 	var (
-		emit    = c.emit
-		fastDup = c.checkDup && !c.fold
-		base    = len(dst)
-		L       = len(src)
-		frames  = s.frames
-		depth   = 0
-		i, j    int
-		pend    int // start of the pending run (emit only)
-		r       Reason
-		f       *frame
-		keyAt   int
-		mstart  int
+		emit   = c.emit
+		base   = len(dst)
+		frames = s.frames
+		L      = len(src)
+		depth  = 0
+		i, j   int
+		pend   int // start of the pending run (emit only)
+		r      Reason
+		f      *frame
+		keyAt  int
+		w      uint64 // a key's first 8 bytes, then its tag
+		mstart int
 	)
 	if hasBOM(src) {
 		return dst, ReasonBOM, 0
@@ -69,7 +74,7 @@ func (s *state) run(dst, src []byte) ([]byte, Reason, int) {
 	pend = i
 
 value: // a value starts at src[i]
-	if i >= L {
+	if uint(i) >= uint(L) {
 		return dst, ReasonUnexpectedEnd, i
 	}
 	switch b := src[i]; b {
@@ -91,7 +96,7 @@ value: // a value starts at src[i]
 				f.lin = new([linearKeys]keyRef)
 			}
 		}
-		if i++; i < L && src[i] <= ' ' {
+		if i++; uint(i) < uint(L) && src[i] <= ' ' {
 			j = skipWS(src, i)
 			if emit {
 				dst = append(dst, src[pend:i]...)
@@ -99,14 +104,14 @@ value: // a value starts at src[i]
 			pend, i = j, j
 		}
 		if f.obj {
-			if i < L && src[i] == '}' {
+			if uint(i) < uint(L) && src[i] == '}' {
 				i++
 				depth--
 				goto next
 			}
 			goto member
 		}
-		if i < L && src[i] == ']' {
+		if uint(i) < uint(L) && src[i] == ']' {
 			i++
 			depth--
 			goto next
@@ -114,19 +119,34 @@ value: // a value starts at src[i]
 		f.n = 1
 		goto value
 	case '"':
-		j = i + 1 // plainEnd, inlined by hand: strings are the most frequent token
-		for ; j+8 <= L; j += 8 {
+		// plainEnd, inlined by hand (strings are the most frequent token), extended over valid
+		// UTF-8: a string without escapes is canonical as written.
+		j = i + 1
+	plain:
+		for ; j >= 0 && j <= L-8; j += 8 {
 			if m := specialMask(binary.LittleEndian.Uint64(src[j:])); m != 0 {
 				j += bits.TrailingZeros64(m) >> 3
-				break
+				goto special
 			}
 		}
-		if j+8 > L {
-			j = plainTail(src, j)
-		}
-		if j < L && src[j] == '"' && j-i-1 <= c.maxString {
-			i = j + 1 // ASCII without escapes: canonical as written
-			goto next
+		j = plainTail(src, j)
+	special:
+		if uint(j) < uint(L) {
+			switch b := src[j]; {
+			case b == '"':
+				if j-i-1 <= c.maxString {
+					i = j + 1
+					goto next
+				}
+			case b >= 0xC2 && b < 0xE0 && uint(j+1) < uint(L) && src[j+1]&0xC0 == 0x80:
+				j += 2 // a 2-byte sequence, checked here to save a call
+				goto plain
+			case b >= 0x80:
+				if n, r := utf8Seq(src, j); r == reasonNone {
+					j += n
+					goto plain
+				}
+			}
 		}
 		if dst, i, pend, r = s.slowString(dst, src, i, pend); r != reasonNone {
 			return dst, r, i
@@ -150,25 +170,55 @@ value: // a value starts at src[i]
 		if j = i; b == '-' && !c.jcs {
 			j++ // (JCS rewrites -0, so negative numbers take the full path there)
 		}
-		if j < L && src[j] >= '0' && src[j] <= '9' {
+		if j >= 0 && j <= L-8 {
 			// Fast path: a short integer or plain decimal, canonical as written (in JCS,
-			// non-negative integers only). Up to 15 integer digits it is below 2^53; without an
-			// exponent it cannot overflow.
+			// non-negative integers only), read eight bytes at a time. Below 8 integer digits it
+			// is below 2^53; without an exponent it cannot overflow.
+			x := binary.LittleEndian.Uint64(src[j:])
+			nd := nonDigits(x)
+			p := bits.TrailingZeros64(nd) >> 3
+			if p > 0 && p < 8 && (p == 1 || src[j] != '0') {
+				e := j + p
+				if byte(x>>(8*p)) == '.' && !c.jcs {
+					if nd &= nd - 1; nd != 0 {
+						e = j + bits.TrailingZeros64(nd)>>3
+					} else {
+						e = skipDigits(src, j+8)
+					}
+					if e == j+p+1 {
+						goto slowNumber // "1." is malformed: let number report it
+					}
+					p = e - j - 1
+				}
+				if p <= c.maxDigits && (uint(e) >= uint(L) || !numberByte[src[e]]) {
+					i = e
+					goto next
+				}
+				goto slowNumber
+			}
+			if p != 8 {
+				goto slowNumber // not a digit, or a leading zero
+			}
+		}
+		if uint(j) < uint(L) && isDigit(src[j]) {
+			// The same, byte by byte, near the end of the input or for 8 or more integer
+			// digits (up to 15 it is below 2^53).
 			d0 := j
 			if j++; src[d0] != '0' {
 				j = skipDigits(src, j)
 			}
 			k := j
-			if j < L && src[j] == '.' && !c.jcs {
+			if uint(j) < uint(L) && src[j] == '.' && !c.jcs {
 				if k = skipDigits(src, j+1); k == j+1 {
-					k = -1 // "1." is malformed: let number report it
+					goto slowNumber
 				}
 			}
-			if digits := j - d0 + max(k-j-1, 0); j-d0 <= 15 && k >= 0 && digits <= c.maxDigits && (k >= L || !numberByte[src[k]]) {
+			if digits := j - d0 + max(k-j-1, 0); j-d0 <= 15 && digits <= c.maxDigits && (uint(k) >= uint(L) || !numberByte[src[k]]) {
 				i = k
 				goto next
 			}
 		}
+	slowNumber:
 		j = i
 		if i, r = s.number(src, i); r != reasonNone {
 			return dst, r, i
@@ -181,7 +231,7 @@ value: // a value starts at src[i]
 	}
 
 next: // after a value: close containers until a ',' asks for the next value
-	if i < L && src[i] <= ' ' {
+	if uint(i) < uint(L) && src[i] <= ' ' {
 		j = skipWS(src, i)
 		if emit {
 			dst = append(dst, src[pend:i]...)
@@ -197,13 +247,13 @@ next: // after a value: close containers until a ',' asks for the next value
 		}
 		return dst, reasonNone, 0
 	}
-	if i >= L {
+	if uint(i) >= uint(L) {
 		return dst, ReasonUnexpectedEnd, i
 	}
 	f = &frames[depth]
 	switch b := src[i]; {
 	case b == ',':
-		if i++; i < L && src[i] <= ' ' {
+		if i++; uint(i) < uint(L) && src[i] <= ' ' {
 			j = skipWS(src, i)
 			if emit {
 				dst = append(dst, src[pend:i]...)
@@ -213,7 +263,7 @@ next: // after a value: close containers until a ',' asks for the next value
 		if f.obj {
 			goto member
 		}
-		if i < L && src[i] == ']' {
+		if uint(i) < uint(L) && src[i] == ']' {
 			return dst, ReasonTrailingComma, i
 		}
 		if f.n++; f.n > c.maxElements {
@@ -242,7 +292,7 @@ next: // after a value: close containers until a ',' asks for the next value
 	goto next
 
 member: // `"key" :` at src[i] in the object f; whitespace skipped
-	if i >= L {
+	if uint(i) >= uint(L) {
 		return dst, ReasonUnexpectedEnd, i
 	}
 	if src[i] != '"' {
@@ -251,73 +301,91 @@ member: // `"key" :` at src[i] in the object f; whitespace skipped
 	if f.n++; f.n > c.maxMembers {
 		return dst, ReasonMembers, i
 	}
+	// Fast path: an ASCII key without escapes, by far the most common, is canonical as written
+	// and compared in place. plainEnd is inlined by hand, and its first load gives the tag of a
+	// key shorter than 8 bytes (keyTag) without a second one.
 	keyAt = i
-	for j = i + 1; j+8 <= L; j += 8 { // plainEnd, inlined by hand
-		if m := specialMask(binary.LittleEndian.Uint64(src[j:])); m != 0 {
-			j += bits.TrailingZeros64(m) >> 3
-			break
-		}
+	if j = i + 1; j > L-8 || j < 0 {
+		goto keySlow // near the end of the input
 	}
-	if j+8 > L {
-		j = plainTail(src, j)
-	}
-	if j < L && src[j] == '"' && j-i-1 <= c.maxString {
-		// Fast path: an ASCII key without escapes, by far the most common, is canonical as
-		// written and compared in place.
-		i = j + 1
-		if c.jcs {
-			mstart = len(dst) - base + keyAt - pend
-			s.members = append(s.members, memberRef{mstart: uint32(mstart), kend: uint32(mstart + j - keyAt)})
+	w = binary.LittleEndian.Uint64(src[j:])
+	if m := specialMask(w); m != 0 {
+		z := bits.TrailingZeros64(m)
+		n := z >> 3
+		if j += n; byte(w>>(z&^7)) != '"' || n > c.maxString {
+			goto keySlow
 		}
-		if fastDup {
-			// Inline fast path of recordKey: the tag needs an 8-byte load past a short key, which
-			// the input nearly always has, and a filter miss settles the key.
-			if n := j - keyAt - 1; f.n <= linearKeys && (n >= 8 || keyAt+9 <= L) {
-				var tag uint64
-				if n >= 8 {
-					tag = binary.LittleEndian.Uint64(src[keyAt+1:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(src[j-8:]), 29) ^ uint64(n)*0x9E3779B97F4A7C15
-				} else {
-					tag = binary.LittleEndian.Uint64(src[keyAt+1:])&(1<<(8*n)-1) ^ uint64(n)<<56
-				}
-				h := (tag * 0x9E3779B97F4A7C15) >> 56
-				if word, bit := h>>6, uint64(1)<<(h&63); f.filter[word]&bit == 0 {
-					f.filter[word] |= bit
-					f.lin[f.n-1] = keyRef{tag, uint32(keyAt + 1), uint32(n)}
-					goto colon
-				}
+		w = w&((m&-m)>>7-1) ^ uint64(n)<<56 // the bytes before the quote
+	} else {
+		for j += 8; j >= 0 && j <= L-8; j += 8 {
+			if m := specialMask(binary.LittleEndian.Uint64(src[j:])); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
 			}
 		}
-		if c.checkDup && s.dupKey(src, f, keyAt, i, false) {
-			return dst, ReasonDuplicateKey, keyAt
+		if j > L-8 {
+			j = plainTail(src, j)
 		}
-	} else {
+		if uint(j) >= uint(L) || src[j] != '"' || j-keyAt-1 > c.maxString {
+			goto keySlow
+		}
+		w ^= bits.RotateLeft64(binary.LittleEndian.Uint64(src[j-8:]), 29) ^ uint64(j-keyAt-1)*0x9E3779B97F4A7C15
+	}
+	i = j + 1
+	if c.jcs {
 		mstart = len(dst) - base + keyAt - pend
-		if dst, i, pend, r = s.slowString(dst, src, keyAt, pend); r != reasonNone {
-			return dst, r, i
-		}
-		if c.jcs {
-			// A rewritten key was flushed to dst; either way its closing quote is at i-1.
-			s.members = append(s.members, memberRef{mstart: uint32(mstart), kend: uint32(len(dst) - base + i - 1 - pend)})
-		}
-		if c.checkDup && s.dupKey(src, f, keyAt, i, s.rewrite) {
-			return dst, ReasonDuplicateKey, keyAt
+		s.members = append(s.members, memberRef{mstart: uint32(mstart), kend: uint32(mstart + j - keyAt)})
+	}
+	if k := f.n - 1; c.fastDup && uint(k) < linearKeys {
+		// Inline fast path of recordKey: a filter miss settles the key.
+		h := (w * 0x9E3779B97F4A7C15) >> 56
+		if word, bit := h>>6, uint64(1)<<(h&63); f.filter[word]&bit == 0 {
+			f.filter[word] |= bit
+			f.lin[k] = keyRef{w, uint32(keyAt + 1), uint32(j - keyAt - 1)}
+			goto colon
 		}
 	}
+	if c.checkDup && s.dupKey(src, f, keyAt, i, false) {
+		return dst, ReasonDuplicateKey, keyAt
+	}
+	goto colon
+keySlow:
+	mstart = len(dst) - base + keyAt - pend
+	if dst, i, pend, r = s.slowString(dst, src, keyAt, pend); r != reasonNone {
+		return dst, r, i
+	}
+	if c.jcs {
+		// A rewritten key was flushed to dst; either way its closing quote is at i-1.
+		s.members = append(s.members, memberRef{mstart: uint32(mstart), kend: uint32(len(dst) - base + i - 1 - pend)})
+	}
+	if c.checkDup && s.dupKey(src, f, keyAt, i, s.rewrite) {
+		return dst, ReasonDuplicateKey, keyAt
+	}
 colon:
-	if i < L && src[i] <= ' ' {
+	if uint(i) < uint(L) && src[i] == ':' { // the usual case: no whitespace before the colon
+		if i++; uint(i) < uint(L) && src[i] <= ' ' {
+			j = skipWS(src, i)
+			if emit {
+				dst = append(dst, src[pend:i]...)
+			}
+			pend, i = j, j
+		}
+		goto value
+	}
+	if uint(i) < uint(L) && src[i] <= ' ' {
 		j = skipWS(src, i)
 		if emit {
 			dst = append(dst, src[pend:i]...)
 		}
 		pend, i = j, j
 	}
-	if i >= L {
+	if uint(i) >= uint(L) {
 		return dst, ReasonUnexpectedEnd, i
 	}
 	if src[i] != ':' {
 		return dst, ReasonMissingColon, i
 	}
-	if i++; i < L && src[i] <= ' ' {
+	if i++; uint(i) < uint(L) && src[i] <= ' ' {
 		j = skipWS(src, i)
 		if emit {
 			dst = append(dst, src[pend:i]...)
@@ -364,7 +432,7 @@ func (s *state) dupKey(src []byte, f *frame, keyAt, end int, rewritten bool) boo
 }
 
 func literal(src []byte, i int, lit string) (int, Reason) {
-	if len(src)-i >= len(lit) && string(src[i:i+len(lit)]) == lit {
+	if i >= 0 && i <= len(src)-len(lit) && string(src[i:i+len(lit)]) == lit {
 		return i + len(lit), reasonNone
 	}
 	// Report a truncated literal as truncation, anything else at the first wrong byte.

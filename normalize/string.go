@@ -35,7 +35,7 @@ func specialMask(x uint64) uint64 {
 // plainEnd returns the index of the first byte at or after i that is not plain, or len(src).
 // The parser's two hottest spots (keys, string values) repeat its loop inline.
 func plainEnd(src []byte, i int) int {
-	for i+8 <= len(src) {
+	for i >= 0 && i <= len(src)-8 {
 		if m := specialMask(binary.LittleEndian.Uint64(src[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
@@ -46,7 +46,7 @@ func plainEnd(src []byte, i int) int {
 
 // plainTail is plainEnd for the last few bytes of the input.
 func plainTail(src []byte, i int) int {
-	for i < len(src) && plain[src[i]] {
+	for uint(i) < uint(len(src)) && plain[src[i]] {
 		i++
 	}
 	return i

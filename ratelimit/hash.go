@@ -22,11 +22,18 @@ const (
 var digestSeed1, digestSeed2 = maphash.MakeSeed(), maphash.MakeSeed()
 
 // storedKey returns key, or its bounded digest when key is too long. Only the
-// long-key case allocates.
+// long-key case allocates. It is small enough to inline, so the common short
+// key costs one comparison.
 func storedKey(key string) string {
 	if len(key) <= maxStoredKey {
 		return key
 	}
+	return digestKey(key)
+}
+
+// digestKey is storedKey's long-key case: the first digestPrefix bytes
+// followed by two keyed 64-bit hashes of the whole key.
+func digestKey(key string) string {
 	var b [maxStoredKey]byte
 	copy(b[:], key[:digestPrefix])
 	binary.LittleEndian.PutUint64(b[digestPrefix:], maphash.String(digestSeed1, key))

@@ -129,13 +129,10 @@ func newStore[V any](shape tableShape) *Store[V] {
 // locate returns the shard for an already-digested key, its number and the
 // key's hash. The top bits of the hash pick the shard, the low bits the
 // index position.
-func (s *Store[V]) locate(key string) (int, *shard[V], uint64) {
-	h := maphash.String(s.seed, key)
-	i := 0
-	if s.shift < 64 {
-		i = int(h >> s.shift)
-	}
-	return i, &s.shards[i], h
+func (s *Store[V]) locate(key string) (si int, sh *shard[V], h uint64) {
+	h = maphash.String(s.seed, key)
+	si = int(h >> s.shift) // a shift of 64 (one shard) gives 0
+	return si, &s.shards[si], h
 }
 
 // Len returns the number of keys held.
@@ -289,11 +286,15 @@ func (sh *shard[V]) pushFront(i int32) {
 	sh.head = i
 }
 
-// touch marks entry i most recently used.
+// touch marks entry i most recently used. It is small enough to inline, so
+// touching the entry already at the head costs one comparison.
 func (sh *shard[V]) touch(i int32) {
-	if sh.head == i {
-		return
+	if sh.head != i {
+		sh.moveFront(i)
 	}
+}
+
+func (sh *shard[V]) moveFront(i int32) {
 	sh.unlink(i)
 	sh.pushFront(i)
 }

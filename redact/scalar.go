@@ -3,6 +3,8 @@ package redact
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/mqttwaf/mqttwaf/normalize"
 )
 
 // This file rewrites scalars (strings, numbers, true/false/null) under
@@ -99,7 +101,7 @@ func (s *state) number(raw []byte, ri int32, role uint8, ctx uint8, fr *frame) b
 func (s *state) str(raw []byte, flags uint8, ri int32, role uint8, ctx uint8, fr *frame) bool {
 	val := raw[1 : len(raw)-1]
 	if flags&strEscaped != 0 {
-		s.esc = unescape(s.esc[:0], val)
+		s.esc = normalize.AppendUnescaped(s.esc[:0], val)
 		val = s.esc
 	}
 	if ri < 0 {

@@ -1,10 +1,8 @@
 package redact
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/bits"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -103,67 +101,6 @@ func isHex4(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func hexVal(c byte) rune {
-	switch {
-	case c <= '9':
-		return rune(c - '0')
-	case c >= 'a':
-		return rune(c-'a') + 10
-	default:
-		return rune(c-'A') + 10
-	}
-}
-
-func hex4(b []byte) rune {
-	return hexVal(b[0])<<12 | hexVal(b[1])<<8 | hexVal(b[2])<<4 | hexVal(b[3])
-}
-
-// unescape appends the value of the validated string content raw (without
-// quotes) to dst. Lone surrogates become U+FFFD, as in encoding/json.
-func unescape(dst, raw []byte) []byte {
-	for len(raw) > 0 {
-		j := bytes.IndexByte(raw, '\\')
-		if j < 0 {
-			return append(dst, raw...)
-		}
-		dst = append(dst, raw[:j]...)
-		raw = raw[j:]
-		switch raw[1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(raw[2:6])
-			raw = raw[6:]
-			if utf16.IsSurrogate(r) {
-				r2 := rune(-1)
-				if len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u' {
-					r2 = hex4(raw[2:6])
-				}
-				if c := utf16.DecodeRune(r, r2); c != utf8.RuneError {
-					r = c
-					raw = raw[6:]
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, raw[1])
-		}
-		raw = raw[2:]
-	}
-	return dst
 }
 
 // appendString appends s (valid UTF-8) as a JSON string with the minimal

@@ -1,5 +1,7 @@
 package redact
 
+import "github.com/mqttwaf/mqttwaf/normalize"
+
 // This file is the single-pass rewriter: it walks the document once,
 // steps the path trie at every key and index, and writes each value either
 // verbatim or rewritten. It validates everything it passes over.
@@ -113,7 +115,7 @@ func (s *state) object(i, depth int, states []int32, inherit int32) (int, error)
 		if len(states) > 0 {
 			key := src[i+1 : kend-1]
 			if kflags&strEscaped != 0 {
-				s.key = unescape(s.key[:0], key)
+				s.key = normalize.AppendUnescaped(s.key[:0], key)
 				key = s.key
 			}
 			if len(states) > 1 || s.r.trie.mayStep(states[0], key) {

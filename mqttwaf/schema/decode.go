@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mqttwaf/mqttwaf/normalize"
 )
 
 // This file holds the one JSON reader of the package: a strict RFC 8259
@@ -283,8 +285,8 @@ func (d *decoder) sameKey(a, b keyRef) bool {
 	if !a.escaped && !b.escaped {
 		return string(ra) == string(rb)
 	}
-	d.buf = unescape(d.buf[:0], ra)
-	d.buf2 = unescape(d.buf2[:0], rb)
+	d.buf = normalize.AppendUnescaped(d.buf[:0], ra)
+	d.buf2 = normalize.AppendUnescaped(d.buf2[:0], rb)
 	return string(d.buf) == string(d.buf2)
 }
 
@@ -342,7 +344,7 @@ func (d *decoder) str(want bool) ([]byte, bool) {
 			if !escaped || !want {
 				return nil, escaped
 			}
-			d.buf = unescape(d.buf[:0], d.in[start:d.pos-1])
+			d.buf = normalize.AppendUnescaped(d.buf[:0], d.in[start:d.pos-1])
 			return d.buf, true
 		case c == '\\':
 			escaped = true
@@ -421,45 +423,6 @@ func hex4(b []byte, i int) (rune, bool) {
 		}
 	}
 	return r, true
-}
-
-// unescape appends the unescaped form of s, a string body already checked
-// by str, to dst.
-func unescape(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		switch s[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, _ := hex4(s, i+2)
-			i += 6
-			if utf16.IsSurrogate(r) {
-				lo, _ := hex4(s, i+2)
-				r = utf16.DecodeRune(r, lo)
-				i += 6
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, s[i+1])
-		}
-		i += 2
-	}
-	return dst
 }
 
 // Bounds on numbers. The JSON Schema library compares numbers as exact

@@ -17,8 +17,10 @@
 //
 // The pieces:
 //
-//   - Limiter: token buckets (golang.org/x/time/rate) per key, for messages
-//     per second or, with n = message size, bytes per second.
+//   - Limiter: token buckets per key, for messages per second or, with
+//     n = message size, bytes per second. Each bucket is golang.org/x/time/rate's
+//     arithmetic kept under the store's lock (one lock per decision, not two);
+//     a differential fuzz target holds it to rate.Limiter's decisions.
 //   - Counter: events per sliding window per key; flapping detection is a
 //     Counter plus a BanList.
 //   - Novelty: how many keys never seen recently appeared per group per

@@ -35,7 +35,7 @@ type LimiterOptions struct {
 	DebtMemory int `yaml:"debt_memory" json:"debt_memory"`
 }
 
-// Limiter is a set of token buckets, one per key, each a
+// Limiter is a set of token buckets, one per key, with the semantics of
 // golang.org/x/time/rate.Limiter: every key may spend Burst tokens at once and
 // regains them at Rate. Keys are held in a bounded Store; see NewLimiter for
 // what eviction does.
@@ -50,8 +50,6 @@ type Limiter struct {
 	burst  int
 	refill float64 // nanoseconds per token
 }
-
-type bucket struct{ lim rate.Limiter }
 
 // NewLimiter returns a Limiter, or an *OptionError if opts is invalid.
 //
@@ -141,36 +139,15 @@ func (l *Limiter) AllowN(now time.Time, key string, n int) bool {
 		i = l.admit(now, si, sh, key, h)
 	}
 	var allowed bool
-	if lim := &sh.entries[i].val.lim; n <= l.burst {
-		allowed = lim.AllowN(now, n)
-	} else {
-		allowed = l.oversize(lim, now, n)
+	b, ns := &sh.entries[i].val, now.UnixNano()
+	if n <= l.burst {
+		allowed = b.allowN(ns, n, float64(l.limit), l.burst)
+	} else if allowed = b.advance(ns, float64(l.limit), l.burst) >= float64(l.burst); allowed {
+		// Oversize: allowed on a full bucket only, leaving it in debt.
+		b.charge(ns, n, float64(l.limit), l.burst)
 	}
 	sh.mu.Unlock()
 	return allowed
-}
-
-// oversize allows n > Burst on a full bucket only, leaving it in debt.
-func (l *Limiter) oversize(lim *rate.Limiter, now time.Time, n int) bool {
-	if lim.TokensAt(now) < float64(l.burst) {
-		return false
-	}
-	l.charge(lim, now, n)
-	return true
-}
-
-// charge takes n tokens from a full bucket even if n exceeds the burst,
-// leaving it in debt. rate.Limiter has no direct way to do that: raise the
-// burst so that ReserveN accepts n, reserve (which subtracts n and never
-// refuses), then put the burst back.
-func (l *Limiter) charge(lim *rate.Limiter, now time.Time, n int) {
-	if n <= l.burst {
-		lim.AllowN(now, n)
-		return
-	}
-	lim.SetBurstAt(now, n)
-	lim.ReserveN(now, n)
-	lim.SetBurstAt(now, l.burst)
 }
 
 // admit adds key to shard si, evicting its least recently used key if the
@@ -178,19 +155,14 @@ func (l *Limiter) charge(lim *rate.Limiter, now time.Time, n int) {
 func (l *Limiter) admit(now time.Time, si int, sh *shard[bucket], key string, h uint64) int32 {
 	if sh.full() {
 		t := sh.tail
-		l.remember(now, si, sh.entries[t].key, &sh.entries[t].val.lim)
+		l.remember(now, si, sh.entries[t].key, &sh.entries[t].val)
 		sh.remove(t)
 	}
 	i := sh.add(cloneKey(key), h)
-	lim := &sh.entries[i].val.lim
-	// A zero rate.Limiter whose limit and burst are set at the zero time
-	// holds burst tokens at any later time, like rate.NewLimiter, without
-	// allocating a new one or copying its mutex.
-	*lim = rate.Limiter{}
-	lim.SetLimitAt(time.Time{}, l.limit)
-	lim.SetBurstAt(time.Time{}, l.burst)
+	b := &sh.entries[i].val
+	b.fill(now.UnixNano(), l.burst)
 	if debt := l.recall(now, si, key); debt > 0 {
-		l.charge(lim, now, debt)
+		b.charge(now.UnixNano(), debt, float64(l.limit), l.burst)
 	}
 	return i
 }
@@ -207,8 +179,8 @@ func (l *Limiter) recall(now time.Time, si int, key string) int {
 // remember records the debt of a bucket that is about to be forgotten, all
 // of it, including what an oversize message left owing: eviction must never
 // grant more than staying would have.
-func (l *Limiter) remember(now time.Time, si int, key string, lim *rate.Limiter) {
-	short := float64(l.burst) - lim.TokensAt(now)
+func (l *Limiter) remember(now time.Time, si int, key string, b *bucket) {
+	short := float64(l.burst) - b.advance(now.UnixNano(), float64(l.limit), l.burst)
 	if short <= 0 {
 		return
 	}
@@ -226,7 +198,7 @@ func (l *Limiter) TokensAt(now time.Time, key string) float64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if i, ok := sh.find(key, h); ok {
-		return sh.entries[i].val.lim.TokensAt(now)
+		return sh.entries[i].val.advance(now.UnixNano(), float64(l.limit), l.burst)
 	}
 	return float64(l.burst - l.recall(now, si, key))
 }
@@ -240,7 +212,7 @@ func (l *Limiter) Forget(now time.Time, key string) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if i, ok := sh.find(key, h); ok {
-		l.remember(now, si, key, &sh.entries[i].val.lim)
+		l.remember(now, si, key, &sh.entries[i].val)
 		sh.remove(i)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // some headroom; the sum must stay under the 64 MiB the WAF allows for all of
 // them together. Measured figures are in the package README section.
 const (
-	capLimiterMiB  = 18
+	capLimiterMiB  = 11
 	capNoveltyMiB  = 8
 	capBansMiB     = 14
 	capDistinctMiB = 12

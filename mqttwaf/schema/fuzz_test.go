@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tidwall/gjson"
 )
 
@@ -56,13 +59,47 @@ func FuzzValidate(f *testing.F) {
 			if jerr != nil || !utf8.Valid(in) {
 				t.Fatalf("decoder accepted what encoding/json refuses (%v) or invalid UTF-8", jerr)
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !sameTree(got, want) {
 				t.Fatalf("decoded %#v, encoding/json %#v", got, want)
 			}
 		} else if jerr == nil && utf8.Valid(in) && derr.Keyword == KeywordJSON && !strings.Contains(derr.Message, "surrogate") {
 			t.Fatalf("decoder refused valid JSON: %v", derr)
 		}
 	})
+}
+
+// sameTree compares a decoded tree with encoding/json's (UseNumber): equal,
+// except that an int64 stands for an integer literal of the same value.
+func sameTree(got, want any) bool {
+	switch g := got.(type) {
+	case int64:
+		w, ok := want.(json.Number)
+		n, err := strconv.ParseInt(string(w), 10, 64)
+		return ok && err == nil && n == g
+	case map[string]any:
+		w, ok := want.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return false
+		}
+		for k, gv := range g {
+			if wv, ok := w[k]; !ok || !sameTree(gv, wv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		w, ok := want.([]any)
+		if !ok || len(g) != len(w) || (g == nil) != (w == nil) {
+			return false
+		}
+		for i := range g {
+			if !sameTree(g[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(got, want)
 }
 
 // FuzzPlausibility: Check never panics, and a refused message leaves the
@@ -166,4 +203,117 @@ func FuzzTimestamp(f *testing.F) {
 			t.Fatalf("%q %q %q: %d outside the documented range", format, zone, raw, ns)
 		}
 	})
+}
+
+// differentialSchemas are the schemas FuzzSchemaVerdict checks: the seed
+// contract, and keywords whose verdict depends on how the tree represents
+// numbers (exact decimals, integers beyond 2^53, 1 vs 1.0), strings and
+// structure.
+var differentialSchemas = []string{
+	`{"$ref": "komdi.json"}`,
+	`{"type": "integer", "minimum": 9007199254740992, "maximum": 9007199254740993}`,
+	`{"multipleOf": 0.1, "exclusiveMaximum": 1e400, "exclusiveMinimum": -0}`,
+	`{"items": {"multipleOf": 0.01, "maximum": 0.30000000000000004}}`,
+	`{"enum": [1, "1", null, true, {"a": [1, 2.5]}, [0.1, -0], 18446744073709551617]}`,
+	`{"const": 1.0}`,
+	`{"const": {"k": [1, -0, 1e2]}}`,
+	`{"uniqueItems": true, "maxItems": 30}`,
+	`{"items": {"uniqueItems": true}}`,
+	`{"properties": {"a": {"type": "string", "maxLength": 3, "pattern": "^[a-z\u00e9]*$"}, "b": {"type": "number"}},
+	  "patternProperties": {"^x": {"type": "array", "prefixItems": [{"type": "null"}], "items": {"type": "boolean"}}},
+	  "additionalProperties": false, "required": ["a"], "dependentRequired": {"b": ["a"]}}`,
+	`{"propertyNames": {"maxLength": 2}, "minProperties": 1, "maxProperties": 3}`,
+	`{"allOf": [{"properties": {"a": true}}], "unevaluatedProperties": {"type": "integer"}}`,
+	`{"contains": {"type": "integer", "minimum": 10}, "minContains": 2, "unevaluatedItems": false, "prefixItems": [true]}`,
+	`{"oneOf": [{"type": "integer"}, {"multipleOf": 3}], "not": {"const": 0}}`,
+	`{"if": {"type": "object", "required": ["t"]}, "then": {"properties": {"t": {"format": "date-time"}}},
+	  "else": {"items": {"format": "email"}}}`,
+}
+
+// differentialPayloads seed FuzzSchemaVerdict with the numeric edge cases
+// of differentialSchemas.
+var differentialPayloads = []string{
+	`9007199254740992`, `9007199254740993`, `9007199254740994`, `-9007199254740993`,
+	`18446744073709551617`, `1e400`, `-1e400`, `1e-400`, `-0`, `-0.0`, `0`, `0e5`,
+	`0.1`, `0.3`, `0.30000000000000004`, `0.35`, `1`, `1.0`, `1e0`, `10e-1`, `3`, `6`,
+	`[1, 1.0]`, `[1, 1e0, "1"]`, `[0.1, 0.10]`, `[-0, 0]`, `[{"a": 1}, {"a": 1.0}]`, `[[1, 2], [1, 2.0]]`,
+	`[10, 11.0, 3]`, `[null, true, false]`, `[0.01, 0.3, 0.31]`, `{"k": [1, 0, 100]}`, `{"k": [1.0, -0.0, 1e2]}`,
+	`{"a": [1, 2.5]}`, `{"a": [1, 2.50]}`, `[0.1, 0]`,
+	`{"a": "abc"}`, `{"a": "abcd"}`, `{"a": "\u00e9\u00e9\u00e9"}`, `{"a": "A"}`, `{"b": 1}`, `{"a": "", "b": 1}`,
+	`{"a": "x", "x1": [null, true]}`, `{"a": "x", "x1": [1]}`, `{"a": "x", "y": 1}`, `{"\u0061": "x"}`,
+	`{"a": 1, "zz": 2.0}`, `{"a": 1, "zz": 2.5}`, `{"abc": 1}`, `{}`, `[]`,
+	`{"t": "2017-11-28T13:45:20Z"}`, `{"t": "2017-11-28 13:45"}`, `["a@b.example", "nope"]`,
+}
+
+// FuzzSchemaVerdict: whenever the decoder accepts a payload, the JSON
+// Schema verdict on its tree is the verdict on the tree of the library's
+// own decoder (jsonschema.UnmarshalJSON). The Validator is reused across
+// payloads, so a tree built in storage kept from earlier payloads (see
+// decoder.release) is checked too.
+func FuzzSchemaVerdict(f *testing.F) {
+	for _, p := range differentialPayloads {
+		f.Add([]byte(p))
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s.payload))
+	}
+	komdiDoc, err := os.ReadFile(komdiSchema)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var vs []*Validator
+	for i, s := range differentialSchemas {
+		v, err := New(Options{Schema: "s.json", Resources: map[string]string{"s.json": s, "komdi.json": string(komdiDoc),
+			"coordinates.schema.json": mustRead(f, "testdata/coordinates.schema.json")}})
+		if err != nil {
+			f.Fatalf("schema %d: %v", i, err)
+		}
+		vs = append(vs, v)
+	}
+	other := []byte(komdi)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		for i, v := range vs {
+			got := v.Validate(in)
+			var ve *ValidationError
+			if got != nil && errors.As(got, &ve) {
+				switch ve.Keyword {
+				case KeywordJSON, KeywordDepth, KeywordDuplicateKey, KeywordNumber:
+					return // the decoder refused it; FuzzValidate covers that
+				}
+			}
+			tree, err := jsonschema.UnmarshalJSON(bytes.NewReader(in))
+			if err != nil {
+				t.Fatalf("schema %d: the decoder accepted what the library's decoder refuses: %v", i, err)
+			}
+			want := v.validateSchema(tree)
+			if !sameError(got, want) {
+				t.Fatalf("schema %d: verdict %v on our tree, %v on the library's", i, got, want)
+			}
+			// Again after another payload, from recycled storage.
+			_ = v.Validate(other)
+			if again := v.Validate(in); !sameError(again, want) {
+				t.Fatalf("schema %d: verdict %v after another payload, want %v", i, again, want)
+			}
+		}
+		if !bytes.Equal(in, orig) {
+			t.Fatal("Validate modified its input")
+		}
+	})
+}
+
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a.(*ValidationError) == *b.(*ValidationError)
+}
+
+func mustRead(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

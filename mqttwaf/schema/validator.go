@@ -66,10 +66,14 @@ func New(opts Options) (*Validator, error) {
 //
 // Field rules alone allocate nothing on success. With a JSON Schema the
 // payload is decoded into a value tree first (see the benchmarks for what
-// that costs).
+// that costs), which shares payload's bytes: payload must not change
+// during the call.
 func (v *Validator) Validate(payload []byte) error {
 	d := v.pool.Get().(*decoder)
-	defer v.pool.Put(d)
+	defer func() {
+		d.release() // the tree is garbage now
+		v.pool.Put(d)
+	}()
 	d.reset(payload, v.maxDepth, v.sch != nil)
 	doc, err := d.document()
 	d.in = nil

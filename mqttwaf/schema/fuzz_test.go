@@ -7,13 +7,15 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/schema/internal/jsonschema"
+	upstream "github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tidwall/gjson"
 )
 
@@ -226,6 +228,12 @@ var differentialSchemas = []string{
 	`{"allOf": [{"properties": {"a": true}}], "unevaluatedProperties": {"type": "integer"}}`,
 	`{"contains": {"type": "integer", "minimum": 10}, "minContains": 2, "unevaluatedItems": false, "prefixItems": [true]}`,
 	`{"oneOf": [{"type": "integer"}, {"multipleOf": 3}], "not": {"const": 0}}`,
+	// Bounds exact as float64, which the fork decides with float64
+	// arithmetic (internal/jsonschema/fastnum.go), next to ones that are not.
+	`{"items": {"type": "number", "minimum": -90, "maximum": 90}}`,
+	`{"items": {"exclusiveMinimum": 0, "exclusiveMaximum": 0.5, "type": "number"}}`,
+	`{"items": {"type": "integer", "multipleOf": 3, "maximum": 9007199254740992}}`,
+	`{"items": {"minimum": 9007199254740993, "maximum": 0.1}}`,
 	`{"if": {"type": "object", "required": ["t"]}, "then": {"properties": {"t": {"format": "date-time"}}},
 	  "else": {"items": {"format": "email"}}}`,
 }
@@ -242,12 +250,17 @@ var differentialPayloads = []string{
 	`{"a": "abc"}`, `{"a": "abcd"}`, `{"a": "\u00e9\u00e9\u00e9"}`, `{"a": "A"}`, `{"b": 1}`, `{"a": "", "b": 1}`,
 	`{"a": "x", "x1": [null, true]}`, `{"a": "x", "x1": [1]}`, `{"a": "x", "y": 1}`, `{"\u0061": "x"}`,
 	`{"a": 1, "zz": 2.0}`, `{"a": 1, "zz": 2.5}`, `{"abc": 1}`, `{}`, `[]`,
+	`[90, 90.0, 9e1, 90.00000000000001, 90.000000000000000001, 89.99999999999999999, -90.0000000000000000001, -91]`,
+	`[0.5, 0.49999999999999999999, 0.5000000000000000001, 1e-400, 0.0, 5e-1]`,
+	`[9, 9007199254740992, 9007199254740993, 9007199254740995, 3e0, 3.0000000000000000001, -3, -0]`,
+	`[0.1, 0.10000000000000000001, 9007199254740993, 9007199254740994, 99999999999999999999]`,
 	`{"t": "2017-11-28T13:45:20Z"}`, `{"t": "2017-11-28 13:45"}`, `["a@b.example", "nope"]`,
 }
 
 // FuzzSchemaVerdict: whenever the decoder accepts a payload, the JSON
 // Schema verdict on its tree is the verdict on the tree of the library's
-// own decoder (jsonschema.UnmarshalJSON). The Validator is reused across
+// own decoder (jsonschema.UnmarshalJSON), and the fork's verdict on that
+// tree is upstream's, error text included. The Validator is reused across
 // payloads, so a tree built in storage kept from earlier payloads (see
 // decoder.release) is checked too.
 func FuzzSchemaVerdict(f *testing.F) {
@@ -262,13 +275,16 @@ func FuzzSchemaVerdict(f *testing.F) {
 		f.Fatal(err)
 	}
 	var vs []*Validator
+	var ups []*upstream.Schema
 	for i, s := range differentialSchemas {
-		v, err := New(Options{Schema: "s.json", Resources: map[string]string{"s.json": s, "komdi.json": string(komdiDoc),
-			"coordinates.schema.json": mustRead(f, "testdata/coordinates.schema.json")}})
+		res := map[string]string{"s.json": s, "komdi.json": string(komdiDoc),
+			"coordinates.schema.json": mustRead(f, "testdata/coordinates.schema.json")}
+		v, err := New(Options{Schema: "s.json", Resources: res})
 		if err != nil {
 			f.Fatalf("schema %d: %v", i, err)
 		}
 		vs = append(vs, v)
+		ups = append(ups, compileUpstream(f, res, "s.json"))
 	}
 	other := []byte(komdi)
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -286,6 +302,9 @@ func FuzzSchemaVerdict(f *testing.F) {
 			if err != nil {
 				t.Fatalf("schema %d: the decoder accepted what the library's decoder refuses: %v", i, err)
 			}
+			if fe, ue := forkLeaves(v.sch.Validate(tree)), upstreamLeaves(ups[i].Validate(tree)); fe != ue {
+				t.Fatalf("schema %d: the fork says %v, upstream %v", i, fe, ue)
+			}
 			want := v.validateSchema(tree)
 			if !sameError(got, want) {
 				t.Fatalf("schema %d: verdict %v on our tree, %v on the library's", i, got, want)
@@ -299,6 +318,66 @@ func FuzzSchemaVerdict(f *testing.F) {
 		if !bytes.Equal(in, orig) {
 			t.Fatal("Validate modified its input")
 		}
+	})
+}
+
+// compileUpstream compiles root with the upstream library, set up as
+// compileSchema sets up the fork for the default draft.
+func compileUpstream(t testing.TB, resources map[string]string, root string) *upstream.Schema {
+	t.Helper()
+	c := upstream.NewCompiler()
+	c.DefaultDraft(upstream.Draft2020)
+	c.AssertFormat()
+	for loc, doc := range resources {
+		v, err := upstream.UnmarshalJSON(strings.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddResource(loc, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sch, err := c.Compile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
+}
+
+// errorLeaves lists where and by which keyword the library's error tree
+// failed, sorted: the order of siblings, and of the names inside a message,
+// follows map iteration. parts gives a node's location, keyword and causes, so
+// that the fork's and upstream's error types read alike.
+func errorLeaves[E comparable](e E, parts func(E) (loc, keyword []string, causes []E)) string {
+	var zero E
+	if e == zero {
+		return "valid"
+	}
+	var leaves []string
+	var walk func(E)
+	walk = func(e E) {
+		loc, kw, causes := parts(e)
+		leaves = append(leaves, strings.Join(loc, "/")+" "+strings.Join(kw, "/"))
+		for _, c := range causes {
+			walk(c)
+		}
+	}
+	walk(e)
+	slices.Sort(leaves)
+	return strings.Join(leaves, "; ")
+}
+
+func forkLeaves(err error) string {
+	e, _ := err.(*jsonschema.ValidationError)
+	return errorLeaves(e, func(e *jsonschema.ValidationError) ([]string, []string, []*jsonschema.ValidationError) {
+		return e.InstanceLocation, e.ErrorKind.KeywordPath(), e.Causes
+	})
+}
+
+func upstreamLeaves(err error) string {
+	e, _ := err.(*upstream.ValidationError)
+	return errorLeaves(e, func(e *upstream.ValidationError) ([]string, []string, []*upstream.ValidationError) {
+		return e.InstanceLocation, e.ErrorKind.KeywordPath(), e.Causes
 	})
 }
 

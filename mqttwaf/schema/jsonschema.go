@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/schema/internal/jsonschema"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 

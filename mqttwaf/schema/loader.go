@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"os"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/schema/internal/jsonschema"
 )
 
 // maxSchemaFile bounds what one schema file may cost to load.

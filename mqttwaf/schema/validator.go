@@ -4,7 +4,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/schema/internal/jsonschema"
 )
 
 // Validator checks that payloads fit the contract of their topic: one valid

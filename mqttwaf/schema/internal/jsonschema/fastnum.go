@@ -41,17 +41,19 @@ func compileFastBounds(s *Schema) *fastBounds {
 		if r == nil {
 			return true
 		}
-		v, ok := r.Float64()
+		v, _ := r.Float64()
 		*f, *has = v, true
-		return ok && !math.IsInf(v, 0)
+		// Checked by converting back rather than trusting Float64's exact
+		// flag, which reports 1/2^2000 (rounded to 0) as exact.
+		return !math.IsInf(v, 0) && new(big.Rat).SetFloat64(v).Cmp(r) == 0
 	}
 	if !exact(s.Minimum, &b.min, &b.hasMin) || !exact(s.Maximum, &b.max, &b.hasMax) ||
 		!exact(s.ExclusiveMinimum, &b.xmin, &b.hasX) || !exact(s.ExclusiveMaximum, &b.xmax, &b.hasY) {
 		return nil
 	}
 	if m := s.MultipleOf; m != nil {
-		f, ok := m.Float64()
-		if !ok || !m.IsInt() || f <= 0 || f > maxExact {
+		f, _ := m.Float64()
+		if !m.IsInt() || f <= 0 || f > maxExact || new(big.Rat).SetFloat64(f).Cmp(m) != 0 {
 			return nil
 		}
 		b.multipleOf = f

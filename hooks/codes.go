@@ -31,7 +31,7 @@ func v3Connack(c mqttwaf.ReasonCode) byte {
 		return v3IdentifierRejected
 	case mqttwaf.CodeBadUsernameOrPassword, mqttwaf.CodeBadAuthMethod:
 		return v3BadUsernamePassword
-	case mqttwaf.CodeServerBusy, mqttwaf.CodeQuotaExceeded, mqttwaf.CodeConnectionRateExceeded,
+	case mqttwaf.CodeServerBusy, mqttwaf.CodeServerUnavailable, mqttwaf.CodeQuotaExceeded, mqttwaf.CodeConnectionRateExceeded,
 		mqttwaf.CodeMessageRateTooHigh:
 		return v3ServerUnavailable
 	}

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -10,24 +9,20 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// Install adds w to server as its WAF hook and applies the policy's broker
-// capabilities to server.Options.Capabilities (call it before Serve).
+// Install adds w to server as its WAF hook; it is
+// server.AddHook(new(WAF), &Options{WAF: w, Server: server}). Call it before
+// Serve: it applies the policy's broker section to
+// server.Options.Capabilities.
 //
 // mochi OR-s authentication and ACL hooks: the first hook that allows,
 // allows. A WAF next to auth.AllowHook (or any other auth/ACL hook) would
-// deny nothing, so Install refuses a server that already has one, naming
-// it, and the hook shuts the server down if one is added later, before
-// Serve. The WAF must be the only authentication and ACL provider.
+// deny nothing, so the hook refuses a server that already has one, naming
+// it; if one is added later, the WAF refuses every client from then on and
+// shuts the server down. The WAF must be the only authentication and ACL
+// provider.
 func Install(server *mqtt.Server, w *mqttwaf.WAF) error {
 	if server == nil || w == nil {
 		return errors.New("hooks: Install needs a server and a WAF")
-	}
-	if ids := foreignAuthHooks(server); len(ids) > 0 {
-		return fmt.Errorf("hooks: the server already has authentication/ACL hooks %v; mochi OR-s them, so the WAF would deny nothing: remove them and let the WAF be the only auth/ACL provider", ids)
-	}
-	if server.Options != nil && server.Options.Capabilities != nil {
-		p := w.Policy()
-		applyCapabilities(server.Options.Capabilities, p)
 	}
 	return server.AddHook(new(WAF), &Options{WAF: w, Server: server})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -11,12 +12,16 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// Options configures the WAF hook.
+// Options configures the WAF hook. Both fields are required: there is no
+// safe default for either, so Init refuses a config without them.
 type Options struct {
-	// WAF is the firewall the hook runs. Required.
+	// WAF is the firewall the hook runs.
 	WAF *mqttwaf.WAF
-	// Server is the broker the hook is added to. It is used to find the
-	// owner of an existing session (sessions.takeover). Install sets it.
+	// Server is the broker the hook is added to. The hook needs it to refuse
+	// other authentication and ACL hooks (mochi OR-s them, so one allow-all
+	// hook would open everything the WAF denies), to apply the policy's
+	// broker limits, and to find the owner of an existing session
+	// (sessions.takeover). Install sets it.
 	Server *mqtt.Server
 }
 
@@ -35,6 +40,13 @@ type WAF struct {
 	waf      *mqttwaf.WAF
 	server   *mqtt.Server
 	sessions sessions
+
+	// hooksSeen is how many hooks the server had when the hook last checked
+	// that none of them decides authentication or ACL; broken is set when one
+	// does, and from then on every connection and publish is refused.
+	hooks     *mqtt.Hooks
+	hooksSeen atomic.Int64
+	broken    atomic.Bool
 }
 
 // ID implements mqtt.Hook.
@@ -61,38 +73,87 @@ func (h *WAF) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-// Init implements mqtt.Hook; config must be *Options.
+// Init implements mqtt.Hook; config must be *Options with both fields set
+// (mqtt.ErrInvalidConfigType otherwise). It refuses a server that already
+// has another authentication or ACL hook, and applies the policy's broker
+// section to the server's capabilities (so add the hook before Serve). Every
+// way of adding the hook, Install or server.AddHook, therefore yields a
+// working, fail-closed WAF or an error.
 func (h *WAF) Init(config any) error {
 	o, ok := config.(*Options)
-	if !ok || o == nil || o.WAF == nil {
-		return errors.New("hooks: the WAF hook needs &hooks.Options{WAF: ...}")
+	switch {
+	case !ok || o == nil:
+		return fmt.Errorf("%w: the mqttwaf hook needs &hooks.Options{WAF: waf, Server: server}, got %T", mqtt.ErrInvalidConfigType, config)
+	case o.WAF == nil:
+		return fmt.Errorf("%w: hooks.Options.WAF is nil: create the firewall with mqttwaf.New or mqttwaf.LoadFile", mqtt.ErrInvalidConfigType)
+	case o.Server == nil:
+		return fmt.Errorf("%w: hooks.Options.Server is nil: set it to the server the hook is added to (the WAF must see the server's other hooks), or use hooks.Install(server, waf)", mqtt.ErrInvalidConfigType)
 	}
-	h.waf, h.server = o.WAF, o.Server
+	hs := serverHooks(o.Server)
+	if hs == nil {
+		return errors.New("hooks: cannot read the server's hooks, so the WAF cannot check that no other hook overrides it; this mochi version is not supported")
+	}
+	if ids := foreignAuthHooks(o.Server); len(ids) > 0 {
+		return foreignHooksError(ids)
+	}
+	if o.Server.Options != nil && o.Server.Options.Capabilities != nil {
+		applyCapabilities(o.Server.Options.Capabilities, o.WAF.Policy())
+	}
+	h.waf, h.server, h.hooks = o.WAF, o.Server, hs
+	h.hooksSeen.Store(hs.Len())
 	h.sessions.max = o.WAF.Broker().MaxConnections
-	if h.server != nil {
-		h.sessions.held = func(cl *mqtt.Client) bool {
-			cur, ok := h.server.Clients.Get(cl.ID)
-			return ok && cur == cl
-		}
+	h.sessions.held = func(cl *mqtt.Client) bool {
+		cur, ok := h.server.Clients.Get(cl.ID)
+		return ok && cur == cl
 	}
 	return nil
 }
 
-// OnStarted re-checks, now that every hook is added, that no other hook
-// can allow what the WAF denies. If one can, the server is shut down: a WAF
-// that another hook overrides protects nothing.
-func (h *WAF) OnStarted() {
-	if h.server == nil {
-		return
+// overridden reports whether a hook that decides authentication or ACL was
+// added beside the WAF since the last check. If so the WAF no longer
+// decides alone (mochi OR-s those hooks): it records the fact once, closes
+// every connection and from then on refuses every CONNECT, publish and
+// delivery. The check costs an atomic load unless the server's hook count
+// changed. (The server is not closed: mochi's Close panics when called
+// twice, and the embedding application will call it at shutdown.)
+func (h *WAF) overridden() bool {
+	if h.broken.Load() {
+		return true
 	}
-	if ids := foreignAuthHooks(h.server); len(ids) > 0 {
-		h.waf.Record(mqttwaf.StageBroker, nil, "", "", "", 0, mqttwaf.Verdict{
-			Action: mqttwaf.Disconnect, Rule: "hooks.install", Reason: "foreign_auth_hook",
-			Detail: fmt.Sprintf("hooks %v also decide authentication or ACL; mochi OR-s them, so the WAF would be bypassed; shutting down", ids),
-		})
-		go func() { _ = h.server.Close() }()
+	n := h.hooks.Len()
+	if n == h.hooksSeen.Load() {
+		return false
 	}
+	ids := foreignAuthHooks(h.server)
+	if len(ids) == 0 {
+		h.hooksSeen.Store(n)
+		return false
+	}
+	if h.broken.Swap(true) {
+		return true
+	}
+	h.waf.Record(mqttwaf.StageBroker, nil, "", "", "", 0, mqttwaf.Verdict{
+		Action: mqttwaf.Disconnect, Rule: "hooks.install", Reason: "foreign_auth_hook",
+		Detail: fmt.Sprintf("hooks %v also decide authentication or ACL; mochi OR-s them, so the WAF would be bypassed: every client is refused until they are removed and the broker restarted", ids),
+	})
+	go func() {
+		for _, cl := range h.server.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				h.disconnect(cl, mqttwaf.CodeImplementationSpecific, "foreign_auth_hook")
+			}
+		}
+	}()
+	return true
 }
+
+func foreignHooksError(ids []string) error {
+	return fmt.Errorf("hooks: the server already has authentication/ACL hooks %v; mochi OR-s them, so the WAF would deny nothing: remove them and let the WAF be the only auth/ACL provider", ids)
+}
+
+// OnStarted re-checks, now that every hook is added, that no other hook
+// can allow what the WAF denies. If one can, every client is refused: a WAF
+// that another hook overrides protects nothing.
+func (h *WAF) OnStarted() { h.overridden() }
 
 // OnConnect runs the WAF's connect stage. A refusal is sent as a CONNACK
 // with the verdict's reason code (mapped to a 3.1.1 return code for older
@@ -104,6 +165,11 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 			err = packets.ErrServerUnavailable
 		}
 	}()
+	if h.overridden() {
+		code := connackCode(cl, mqttwaf.Verdict{Reason: "foreign_auth_hook", Code: mqttwaf.CodeServerUnavailable})
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code})
+		return code
+	}
 	if g := findGuard(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
 	}
@@ -178,7 +244,7 @@ func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
 
 // OnConnectAuthenticate allows exactly the clients OnConnect admitted.
 func (h *WAF) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	return h.sessions.get(cl) != nil && !cl.Closed()
+	return h.sessions.get(cl) != nil && !cl.Closed() && !h.broken.Load()
 }
 
 // OnSessionEstablished releases the client-ID claim taken at CONNECT and
@@ -251,7 +317,7 @@ func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	if cl.Net.Inline {
 		return true // the embedding application itself
 	}
-	if topic == deniedFilter {
+	if topic == deniedFilter || h.overridden() {
 		return false
 	}
 	if write {
@@ -272,20 +338,15 @@ func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (res packets.Packet,
 	if cl.Net.Inline {
 		return pk, nil
 	}
+	if h.overridden() { // another hook overrides the WAF's ACL: nothing passes
+		return pk, packets.ErrRejectPacket
+	}
 	s := h.sessions.get(cl)
 	if s == nil { // cannot happen for a client OnConnect admitted: fail closed
 		h.disconnect(cl, mqttwaf.CodeNotAuthorized, "unknown client")
 		return pk, packets.ErrRejectPacket
 	}
-	m := mqttwaf.Message{
-		Topic: pk.TopicName, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Payload: pk.Payload,
-		Props: mqttwaf.Properties{
-			PayloadFormat: pk.Properties.PayloadFormat, PayloadFormatSet: pk.Properties.PayloadFormatFlag,
-			ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
-			CorrelationData: pk.Properties.CorrelationData, MessageExpiry: pk.Properties.MessageExpiryInterval,
-			TopicAlias: pk.Properties.TopicAlias, User: userProps(pk.Properties.User),
-		},
-	}
+	m := messageOf(pk)
 	v, out := h.waf.Publish(&s.client, &m)
 	if !v.Blocked() {
 		if out != nil {
@@ -295,6 +356,19 @@ func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (res packets.Packet,
 		return pk, nil
 	}
 	return pk, h.refusePublish(cl, pk, v)
+}
+
+// messageOf is the WAF's view of a PUBLISH.
+func messageOf(pk packets.Packet) mqttwaf.Message {
+	return mqttwaf.Message{
+		Topic: pk.TopicName, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Payload: pk.Payload,
+		Props: mqttwaf.Properties{
+			PayloadFormat: pk.Properties.PayloadFormat, PayloadFormatSet: pk.Properties.PayloadFormatFlag,
+			ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
+			CorrelationData: pk.Properties.CorrelationData, MessageExpiry: pk.Properties.MessageExpiryInterval,
+			TopicAlias: pk.Properties.TopicAlias, User: userProps(pk.Properties.User),
+		},
+	}
 }
 
 // refusePublish returns the error that makes mochi stop pk as v says.
@@ -389,7 +463,12 @@ func (h *WAF) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 	if cl != nil && !cl.Net.Inline {
 		c = h.sessions.clientOf(cl)
 	}
-	h.waf.Retained(c, pk.TopicName, len(pk.Payload))
+	size := 0 // an empty payload deletes the retained message
+	if len(pk.Payload) > 0 {
+		m := messageOf(pk)
+		size = m.Size()
+	}
+	h.waf.Retained(c, pk.TopicName, size)
 }
 
 // OnRetainedExpired forgets a retained message mochi expired.

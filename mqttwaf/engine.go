@@ -45,16 +45,18 @@ type output struct {
 }
 
 // compile builds the engine for p (defaults already applied) with the
-// built-in rules in their documented order, then the custom rules.
-func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.Time) (*engine, error) {
+// built-in rules in their documented order, then the custom rules, and the
+// rate state it runs on. It changes nothing in st: the caller commits the
+// rate state and the engine together, or neither.
+func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.Time) (*engine, *rateState, error) {
 	e := &engine{policy: p, enforce: p.Mode == Enforce, st: st, out: out, now: now}
 	id, err := compileIdentity(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rs, err := st.ratesFor(p.Rates)
 	if err != nil {
-		return nil, fmt.Errorf("rates: %w", err)
+		return nil, nil, fmt.Errorf("rates: %w", err)
 	}
 	pubRates := &publishRates{st: rs, now: now}
 	for _, tr := range p.Rates.Publish.Topics {
@@ -73,6 +75,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		}
 		return nil
 	}
+	topics := &topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels}
 	builtin := []Rule{
 		// Transport first: cheap, and they protect everything after them.
 		&connectionCaps{p: p},
@@ -82,8 +85,9 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		&sessionExpiryClamp{p: p},
 		// Shape and rate of what the client sends, before any expensive work.
 		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
-		&topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels},
+		topics,
 		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
+		&propertyLimits{topic: topics, maxContentType: p.Limits.ContentType.MaxLength, maxCorrelation: int(p.Limits.CorrelationData.MaxBytes)},
 		on(pubRates),
 		on(&subscribeRates{st: rs, now: now}),
 		// Who the client is, then what it may do.
@@ -104,7 +108,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	// later payload rules see the canonical bytes.
 	pl, err := compilePayloads(p, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.views = compileViews(p, id, pl)
 	pl.views = e.views
@@ -116,17 +120,17 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	ids := map[string]bool{}
 	for _, r := range append(builtin, custom...) {
 		if r == nil {
-			return nil, fmt.Errorf("mqttwaf: Options.Rules contains a nil rule")
+			return nil, nil, fmt.Errorf("mqttwaf: Options.Rules contains a nil rule")
 		}
 		if ids[r.ID()] {
-			return nil, fmt.Errorf("mqttwaf: two rules share the id %q; rule ids must be unique", r.ID())
+			return nil, nil, fmt.Errorf("mqttwaf: two rules share the id %q; rule ids must be unique", r.ID())
 		}
 		ids[r.ID()] = true
 		if !e.add(r) {
-			return nil, fmt.Errorf("mqttwaf: rule %q implements no stage interface (AcceptRule, ConnectRule, SubscribeRule, PublishRule or DeliverRule)", r.ID())
+			return nil, nil, fmt.Errorf("mqttwaf: rule %q implements no stage interface (AcceptRule, ConnectRule, SubscribeRule, PublishRule or DeliverRule)", r.ID())
 		}
 	}
-	return e, nil
+	return e, rs, nil
 }
 
 // add files r under every stage it implements.
@@ -198,7 +202,7 @@ func (e *engine) ban(v *Verdict, s subject) {
 		ip = c.RemoteIP
 	}
 	if keys&BanIP != 0 && ip.IsValid() {
-		targets = append(targets, ratelimit.IPTarget(ip))
+		targets = append(targets, ratelimit.PrefixTarget(e.st.addrs.network(ip)))
 	}
 	for _, t := range targets {
 		if v.BanFor > 0 {

@@ -7,24 +7,35 @@ import (
 )
 
 // lockouts stops password guessing: failed authentications are counted per
-// remote IP and per user name over a sliding window, and crossing the limit
-// locks that IP or user name out of password authentication for a time that
-// doubles with every repeat (CONNACK 0x8A, an event each time). Both tables
-// are bounded (ratelimit.Counter and ratelimit.BanList evict). Certificate
-// and anonymous clients are not affected.
+// user name and per remote address (network, see AddressesPolicy) over a
+// sliding window, and crossing the limit locks that user name or address
+// out of password authentication for a time that doubles with every repeat
+// (CONNACK 0x8A, an event each time). The address limit is much higher than
+// the user-name one: one device with a wrong password must not lock every
+// other device behind the same NAT out. Every table is bounded
+// (ratelimit.Counter and ratelimit.BanList evict). Certificate and
+// anonymous clients are not affected.
 //
 // The lockouts live in the WAF's state, so a reload keeps them; the window,
 // limit and durations are those of the policy the WAF started with.
 type lockouts struct {
-	failures    *ratelimit.Counter
-	bans        *ratelimit.BanList
-	perUsername bool
-	now         func() time.Time
+	userFailures *ratelimit.Counter
+	addrFailures *ratelimit.Counter
+	bans         *ratelimit.BanList
+	perUsername  bool
+	addrs        addressing
+	now          func() time.Time
 }
 
-func newLockouts(p LockoutPolicy, now func() time.Time) (*lockouts, error) {
-	failures, err := ratelimit.NewCounter(ratelimit.CounterOptions{
+func newLockouts(p LockoutPolicy, addrs addressing, now func() time.Time) (*lockouts, error) {
+	userFailures, err := ratelimit.NewCounter(ratelimit.CounterOptions{
 		Window: p.Window.D(), Limit: p.MaxFailures, MaxKeys: p.MaxEntries,
+	})
+	if err != nil {
+		return nil, err
+	}
+	addrFailures, err := ratelimit.NewCounter(ratelimit.CounterOptions{
+		Window: p.Window.D(), Limit: p.MaxFailuresPerAddress, MaxKeys: p.MaxEntries,
 	})
 	if err != nil {
 		return nil, err
@@ -35,7 +46,8 @@ func newLockouts(p LockoutPolicy, now func() time.Time) (*lockouts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lockouts{failures: failures, bans: bans, perUsername: p.PerUsername != "off", now: now}, nil
+	return &lockouts{userFailures: userFailures, addrFailures: addrFailures, bans: bans,
+		perUsername: p.PerUsername != "off", addrs: addrs, now: now}, nil
 }
 
 // check returns a Ban verdict if c's IP or user name is locked out.
@@ -50,19 +62,24 @@ func (l *lockouts) check(c *Client) (Verdict, bool) {
 	}
 	// A Reject with the banned code, not a Ban: the lockout list is its own
 	// ban list, and this is not a new offence to put on the general one.
+	what := "the user name " + b.Target.Value
+	if b.Target.Kind == ratelimit.KindIP {
+		what = "the address " + b.Target.Prefix.String()
+	}
 	return Verdict{Action: Reject, Reason: "authentication_locked_out", Code: CodeBanned,
-		Detail: "locked out: " + b.Target.String() + " until " + b.Until.UTC().Format(time.RFC3339),
-		Value:  int64(b.Strikes)}, true
+		Detail: "too many failed authentications: " + what + " is locked out of password login until " +
+			b.Until.UTC().Format(time.RFC3339) + " (identity.lockout)",
+		Value: int64(b.Strikes)}, true
 }
 
 // failed counts a failed authentication and locks out what crossed the limit.
 func (l *lockouts) failed(c *Client) {
 	now := l.now()
-	if c.RemoteIP.IsValid() && !l.failures.AllowN(now, "ip:"+c.RemoteIP.String(), 1) {
-		_, _ = l.bans.Strike(now, ratelimit.IPTarget(c.RemoteIP), "authentication_failures")
+	if n := l.addrs.network(c.RemoteIP); n.IsValid() && !l.addrFailures.AllowN(now, l.addrs.key(c.RemoteIP), 1) {
+		_, _ = l.bans.Strike(now, ratelimit.PrefixTarget(n), "authentication_failures")
 	}
 	if l.perUsername && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue &&
-		!l.failures.AllowN(now, "user:"+c.Username, 1) {
+		!l.userFailures.AllowN(now, c.Username, 1) {
 		_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
 	}
 }

@@ -69,6 +69,19 @@ type Message struct {
 	Props   Properties
 }
 
+// Size is what the message makes the broker hold and forward, in bytes:
+// topic, payload, and every property whose size the client chooses (content
+// type, response topic, correlation data, user properties). Byte rates and
+// retained budgets count it, so properties cannot carry what the payload
+// may not.
+func (m *Message) Size() int {
+	n := len(m.Topic) + len(m.Payload) + len(m.Props.ContentType) + len(m.Props.ResponseTopic) + len(m.Props.CorrelationData)
+	for _, u := range m.Props.User {
+		n += len(u.Key) + len(u.Value)
+	}
+	return n
+}
+
 // Connect is a CONNECT request as rules see it. The fields a rule may change
 // are Keepalive and Will; the engine undoes such changes in DetectionOnly.
 type Connect struct {

@@ -29,6 +29,9 @@ type Policy struct {
 	// Listeners overrides Connections for listeners by id ("tcp", "tls",
 	// "ws" in examples/hardened-broker). Unset fields inherit.
 	Listeners map[string]ConnectionPolicy `yaml:"listeners" json:"listeners"`
+	// Addresses says what counts as one address for per-address limits
+	// (IPv6 networks are grouped, by default into /64s).
+	Addresses AddressesPolicy `yaml:"addresses" json:"addresses"`
 	// Limits bounds the size and shape of client IDs, topics and properties.
 	Limits LimitsPolicy `yaml:"limits" json:"limits"`
 	// Sessions protects persistent sessions against takeover.
@@ -140,6 +143,24 @@ type LimitsPolicy struct {
 	ClientID       ClientIDLimits     `yaml:"client_id" json:"client_id"`
 	Topic          TopicLimits        `yaml:"topic" json:"topic"`
 	UserProperties UserPropertyLimits `yaml:"user_properties" json:"user_properties"`
+	// ContentType and CorrelationData bound the MQTT 5 properties of the
+	// same names on PUBLISH; the response topic is held to Topic. Every
+	// byte a client makes the broker hold counts in byte rates and retained
+	// budgets as well (see Message.Size).
+	ContentType     ContentTypeLimits     `yaml:"content_type" json:"content_type"`
+	CorrelationData CorrelationDataLimits `yaml:"correlation_data" json:"correlation_data"`
+}
+
+// ContentTypeLimits bounds the MQTT 5 content type of a PUBLISH. Control
+// characters are always refused.
+type ContentTypeLimits struct {
+	MaxLength int `yaml:"max_length" json:"max_length"` // bytes, default 128
+}
+
+// CorrelationDataLimits bounds the MQTT 5 correlation data of a PUBLISH:
+// an opaque token a requester gets back with the response.
+type CorrelationDataLimits struct {
+	MaxBytes ByteSize `yaml:"max_bytes" json:"max_bytes"` // default 1KiB
 }
 
 // ClientIDLimits bounds client identifiers. Client IDs containing control
@@ -149,8 +170,9 @@ type ClientIDLimits struct {
 	MaxLength int `yaml:"max_length" json:"max_length"` // bytes, default 128
 }
 
-// TopicLimits bounds topic names and filters (publish, subscribe, will).
-// Topics with control characters are always refused.
+// TopicLimits bounds topic names and filters (publish, subscribe, will)
+// and MQTT 5 response topics. Topics with control characters are always
+// refused.
 type TopicLimits struct {
 	MaxLength int `yaml:"max_length" json:"max_length"` // bytes, default 256
 	MaxLevels int `yaml:"max_levels" json:"max_levels"` // default 8
@@ -212,10 +234,15 @@ type IdentityPolicy struct {
 // authentications. It applies from the policy the WAF starts with; a reload
 // keeps the running lockouts and their settings.
 type LockoutPolicy struct {
-	// MaxFailures failed authentications within Window lock the IP or user
-	// name out (default 5 in 5m).
-	MaxFailures int      `yaml:"max_failures" json:"max_failures"`
-	Window      Duration `yaml:"window" json:"window"`
+	// More than MaxFailures failed authentications for one user name within
+	// Window lock that user name out (default 5 in 5m).
+	MaxFailures int `yaml:"max_failures" json:"max_failures"`
+	// More than MaxFailuresPerAddress failed authentications from one
+	// address (network, see addresses) within Window lock that address out
+	// (default 10 x MaxFailures: one device with a wrong password must not
+	// lock out every device behind the same NAT).
+	MaxFailuresPerAddress int      `yaml:"max_failures_per_address" json:"max_failures_per_address"`
+	Window                Duration `yaml:"window" json:"window"`
 	// Duration is the first lockout (default 1m); each repeat doubles it, up
 	// to MaxDuration (default 1h).
 	Duration    Duration `yaml:"duration" json:"duration"`
@@ -357,12 +384,16 @@ func (p *Policy) applyDefaults() {
 		p.Listeners[id] = l
 	}
 
+	p.Addresses.applyDefaults()
+
 	l := &p.Limits
 	setDefault(&l.ClientID.MaxLength, 128)
 	setDefault(&l.Topic.MaxLength, 256)
 	setDefault(&l.Topic.MaxLevels, 8)
 	setDefault(&l.UserProperties.MaxCount, 16)
 	setDefault(&l.UserProperties.MaxBytes, 4<<10)
+	setDefault(&l.ContentType.MaxLength, 128)
+	setDefault(&l.CorrelationData.MaxBytes, 1<<10)
 
 	setDefault(&p.Sessions.Takeover, "same_identity")
 	setDefault(&p.Wills.OnViolation, "refuse")
@@ -374,6 +405,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&id.Certificate.Identity, "none")
 	lo := &id.Lockout
 	setDefault(&lo.MaxFailures, 5)
+	setDefault(&lo.MaxFailuresPerAddress, 10*lo.MaxFailures)
 	setDefault(&lo.Window, Duration(5*time.Minute))
 	setDefault(&lo.Duration, Duration(time.Minute))
 	setDefault(&lo.MaxDuration, Duration(time.Hour))
@@ -500,12 +532,16 @@ func (p *Policy) validate() error {
 		validateConn("listeners."+id, p.Listeners[id])
 	}
 
+	p.Addresses.validate(&fe)
+
 	l := p.Limits
 	fe.intRange("limits.client_id.max_length", int64(l.ClientID.MaxLength), 1, 65535)
 	fe.intRange("limits.topic.max_length", int64(l.Topic.MaxLength), 1, 65535)
 	fe.intRange("limits.topic.max_levels", int64(l.Topic.MaxLevels), 1, 1024)
 	fe.intRange("limits.user_properties.max_count", int64(l.UserProperties.MaxCount), 1, 65535)
 	fe.intRange("limits.user_properties.max_bytes", int64(l.UserProperties.MaxBytes), 1, int64(b.MaxPacketSize))
+	fe.intRange("limits.content_type.max_length", int64(l.ContentType.MaxLength), 1, 65535)
+	fe.intRange("limits.correlation_data.max_bytes", int64(l.CorrelationData.MaxBytes), 1, 65535)
 
 	fe.oneOf("sessions.takeover", p.Sessions.Takeover, "same_identity", "allow")
 	fe.oneOf("wills.on_violation", p.Wills.OnViolation, "refuse", "strip")
@@ -553,6 +589,7 @@ func (p *Policy) validateIdentity(fe *fieldErrors) {
 	}
 	lo := id.Lockout
 	fe.intRange("identity.lockout.max_failures", int64(lo.MaxFailures), 1, 1000)
+	fe.intRange("identity.lockout.max_failures_per_address", int64(lo.MaxFailuresPerAddress), 1, 100000)
 	fe.durRange("identity.lockout.window", lo.Window, time.Second, 24*time.Hour)
 	fe.durRange("identity.lockout.duration", lo.Duration, time.Second, 24*time.Hour)
 	fe.durRange("identity.lockout.max_duration", lo.MaxDuration, lo.Duration.D(), 30*24*time.Hour)

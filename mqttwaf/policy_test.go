@@ -102,7 +102,7 @@ var policySeeds = []struct {
 	{name: "bad bool", doc: "wills:\n  strip_all: sometimes\n",
 		errHas: []string{"test.yaml:2", "wills.strip_all"}},
 	{name: "list for section", doc: "limits: [1, 2]\n",
-		errHas: []string{"test.yaml:1", "limits", "expected a mapping of keys (client_id, topic, user_properties), found a list"}},
+		errHas: []string{"test.yaml:1", "limits", "expected a mapping of keys (client_id, content_type, correlation_data, topic, user_properties), found a list"}},
 	{name: "scalar for section", doc: "sessions: same_identity\n",
 		errHas: []string{"test.yaml:1", "sessions", "found a single value"}},
 	{name: "list for listeners", doc: "listeners: [tcp, ws]\n",

@@ -13,7 +13,7 @@ import (
 type clientKeys struct {
 	client   string // client ID
 	identity string // "u:" + user name, or "c:" + client ID for anonymous clients
-	ip       string // remote IP, or "" if none
+	ip       string // remote network (AddressesPolicy), or "" if none
 	// recent remembers the last topics this client published to, so the
 	// new-topic budget (which needs identity+topic keys) is only consulted
 	// for topics it has not used lately. Only the client's own read
@@ -22,14 +22,13 @@ type clientKeys struct {
 	next   int
 }
 
-func (c *Client) limitKeys() *clientKeys {
+// limitKeys returns c's keys, building them on first use; a grouping the
+// addresses by network (a WAF's is fixed for its lifetime).
+func (c *Client) limitKeys(a addressing) *clientKeys {
 	if c.keys == nil {
-		k := &clientKeys{client: c.ID, identity: "c:" + c.ID}
+		k := &clientKeys{client: c.ID, identity: "c:" + c.ID, ip: a.key(c.RemoteIP)}
 		if c.Username != "" {
 			k.identity = "u:" + c.Username
-		}
-		if c.RemoteIP.IsValid() {
-			k.ip = c.RemoteIP.String()
 		}
 		c.keys = k
 	}
@@ -41,6 +40,7 @@ func (c *Client) limitKeys() *clientKeys {
 // not refill every bucket; a changed section starts afresh.
 type rateState struct {
 	policy RatesPolicy
+	addrs  addressing
 
 	connMsgs, connBytes, userMsgs, userBytes, ipMsgs, ipBytes *ratelimit.Limiter
 	topicRates                                                []*ratelimit.Limiter
@@ -48,11 +48,11 @@ type rateState struct {
 	flapClient, flapUser, flapIP                              *ratelimit.Counter
 	violations, disconnects                                   *ratelimit.Counter
 	newIDs, newTopics                                         *ratelimit.Novelty
-	retained                                                  retainedTable
+	retained                                                  *retainedTable // the WAF's, shared by every rateState
 }
 
-func newRateState(r RatesPolicy) (*rateState, error) {
-	st := &rateState{policy: r}
+func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable) (*rateState, error) {
+	st := &rateState{policy: r, addrs: addrs, retained: retained}
 	var firstErr error
 	lim := func(rate Rate, burst int) *ratelimit.Limiter {
 		l, err := ratelimit.NewLimiter(ratelimit.LimiterOptions{Rate: rate, Burst: burst, MaxKeys: r.MaxKeys})
@@ -87,26 +87,29 @@ func newRateState(r RatesPolicy) (*rateState, error) {
 	if st.newTopics, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewTopics.PerIdentity.Per, MaxGroups: r.MaxKeys}); err != nil {
 		return nil, err
 	}
-	st.retained.init(r.Retained)
 	return st, firstErr
 }
 
-// ratesFor returns the state for r: the running one if r is unchanged.
+// ratesFor returns the rate state a policy with rates section r runs on:
+// the running one if r is unchanged (so a reload does not refill every
+// bucket), a fresh one otherwise. It changes nothing: the fresh state
+// replaces the running one only when the whole policy has compiled and is
+// committed (see WAF.Reload), so a reload that fails leaves no trace.
 func (s *state) ratesFor(r RatesPolicy) (*rateState, error) {
 	s.ratesMu.Lock()
-	defer s.ratesMu.Unlock()
-	if s.rates != nil && reflect.DeepEqual(s.rates.policy, r) {
-		return s.rates, nil
+	running := s.rates
+	s.ratesMu.Unlock()
+	if running != nil && reflect.DeepEqual(running.policy, r) {
+		return running, nil
 	}
-	st, err := newRateState(r)
-	if err != nil {
-		return nil, err
-	}
-	if s.rates != nil {
-		st.retained.adopt(&s.rates.retained) // the retained store does not change with the policy
-	}
-	s.rates = st
-	return st, nil
+	return newRateState(r, s.addrs, &s.retained)
+}
+
+// commitRates makes rs the running rate state.
+func (s *state) commitRates(rs *rateState) {
+	s.ratesMu.Lock()
+	s.rates = rs
+	s.ratesMu.Unlock()
 }
 
 func (s *state) currentRates() *rateState {
@@ -149,7 +152,7 @@ func (r *connectRates) CheckConnect(c *Connect) Verdict {
 	if !r.st.connectsListener.Allow(now, c.Client.Listener) {
 		return Deny("", "listener_connect_rate", CodeConnectionRateExceeded)
 	}
-	if c.Client.RemoteIP.IsValid() && !r.st.connectsIP.Allow(now, c.Client.RemoteIP.String()) {
+	if ip := c.Client.limitKeys(r.st.addrs).ip; ip != "" && !r.st.connectsIP.Allow(now, ip) {
 		return Deny("", "ip_connect_rate", CodeConnectionRateExceeded)
 	}
 	return Verdict{}
@@ -177,7 +180,7 @@ func (r *flapping) CheckConnect(c *Connect) Verdict {
 		v.BanKeys = BanClientID
 	case cl.Username != "" && r.st.flapUser.AddN(now, cl.Username, 1) > limit:
 		v.BanKeys = BanUsername
-	case cl.RemoteIP.IsValid() && r.st.flapIP.AddN(now, cl.RemoteIP.String(), 1) > float64(r.st.policy.Flapping.PerIP.N):
+	case cl.limitKeys(r.st.addrs).ip != "" && r.st.flapIP.AddN(now, cl.limitKeys(r.st.addrs).ip, 1) > float64(r.st.policy.Flapping.PerIP.N):
 		v.BanKeys = BanIP
 	default:
 		return Verdict{}
@@ -199,8 +202,8 @@ func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
 	n, cl := r.st.policy.NewClientIDs, c.Client
 	budgets := make([]ratelimit.Budget, 0, 4)
 	budgets = append(budgets, ratelimit.Budget{Group: "", Limit: int(n.Global.N)})
-	if cl.RemoteIP.IsValid() {
-		budgets = append(budgets, ratelimit.Budget{Group: "i:" + cl.RemoteIP.String(), Limit: int(n.PerIP.N)})
+	if ip := cl.limitKeys(r.st.addrs).ip; ip != "" {
+		budgets = append(budgets, ratelimit.Budget{Group: "i:" + ip, Limit: int(n.PerIP.N)})
 	}
 	if cl.Username != "" {
 		budgets = append(budgets, ratelimit.Budget{Group: "u:" + cl.Username, Limit: int(n.PerUsername.N)})
@@ -233,7 +236,7 @@ func (r *publishRates) CheckPublish(p *Publish) Verdict {
 	if p.Will {
 		return Verdict{} // a will is checked at CONNECT, not spent then
 	}
-	now, k, n := r.now(), p.Client.limitKeys(), len(p.Message.Payload)
+	now, k, n := r.now(), p.Client.limitKeys(r.st.addrs), p.Message.Size()
 	st := r.st
 	reason := ""
 	switch {
@@ -296,7 +299,7 @@ func (r *newTopics) CheckPublish(p *Publish) Verdict {
 	if p.Will {
 		return Verdict{}
 	}
-	k, topic := p.Client.limitKeys(), p.Message.Topic
+	k, topic := p.Client.limitKeys(r.st.addrs), p.Message.Topic
 	for _, t := range k.recent {
 		if t == topic {
 			return Verdict{}
@@ -327,15 +330,17 @@ func (r *subscribeRates) CheckSubscribe(c *Client, s *Subscription) Verdict {
 		return OverLimit("", "too_many_filters", CodeQuotaExceeded, int64(s.Count), int64(sp.MaxFilters))
 	case s.Existing >= sp.MaxSubscriptions:
 		return OverLimit("", "too_many_subscriptions", CodeQuotaExceeded, int64(s.Existing+1), int64(sp.MaxSubscriptions))
-	case !r.st.subscribes.Allow(r.now(), c.limitKeys().client):
+	case !r.st.subscribes.Allow(r.now(), c.limitKeys(r.st.addrs).client):
 		return Deny("", "subscribe_rate", CodeQuotaExceeded)
 	}
 	return Verdict{}
 }
 
 // retainedTable mirrors the broker's retained store: which identity owns
-// each retained topic and how big it is, so retained budgets can be kept.
-// It holds only topics that passed the budget, so it is bounded by
+// each retained topic and how many bytes it holds (topic, payload and
+// properties), so retained budgets can be kept. It belongs to the WAF, not
+// to a policy: the store does not change when the policy does. It holds
+// only topics that passed the budget, so it is bounded by
 // rates.retained.total.topics (plus retained wills and messages the broker
 // retains itself, which are counted when reported).
 type retainedTable struct {
@@ -343,7 +348,6 @@ type retainedTable struct {
 	byTopic map[string]retainedEntry
 	owners  map[string]*retainedUse
 	total   retainedUse
-	budget  RetainedBudget
 }
 
 type retainedEntry struct {
@@ -353,21 +357,8 @@ type retainedEntry struct {
 
 type retainedUse struct{ topics, bytes int }
 
-func (t *retainedTable) init(b RetainedBudget) {
-	t.budget = b
-	t.byTopic = map[string]retainedEntry{}
-	t.owners = map[string]*retainedUse{}
-}
-
-// adopt takes over another table's contents (a reload changed the budget).
-func (t *retainedTable) adopt(o *retainedTable) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	t.byTopic, t.owners, t.total = o.byTopic, o.owners, o.total
-}
-
 // admit reports whether owner may retain size bytes on topic.
-func (t *retainedTable) admit(owner, topic string, size int) (Verdict, bool) {
+func (t *retainedTable) admit(budget RetainedBudget, owner, topic string, size int) (Verdict, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, exists := t.byTopic[topic]
@@ -385,7 +376,7 @@ func (t *retainedTable) admit(owner, topic string, size int) (Verdict, bool) {
 			addTopics, addBytes = 1, size
 		}
 	}
-	pi, tot := t.budget.PerIdentity, t.budget.Total
+	pi, tot := budget.PerIdentity, budget.Total
 	switch {
 	case use.topics+addTopics > pi.Topics:
 		return OverLimit("", "retained_topics_per_identity", CodeQuotaExceeded, int64(use.topics+addTopics), int64(pi.Topics)), false
@@ -419,6 +410,9 @@ func (t *retainedTable) set(owner, topic string, size int) {
 	if size == 0 {
 		return
 	}
+	if t.byTopic == nil {
+		t.byTopic, t.owners = map[string]retainedEntry{}, map[string]*retainedUse{}
+	}
 	t.byTopic[topic] = retainedEntry{owner: owner, bytes: size}
 	u := t.owners[owner]
 	if u == nil {
@@ -441,7 +435,7 @@ func (r *retainedBudget) CheckPublish(p *Publish) Verdict {
 	if !m.Retain || len(m.Payload) == 0 { // an empty retained message deletes
 		return Verdict{}
 	}
-	v, ok := r.st.retained.admit(p.Client.limitKeys().identity, m.Topic, len(m.Payload))
+	v, ok := r.st.retained.admit(r.st.policy.Retained, p.Client.limitKeys(r.st.addrs).identity, m.Topic, m.Size())
 	if ok {
 		return Verdict{}
 	}

@@ -139,9 +139,14 @@ func (tw *testWAF) pub(c *Client, topic string, size int) Verdict {
 // pubRetained publishes a retained message and, if the WAF lets it through,
 // tells the WAF the broker stored it (as the adapter's OnRetainMessage does).
 func (tw *testWAF) pubRetained(c *Client, topic string, size int) Verdict {
-	v, _ := tw.Publish(c, &Message{Topic: topic, QoS: 1, Retain: true, Payload: make([]byte, size)})
+	m := &Message{Topic: topic, QoS: 1, Retain: true, Payload: make([]byte, size)}
+	v, _ := tw.Publish(c, m)
 	if !v.Blocked() {
-		tw.Retained(c, topic, size)
+		if size == 0 {
+			tw.Retained(c, topic, 0) // deleted
+		} else {
+			tw.Retained(c, topic, m.Size()) // what the adapter reports
+		}
 	}
 	return v
 }
@@ -256,12 +261,13 @@ func TestRatesPublishLimits(t *testing.T) {
 		publish: `{per_connection: {messages: 1000/s, bytes: 1KiB/s, burst_bytes: 2KiB}}`,
 		clients: [][3]string{{"dev1", "", ipA}, {"dev2", "", ipA}},
 		steps: []step{
-			{c: 0, topic: "t", size: 1024, n: 2},
+			// Sizes are payloads; the 1-byte topic counts too.
+			{c: 0, topic: "t", size: 1023, n: 2},
 			{c: 0, topic: "t", size: 1, want: msgRate("connection_byte_rate")},
-			{c: 1, topic: "t", size: 2048},
-			{advance: 500 * time.Millisecond, c: 0, topic: "t", size: 512},
+			{c: 1, topic: "t", size: 2047},
+			{advance: 500 * time.Millisecond, c: 0, topic: "t", size: 511},
 			{c: 0, topic: "t", size: 1, want: msgRate("connection_byte_rate")},
-			{advance: time.Minute, c: 0, topic: "t", size: 2048},
+			{advance: time.Minute, c: 0, topic: "t", size: 2047},
 			{c: 0, topic: "t", size: 1, want: msgRate("connection_byte_rate")},
 		},
 	}, {
@@ -274,11 +280,11 @@ func TestRatesPublishLimits(t *testing.T) {
 			{c: 1, topic: "t", n: 4},
 			{c: 1, topic: "t", want: msgRate("username_message_rate")},
 			{c: 0, topic: "t", want: msgRate("username_message_rate")},
-			{c: 2, topic: "t", n: 10}, // bob, same IP as a1: not affected
-			{advance: 10 * time.Second, c: 0, topic: "t", size: 6 << 10},
-			{c: 1, topic: "t", size: 4 << 10},
+			{c: 2, topic: "t", n: 10},                                      // bob, same IP as a1: not affected
+			{advance: 10 * time.Second, c: 0, topic: "t", size: 6<<10 - 1}, // +1 byte of topic
+			{c: 1, topic: "t", size: 4<<10 - 1},
 			{c: 1, topic: "t", size: 1, want: msgRate("username_byte_rate")},
-			{c: 2, topic: "t", size: 10 << 10},
+			{c: 2, topic: "t", size: 10<<10 - 1},
 		},
 	}, {
 		name: "per IP across identities",
@@ -627,9 +633,10 @@ func TestRatesRetained(t *testing.T) {
 	check(t, "delete", tw.pubRetained(alice, "r/a1", 0), allowed)
 	check(t, "after delete", tw.pubRetained(alice2, "r/a4", 100), allowed)
 
-	// Bytes per identity: alice holds 200+100+100 = 400 of 1024.
-	check(t, "bytes over", tw.pubRetained(alice, "r/a0", 1024-200+1), quota("rates.retained", "retained_bytes_per_identity"))
-	check(t, "bytes at the cap", tw.pubRetained(alice, "r/a0", 1024-200), allowed)
+	// Bytes per identity count topic and payload: alice holds
+	// (4+200)+(4+100)+(4+100) = 412 of 1024.
+	check(t, "bytes over", tw.pubRetained(alice, "r/a0", 1024-208-4+1), quota("rates.retained", "retained_bytes_per_identity"))
+	check(t, "bytes at the cap", tw.pubRetained(alice, "r/a0", 1024-208-4), allowed)
 
 	// Total topics: alice holds 3, bob takes 2 more, carol gets none.
 	check(t, "bob 1", tw.pubRetained(bob, "r/b0", 10), allowed)
@@ -642,10 +649,10 @@ func TestRatesRetained(t *testing.T) {
 	check(t, "after the broker's own", tw.pubRetained(carol, "r/c1", 10), quota("rates.retained", "retained_topics_total"))
 	tw.Retained(nil, "r/broker", 0)
 
-	// Total bytes: 1024 (alice) + 10 (bob) + 10 (carol) held of 2048;
+	// Total bytes: 1024 (alice) + 4+10 (bob) + 4+10 (carol) held of 2048;
 	// carol grows her message (within her own 1 KiB).
-	check(t, "carol's bytes over the total", tw.pubRetained(carol, "r/c0", 1015), quota("rates.retained", "retained_bytes_total"))
-	check(t, "carol's bytes at the total", tw.pubRetained(carol, "r/c0", 1014), allowed)
+	check(t, "carol's bytes over the total", tw.pubRetained(carol, "r/c0", 1007), quota("rates.retained", "retained_bytes_total"))
+	check(t, "carol's bytes at the total", tw.pubRetained(carol, "r/c0", 1006), allowed)
 }
 
 // TestRatesRetainedTakeover: a retained message that replaces another
@@ -738,8 +745,9 @@ func TestRatesEscalationCountsAllRateLimits(t *testing.T) {
 		size  int
 		want  want
 	}{
-		{"slow/x", 1, allowed}, {"slow/x", 1, topicRate}, {"slow/x", 1, topicRate}, // 97 bytes left
-		{"fast/x", 90, allowed}, {"fast/x", 90, byteRate}, {"fast/x", 90, byteRate}, // 7 bytes left
+		// Sizes are payloads; each message also counts its 6-byte topic.
+		{"slow/x", 1, allowed}, {"slow/x", 1, topicRate}, {"slow/x", 1, topicRate}, // 79 bytes left
+		{"fast/x", 66, allowed}, {"fast/x", 66, byteRate}, {"fast/x", 66, byteRate}, // 7 bytes left
 		{"slow/x", 1, disconnect}, // the fifth refusal within a minute
 	} {
 		check(t, fmt.Sprintf("publish %d on %s", i, s.topic), tw.pub(c, s.topic, s.size), s.want)

@@ -91,6 +91,12 @@ func (r *userPropertyLimits) check(props []UserProperty) Verdict {
 	n := 0
 	for _, p := range props {
 		n += len(p.Key) + len(p.Value)
+		// Keys are names: no control characters at all. Values may be text
+		// with tabs and line breaks, but nothing that rewrites a terminal
+		// or a log line.
+		if hasControl(p.Key) || hasControlExceptSpace(p.Value) {
+			return Deny("", "user_property_invalid_chars", CodeImplementationSpecific)
+		}
 	}
 	if n > r.maxBytes {
 		return OverLimit("", "user_properties_too_large", CodePacketTooLarge, int64(n), int64(r.maxBytes))
@@ -102,12 +108,60 @@ func (r *userPropertyLimits) CheckConnect(c *Connect) Verdict { return r.check(c
 
 func (r *userPropertyLimits) CheckPublish(p *Publish) Verdict { return r.check(p.Message.Props.User) }
 
+// propertyLimits holds the MQTT 5 properties of a PUBLISH whose content
+// the client chooses to the rules its topic and payload obey: the response
+// topic is a topic (length, levels, characters, no wildcards, not the
+// broker's '$' topics, which a responder would then publish to), the content
+// type is short printable text, the correlation data is bounded.
+type propertyLimits struct {
+	topic          *topicLimits
+	maxContentType int
+	maxCorrelation int
+}
+
+func (*propertyLimits) ID() string { return "limits.properties" }
+
+func (r *propertyLimits) CheckPublish(p *Publish) Verdict {
+	pr := &p.Message.Props
+	if rt := pr.ResponseTopic; rt != "" {
+		if strings.HasPrefix(rt, "$") {
+			return Deny("", "response_topic_reserved", CodeTopicNameInvalid)
+		}
+		if strings.ContainsAny(rt, "+#") {
+			return Deny("", "response_topic_wildcard", CodeTopicNameInvalid)
+		}
+		if v := r.topic.check(rt, CodeTopicNameInvalid); v.Blocked() {
+			v.Reason = "response_" + v.Reason
+			return v
+		}
+	}
+	if n := len(pr.ContentType); n > r.maxContentType {
+		return OverLimit("", "content_type_too_long", CodePacketTooLarge, int64(n), int64(r.maxContentType))
+	}
+	if hasControl(pr.ContentType) {
+		return Deny("", "content_type_invalid_chars", CodePayloadFormatInvalid)
+	}
+	if n := len(pr.CorrelationData); n > r.maxCorrelation {
+		return OverLimit("", "correlation_data_too_large", CodePacketTooLarge, int64(n), int64(r.maxCorrelation))
+	}
+	return Verdict{}
+}
+
+// hasControlExceptSpace is hasControl allowing tab, line feed and carriage
+// return.
+func hasControlExceptSpace(s string) bool {
+	return hasControlFrom(s, func(c byte) bool { return c == '\t' || c == '\n' || c == '\r' })
+}
+
 // hasControl reports C0 and C1 control characters, DEL and invalid UTF-8.
-func hasControl(s string) bool {
+func hasControl(s string) bool { return hasControlFrom(s, nil) }
+
+// hasControlFrom is hasControl, except for the ASCII bytes allow accepts.
+func hasControlFrom(s string, allow func(byte) bool) bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
+			if (c < 0x20 || c == 0x7f) && (allow == nil || !allow(c)) {
 				return true
 			}
 			i++

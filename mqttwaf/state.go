@@ -12,32 +12,34 @@ import (
 // Every table here is keyed by something a client controls and is bounded:
 // see the comment on each.
 type state struct {
+	addrs    addressing // fixed for the WAF's lifetime
 	counters counters
 	conns    connTable
 	claims   claimTable
 	lockouts *lockouts
 	bans     *ratelimit.BanList
+	retained retainedTable
 
 	ratesMu sync.Mutex
-	rates   *rateState
+	rates   *rateState // the running one; replaced only by commitRates
 }
 
-// connTable counts open sockets, broker-wide and per remote IP, for the
-// connection caps. An entry exists only while its IP has an open socket and
-// sockets are capped (broker.max_connections), so the table is bounded by
-// that cap.
+// connTable counts open sockets, broker-wide and per remote network (see
+// AddressesPolicy), for the connection caps. An entry exists only while its
+// network has an open socket and sockets are capped
+// (broker.max_connections), so the table is bounded by that cap.
 type connTable struct {
 	mu    sync.Mutex
 	open  int
-	perIP map[netip.Addr]int
+	perIP map[netip.Prefix]int
 }
 
 // add counts a new socket and returns the counts including it.
-func (t *connTable) add(ip netip.Addr) (open, fromIP int) {
+func (t *connTable) add(ip netip.Prefix) (open, fromIP int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.perIP == nil {
-		t.perIP = make(map[netip.Addr]int)
+		t.perIP = make(map[netip.Prefix]int)
 	}
 	t.open++
 	t.perIP[ip]++
@@ -45,7 +47,7 @@ func (t *connTable) add(ip netip.Addr) (open, fromIP int) {
 }
 
 // remove forgets a socket counted by add.
-func (t *connTable) remove(ip netip.Addr) {
+func (t *connTable) remove(ip netip.Prefix) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.open--

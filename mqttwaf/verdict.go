@@ -68,7 +68,9 @@ const (
 	CodeImplementationSpecific  ReasonCode = 0x83
 	CodeClientIDNotValid        ReasonCode = 0x85
 	CodeBadUsernameOrPassword   ReasonCode = 0x86
+	CodeUnsupportedProtocol     ReasonCode = 0x84
 	CodeNotAuthorized           ReasonCode = 0x87
+	CodeServerUnavailable       ReasonCode = 0x88
 	CodeServerBusy              ReasonCode = 0x89
 	CodeBanned                  ReasonCode = 0x8A
 	CodeBadAuthMethod           ReasonCode = 0x8C
@@ -92,6 +94,8 @@ var codeNames = map[ReasonCode]string{
 	CodeClientIDNotValid:        "client identifier not valid",
 	CodeBadUsernameOrPassword:   "bad user name or password",
 	CodeNotAuthorized:           "not authorized",
+	CodeUnsupportedProtocol:     "unsupported protocol version",
+	CodeServerUnavailable:       "server unavailable",
 	CodeServerBusy:              "server busy",
 	CodeBanned:                  "banned",
 	CodeBadAuthMethod:           "bad authentication method",
@@ -104,8 +108,6 @@ var codeNames = map[ReasonCode]string{
 	CodePayloadFormatInvalid:    "payload format invalid",
 	CodeConnectionRateExceeded:  "connection rate exceeded",
 	CodeWildcardSubsUnsupported: "wildcard subscriptions not supported",
-	0x84:                        "unsupported protocol version",
-	0x88:                        "server unavailable",
 	0x8B:                        "server shutting down",
 	0x8D:                        "keep alive timeout",
 	0x91:                        "packet identifier in use",

@@ -29,7 +29,7 @@ type WAF struct {
 	engine atomic.Pointer[engine]
 	st     *state
 	opts   Options
-	mu     sync.Mutex // serialises Reload
+	mu     sync.Mutex // serialises Reload: compile and commit
 }
 
 // Options are the parts of a WAF that are code, not policy.
@@ -60,7 +60,8 @@ func New(p *Policy, o Options) (*WAF, error) {
 		return nil, errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
 	full := p.WithDefaults()
-	lo, err := newLockouts(full.Identity.Lockout, o.Now)
+	w.st.addrs = newAddressing(full.Addresses)
+	lo, err := newLockouts(full.Identity.Lockout, w.st.addrs, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("mqttwaf: identity.lockout: %w", err)
 	}
@@ -86,8 +87,12 @@ func LoadFile(path string) (*WAF, error) {
 }
 
 // Reload validates and compiles p and swaps it in atomically. On error the
-// running policy stays in force. Broker capabilities (the broker section)
-// are applied only when a server is created; they need a restart.
+// running policy stays in force and nothing changes: compiling has no side
+// effects, and state the new policy needs (fresh rate limiters for a changed
+// rates section) replaces the running state only after the whole policy
+// compiled, under the same lock as the swap. Broker capabilities (the
+// broker section) are applied only when a server is created; they need a
+// restart.
 func (w *WAF) Reload(p *Policy) error {
 	if p == nil {
 		p = &Policy{}
@@ -97,17 +102,21 @@ func (w *WAF) Reload(p *Policy) error {
 	if err := q.validate(); err != nil {
 		return errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
+	if err := w.st.addrs.checkUnchanged(q.Addresses); err != nil {
+		return err
+	}
 	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn",
 		lim: rate.NewLimiter(rate.Limit(q.Events.MaxPerSecond), 10*q.Events.MaxPerSecond)}
 	if out.sink == nil {
 		out.sink = defaultSink(q.Events, w.opts.Logger)
 	}
-	e, err := compile(q, w.st, out, w.opts.Rules, w.opts.Now)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, rs, err := compile(q, w.st, out, w.opts.Rules, w.opts.Now)
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.st.commitRates(rs)
 	w.engine.Store(e)
 	return nil
 }
@@ -160,25 +169,24 @@ func (b operatorBans) Remove(t ratelimit.Target) (bool, error) {
 		case ratelimit.KindUsername:
 			rs.flapUser.Reset(t.Value)
 		case ratelimit.KindIP:
-			if t.Prefix.IsSingleIP() {
-				rs.flapIP.Reset(t.Prefix.Addr().String())
+			if n := b.st.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
+				rs.flapIP.Reset(b.st.addrs.key(t.Prefix.Addr()))
 			}
 		}
 	}
 	return ok, err
 }
 
-// Retained tells the WAF that c's message of size bytes is now retained on
-// topic (size 0: the retained message was deleted), so the retained budgets
-// (rates.retained) count it. Adapters call it when the broker stores it.
+// Retained tells the WAF that c's message of size bytes (Message.Size: topic,
+// payload and properties) is now retained on topic (size 0: the retained
+// message was deleted), so the retained budgets (rates.retained) count it.
+// Adapters call it when the broker stores it.
 func (w *WAF) Retained(c *Client, topic string, size int) {
-	if rs := w.st.currentRates(); rs != nil {
-		owner := "broker"
-		if c != nil {
-			owner = c.limitKeys().identity
-		}
-		rs.retained.set(owner, topic, size)
+	owner := "broker"
+	if c != nil {
+		owner = c.limitKeys(w.st.addrs).identity
 	}
+	w.st.retained.set(owner, topic, size)
 }
 
 // Counters returns how many decisions each rule took, per action, sorted.
@@ -208,18 +216,21 @@ func (w *WAF) ConnectTimeout(listener string) time.Duration {
 func (w *WAF) Open(listener, remoteAddr string) Verdict {
 	e := w.engine.Load()
 	a := Accept{Listener: listener, RemoteAddr: remoteAddr, RemoteIP: ParseRemoteIP(remoteAddr)}
-	a.Open, a.OpenFromIP = w.st.conns.add(a.RemoteIP)
+	network := w.st.addrs.network(a.RemoteIP)
+	a.Open, a.OpenFromIP = w.st.conns.add(network)
 	v := stage(e, StageAccept, e.accept, subject{listener: listener, ip: a.RemoteIP}, func(r AcceptRule) Verdict {
 		return r.CheckAccept(&a)
 	})
 	if v.Blocked() {
-		w.st.conns.remove(a.RemoteIP)
+		w.st.conns.remove(network)
 	}
 	return v
 }
 
 // Close forgets a socket that Open let through.
-func (w *WAF) Close(remoteAddr string) { w.st.conns.remove(ParseRemoteIP(remoteAddr)) }
+func (w *WAF) Close(remoteAddr string) {
+	w.st.conns.remove(w.st.addrs.network(ParseRemoteIP(remoteAddr)))
+}
 
 // OpenConnections returns the number of open sockets and of distinct remote
 // IPs they come from.

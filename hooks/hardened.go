@@ -91,4 +91,10 @@ func applyCapabilities(caps *mqtt.Capabilities, p *mqttwaf.Policy) {
 	caps.MaximumClientWritesPending = int32(b.ClientWriteQueue)
 	caps.ReceiveMaximum = uint16(b.ReceiveMaximum)
 	caps.MaximumInflight = uint16(b.MaxInflight)
+	// mochi copies a PUBLISH's properties (user properties included, and
+	// those the WAF added) into its PUBACK or PUBREC, and then also writes
+	// the success reason code as the QoS (0x01), which is not a PUBACK code:
+	// the publisher would get its own properties back, and strict clients
+	// reject the packet. Acknowledgements carry no inherited properties.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 }

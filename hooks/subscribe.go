@@ -76,6 +76,27 @@ func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Packe
 	return pk
 }
 
+// validAck keeps an acknowledgement to what MQTT 5 allows it to carry: a
+// success or error reason code of its type and a reason string. mochi can
+// put the publish's QoS (0x01, 0x02) in the reason code and copy the
+// publish's properties into it; Install turns the copying off
+// (NoInheritedPropertiesOnAck), and this holds for any server options.
+func validAck(pk packets.Packet) packets.Packet {
+	if pk.ReasonCode < packets.ErrUnspecifiedError.Code && pk.ReasonCode != packets.CodeNoMatchingSubscribers.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+	}
+	if pk.FixedHeader.Type == packets.Pubrel || pk.FixedHeader.Type == packets.Pubcomp {
+		if pk.ReasonCode != packets.CodeSuccess.Code && pk.ReasonCode != packets.ErrPacketIdentifierNotFound.Code {
+			pk.ReasonCode = packets.CodeSuccess.Code
+		}
+	}
+	if len(pk.Properties.User) > 0 || pk.Properties.ContentType != "" || pk.Properties.ResponseTopic != "" ||
+		pk.Properties.CorrelationData != nil || pk.Properties.PayloadFormatFlag || pk.Properties.TopicAliasFlag {
+		pk.Properties = packets.Properties{ReasonString: pk.Properties.ReasonString}
+	}
+	return pk
+}
+
 // OnPacketEncode gives each subscriber its view of a PUBLISH (redacted
 // unless its role has view: raw; see mqttwaf.WAF.View), and puts the WAF's
 // reason codes into the SUBACK of a SUBSCRIBE whose filters it refused
@@ -100,6 +121,10 @@ func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Pa
 			pk.Payload = out
 		}
 		return pk
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
+		return validAck(pk)
 	}
 	if pk.FixedHeader.Type != packets.Suback || cl.Properties.ProtocolVersion != 5 {
 		return pk

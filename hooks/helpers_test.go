@@ -131,6 +131,8 @@ type brokerOpts struct {
 	// discards events, as a production sink would cost: benchmarks measure
 	// the WAF, not the test recorder.
 	bench bool
+	// sink, if set, receives the events instead of the recorder.
+	sink mqttwaf.Sink
 }
 
 // testPolicy prefixes every test policy: events unthrottled so tests see
@@ -191,6 +193,9 @@ func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker 
 	var sink mqttwaf.Sink = b.events
 	if o.bench {
 		sink = mqttwaf.SinkFunc(func(mqttwaf.Event) {})
+	}
+	if o.sink != nil {
+		sink = o.sink
 	}
 	b.waf, err = mqttwaf.New(p, mqttwaf.Options{Sink: sink, Rules: o.rules})
 	if err != nil {

@@ -134,9 +134,19 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 // establish hands conn to mochi and, when it returns, reports sockets that
 // never got as far as CONNECT. guard is the net.Conn the guardListener
 // returned (conn may wrap it in TLS or WebSocket framing).
+//
+// mochi reads and decodes a connection's packets, and calls the hooks, in
+// this goroutine. A panic here (a decoder bug, a panicking hook of the
+// application's) would kill the whole process; it is recovered, reported,
+// and ends this connection only.
 func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Conn) {
-	err := establish(l.id, conn)
 	g := findGuard(guard)
+	defer func() {
+		if r := recover(); r != nil {
+			l.recovered(conn, g, r)
+		}
+	}()
+	err := establish(l.id, conn)
 	if g == nil || g.connected.Load() || err == nil {
 		return
 	}
@@ -166,6 +176,31 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 		v.Detail = "no complete CONNECT within the deadline (limit in ms)"
 	}
 	l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
+}
+
+// recovered ends a connection whose goroutine panicked: it closes the
+// socket, lets the hook forget the client as mochi would have (mochi's own
+// clean-up after its read loop never ran), and records a broker.panic
+// event. The Last Will is not sent: mochi can no longer tell whether the
+// client ended the session cleanly.
+func (l *Listener) recovered(conn net.Conn, g *guardConn, r any) {
+	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "broker.panic", Reason: "connection_panicked",
+		Code: mqttwaf.CodeImplementationSpecific, Detail: fmt.Sprint(r)}
+	record := func(c *mqttwaf.Client) {
+		remote := conn.RemoteAddr().String()
+		if g != nil {
+			remote = g.remote
+		}
+		l.waf.Record(mqttwaf.StageBroker, c, l.id, remote, "", 0, v)
+	}
+	if g != nil {
+		if end := g.onPanic.Load(); end != nil {
+			(*end)(v.Detail, record) // records, then ends the session
+			return
+		}
+	}
+	record(nil)
+	_ = conn.Close()
 }
 
 // Close stops accepting and closes the listener's clients.
@@ -220,6 +255,9 @@ type guardConn struct {
 	connected atomic.Bool
 	upgraded  atomic.Bool // WebSocket listeners: the HTTP upgrade happened
 	closeOnce sync.Once
+	// onPanic, set by the hook once CONNECT is accepted, forgets the client
+	// after its goroutine panicked, and returns the WAF's view of it.
+	onPanic atomic.Pointer[func(reason string, record func(*mqttwaf.Client))]
 }
 
 func (g *guardConn) Close() error {

@@ -171,10 +171,12 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code})
 		return code
 	}
+	s := &session{client: newClient(cl)}
 	if g := findGuard(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
+		end := func(reason string, record func(*mqttwaf.Client)) { h.forgetPanicked(cl, reason, record) }
+		g.onPanic.Store(&end)
 	}
-	s := &session{client: newClient(cl)}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,
 		Clean:          pk.Connect.Clean,
@@ -241,6 +243,29 @@ func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
 		owner = s.client.Username
 	}
 	return &mqttwaf.SessionInfo{Owner: owner, Connected: !old.Closed()}, old
+}
+
+// forgetPanicked does for a client whose connection goroutine panicked what
+// mochi does when a connection ends (its own clean-up never ran): it stops
+// the client and, unless the session persists, removes its subscriptions,
+// in-flight messages and the client itself, so no delivery queues up for a
+// dead connection. record reports the panic first, with the WAF's view of
+// the client.
+func (h *WAF) forgetPanicked(cl *mqtt.Client, reason string, record func(*mqttwaf.Client)) {
+	record(h.sessions.clientOf(cl))
+	err := fmt.Errorf("connection goroutine panicked: %s", reason)
+	cl.Stop(err)
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	if s := h.sessions.get(cl); s != nil {
+		s.closedByWAF.Store(true) // recorded by the listener
+	}
+	h.OnDisconnect(cl, err, expire)
+	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl && expire && !cl.IsTakenOver() {
+		cl.ClearInflights()
+		h.server.UnsubscribeClient(cl)
+		h.server.Clients.Delete(cl.ID)
+	}
 }
 
 // OnConnectAuthenticate allows exactly the clients OnConnect admitted.

@@ -175,6 +175,18 @@ func BenchmarkBrokerThroughput(b *testing.B) {
 		[]string{startPlainBroker(b), startBroker(b, benchRates, brokerOpts{bench: true}).addr})
 }
 
+// BenchmarkBrokerFrames measures the frame validator: the hardened broker
+// (default policy) with mochi reading the socket directly, and with every
+// packet validated first (as NewListener always does):
+//
+//	go test -run '^$' -bench BrokerFrames -benchtime 40000x -count 5 ./hooks/
+func BenchmarkBrokerFrames(b *testing.B) {
+	compareBrokers(b, []string{"unvalidated", "validated"}, []string{
+		startBroker(b, benchRates, brokerOpts{bench: true, unvalidated: true}).addr,
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+	})
+}
+
 // BenchmarkBrokerJSON compares the hardened broker with and without JSON
 // normalisation on every topic (the seed message has whitespace, so every
 // message is rewritten):

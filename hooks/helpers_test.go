@@ -133,6 +133,9 @@ type brokerOpts struct {
 	bench bool
 	// sink, if set, receives the events instead of the recorder.
 	sink mqttwaf.Sink
+	// unvalidated turns the frame validator off (BenchmarkBrokerFrames'
+	// baseline).
+	unvalidated bool
 }
 
 // testPolicy prefixes every test policy: events unthrottled so tests see
@@ -212,6 +215,7 @@ func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker 
 		if err != nil {
 			t.Fatal(err)
 		}
+		l.unvalidated = o.unvalidated
 		if err := b.server.AddListener(l); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // Listener types accepted by NewListener.
@@ -45,6 +46,11 @@ type Listener struct {
 	closed   atomic.Bool
 	closeMu  sync.Mutex
 	upgrader *websocketUpgrader
+
+	// unvalidated hands mochi the raw connection, without the frame
+	// validator: only the benchmark that measures the validator's cost
+	// sets it.
+	unvalidated bool
 }
 
 // NewListener returns a protected listener of cfg.Type (TypeTCP or
@@ -146,8 +152,19 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 			l.recovered(conn, g, r)
 		}
 	}()
-	err := establish(l.id, conn)
+	// Every packet is checked by the frame validator before mochi's
+	// decoder sees it; a malformed one ends this connection (see
+	// frame.Conn), reported below or, after CONNECT, by the hook.
+	mqttConn := net.Conn(frame.NewConn(conn, frame.Limits{MaxPacketSize: int(l.waf.Broker().MaxPacketSize)}))
+	if l.unvalidated {
+		mqttConn = conn
+	}
+	err := establish(l.id, mqttConn)
 	if g == nil || g.connected.Load() || err == nil {
+		return
+	}
+	if v, ok := frameVerdict(err); ok {
+		l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
 		return
 	}
 	rule, reason, code := "connections.protocol", "", mqttwaf.ReasonCode(0)
@@ -176,6 +193,34 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 		v.Detail = "no complete CONNECT within the deadline (limit in ms)"
 	}
 	l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
+}
+
+// frameVerdict describes a packet the frame validator refused, if err is
+// such a refusal: rule connections.protocol (connections.max_packet_size
+// for an oversized one), the validator's reason and code, and a detail
+// naming the packet type, the offset and the field.
+func frameVerdict(err error) (mqttwaf.Verdict, bool) {
+	var fe *frame.Error
+	if !errors.As(err, &fe) {
+		return mqttwaf.Verdict{}, false
+	}
+	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: fe.Reason,
+		Code: mqttwaf.ReasonCode(fe.Code), Value: int64(fe.Offset),
+		Detail: fmt.Sprintf("%s packet refused at byte %d: %s", packetName(fe.Type), fe.Offset, fe.Detail)}
+	if fe.Reason == frame.ReasonTooLarge {
+		v.Rule = "connections.max_packet_size"
+	}
+	return v, true
+}
+
+// packetName is the MQTT name of a control packet type.
+func packetName(t byte) string {
+	names := [...]string{"reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
+	if int(t) < len(names) {
+		return names[t]
+	}
+	return "unknown"
 }
 
 // recovered ends a connection whose goroutine panicked: it closes the

@@ -260,7 +260,7 @@ func rawConnect(level byte, clientID string) []byte {
 	}
 	vh = append(vh, byte(len(clientID)>>8), byte(len(clientID)))
 	vh = append(vh, clientID...)
-	return frame(0x10, vh)
+	return framePacket(0x10, vh)
 }
 
 // rawPublishV5 is an MQTT 5 PUBLISH with one user property.
@@ -279,11 +279,11 @@ func rawPublishV5(qos byte, id uint16, topic string, payload []byte, key, val st
 	b = appendVarint(b, len(props))
 	b = append(b, props...)
 	b = append(b, payload...)
-	return frame(0x30|qos<<1, b)
+	return framePacket(0x30|qos<<1, b)
 }
 
-// frame prefixes body with a fixed header.
-func frame(first byte, body []byte) []byte {
+// framePacket prefixes body with a fixed header.
+func framePacket(first byte, body []byte) []byte {
 	return append(appendVarint([]byte{first}, len(body)), body...)
 }
 

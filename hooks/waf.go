@@ -301,6 +301,12 @@ func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return
 	}
 	var code packets.Code
+	if v, ok := frameVerdict(err); ok {
+		// The frame validator refused a packet (and told an MQTT 5
+		// client with a DISCONNECT); mochi only saw its read fail.
+		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, v)
+		return
+	}
 	switch {
 	case errors.Is(err, packets.ErrPacketTooLarge):
 		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, mqttwaf.Verdict{

@@ -391,7 +391,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&l.Topic.MaxLength, 256)
 	setDefault(&l.Topic.MaxLevels, 8)
 	setDefault(&l.UserProperties.MaxCount, 16)
-	setDefault(&l.UserProperties.MaxBytes, 4<<10)
+	setDefault(&l.UserProperties.MaxBytes, min(4<<10, p.Broker.MaxPacketSize)) // a small max_packet_size lowers it
 	setDefault(&l.ContentType.MaxLength, 128)
 	setDefault(&l.CorrelationData.MaxBytes, 1<<10)
 

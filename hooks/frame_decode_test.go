@@ -88,6 +88,14 @@ func mochiDecode(pkt []byte, ver byte, dir frame.Direction) (pk packets.Packet, 
 		if err == nil && server {
 			if code := pk.PublishValidate(65535); code != packets.CodeSuccess {
 				err = code
+			} else if mqtt.IsValidFilter(pk.TopicName, true) {
+				// What mochi's processPublish then does with the topic.
+				idx := mqtt.NewTopicsIndex()
+				idx.Subscribe("c", packets.Subscription{Filter: "#"})
+				idx.Subscribe("d", packets.Subscription{Filter: "$share/g/+/#"})
+				_ = idx.Subscribers(pk.TopicName)
+				idx.RetainMessage(pk)
+				_ = idx.Messages("#")
 			}
 		}
 	case packets.Puback:
@@ -104,9 +112,16 @@ func mochiDecode(pkt []byte, ver byte, dir frame.Direction) (pk packets.Packet, 
 			if code := pk.SubscribeValidate(); code != packets.CodeSuccess {
 				err = code
 			}
-			for _, s := range pk.Filters {
-				_ = mqtt.IsValidFilter(s.Filter, false)
-				_ = mqtt.IsSharedFilter(s.Filter)
+			// What mochi's processSubscribe then does with the filters.
+			idx := mqtt.NewTopicsIndex()
+			idx.RetainMessage(packets.Packet{TopicName: "a/b", Payload: []byte{1}, FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}})
+			for _, sub := range pk.Filters {
+				if mqtt.IsValidFilter(sub.Filter, false) {
+					idx.Subscribe("c", sub)
+					_ = idx.Messages(sub.Filter)
+					_ = idx.Subscribers("a/b")
+					idx.Unsubscribe(sub.Filter, "c")
+				}
 			}
 		}
 	case packets.Suback:
@@ -116,6 +131,11 @@ func mochiDecode(pkt []byte, ver byte, dir frame.Direction) (pk packets.Packet, 
 		if err == nil && server {
 			if code := pk.UnsubscribeValidate(); code != packets.CodeSuccess {
 				err = code
+			}
+			idx := mqtt.NewTopicsIndex()
+			for _, sub := range pk.Filters {
+				idx.Subscribe("c", sub)
+				idx.Unsubscribe(sub.Filter, "c")
 			}
 		}
 	case packets.Unsuback:
@@ -182,6 +202,14 @@ func FuzzFrameAgainstMochiDecoder(f *testing.F) {
 		f.Add(s.ver, byte(s.dir), s.pkt)
 	}
 	f.Add(byte(5), byte(0), mochi501)
+	// FuzzValidate's corpus has the same shape (version, direction, bytes)
+	// and reaches every packet type and property.
+	files, _ := filepath.Glob("../mqttwaf/frame/testdata/fuzz/FuzzValidate/*")
+	for _, name := range files {
+		if vals, err := readCorpusFile(name); err == nil && len(vals) == 3 {
+			f.Add(vals[0][0], vals[1][0], vals[2])
+		}
+	}
 	f.Fuzz(func(t *testing.T, ver, d byte, data []byte) {
 		v := 4 + ver&1
 		dir := frame.Direction(d & 1)
@@ -412,11 +440,22 @@ func TestMochiDecodeErrorsOnAccepted(t *testing.T) {
 			inputs = append(inputs, append([]byte{vals[0][0], vals[1][0]}, vals[2]...))
 		}
 	}
+	// Known classes, beside what the fuzzers found: empty AUTH (allowed by
+	// MQTT 5 section 3.15.2.1), an empty will payload or an empty password
+	// (zero-length binary data is valid).
+	inputs = append(inputs,
+		[]byte{5, 0, 0xF0, 0x00},
+		append([]byte{4, 0}, framed(0x10, []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x06, 0, 30, 0, 1, 'c', 0, 1, 't', 0, 0})...),
+		append([]byte{4, 0}, framed(0x10, []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 30, 0, 1, 'c', 0, 1, 'u', 0, 0})...),
+	)
 	classes := map[string]int{}
 	for _, in := range inputs {
 		v, dir, data := 4+in[0]&1, frame.Direction(in[1]&1), in[2:]
+		if len(data) == 0 {
+			continue
+		}
 		for _, pkt := range [][]byte{data, framed(data[0], data[1:])} {
-			if len(data) == 0 || frame.Validate(v, dir, pkt) != nil {
+			if frame.Validate(v, dir, pkt) != nil {
 				continue
 			}
 			pk, p, err := mochiDecode(pkt, v, dir)
@@ -451,12 +490,12 @@ func readCorpusFile(name string) ([][]byte, error) {
 	var vals [][]byte
 	for _, l := range lines[1:] {
 		switch {
-		case strings.HasPrefix(l, "byte(") && strings.HasSuffix(l, ")"):
-			s, err := strconv.Unquote(strings.Replace(l[5:len(l)-1], "'", "\"", 2))
-			if err != nil || len(s) != 1 {
+		case strings.HasPrefix(l, "byte('") && strings.HasSuffix(l, "')"):
+			r, _, tail, err := strconv.UnquoteChar(l[6:len(l)-2], '\'')
+			if err != nil || tail != "" || r > 255 {
 				return nil, fmt.Errorf("%q: %v", l, err)
 			}
-			vals = append(vals, []byte(s))
+			vals = append(vals, []byte{byte(r)})
 		case strings.HasPrefix(l, "[]byte(") && strings.HasSuffix(l, ")"):
 			s, err := strconv.Unquote(l[7 : len(l)-1])
 			if err != nil {

@@ -13,7 +13,7 @@ import (
 // and on the hot packet types by name.
 func BenchmarkValidate(b *testing.B) {
 	hot := map[string]bool{
-		"v4 PUBLISH qos0": true, "v5 PUBLISH qos0": true, "v4 PUBLISH qos1 1KiB": true, "v5 PUBLISH qos1 1KiB": true,
+		"v4 PUBLISH qos0": true, "v5 PUBLISH qos0": true, "v4 PUBLISH qos0 1KiB": true, "v5 PUBLISH qos0 1KiB": true, "v4 PUBLISH qos1 1KiB": true, "v5 PUBLISH qos1 1KiB": true,
 		"v5 PUBLISH props": true, "v4 SUBSCRIBE": true, "v5 SUBSCRIBE": true, "v4 PUBACK": true, "v5 PUBACK reason props": true,
 		"v5 CONNECT full": true, "mochi #501 SUBSCRIBE without options byte": true,
 	}

@@ -24,7 +24,9 @@ const refusalWait = time.Second
 // packets before it, then writes the refusal the protocol has and returns
 // the *Error, on that call and every later one; no byte of the refused
 // packet or after it is ever returned. The refusal: to an MQTT 5 client
-// whose CONNECT is refused (its level read as 5), a CONNACK with Error.Code;
+// whose CONNECT is refused, a CONNACK with Error.Code (if the refusal came
+// from the fixed header alone, only when the protocol level had already
+// arrived: Conn does not wait for more bytes from a peer it is dropping);
 // to an MQTT 5 client after its CONNECT, a DISCONNECT with Error.Code; to a
 // CONNECT naming MQTT or MQIsdp with an unsupported level, the MQTT 3.1.1
 // CONNACK "unacceptable protocol version" (0x01); otherwise (MQTT 3.1 and

@@ -86,6 +86,8 @@ func TestConnRefusals(t *testing.T) {
 		reply  []byte
 	}{
 		{"v5 CONNECT malformed", pk(0x10, v5hdr, raw(3), u16(0), props(), str("c")), Limits{}, ReasonMalformed, raw(0x20, 3, 0, 0x81, 0)},
+		{"v5 CONNECT bad flags", pk(0x11, v5hdr, raw(2), u16(0), props(), str("c")), Limits{}, ReasonMalformed, raw(0x20, 3, 0, 0x81, 0)},
+		{"v5 CONNECT bad flags, level not arrived", pk(0x11, v5hdr, raw(2), u16(0), props(), str("c"))[:4], Limits{}, ReasonMalformed, nil},
 		{"v5 CONNECT protocol error", pk(0x10, v5hdr, raw(2), u16(0), props(prop(0x21, u16(0))), str("c")), Limits{}, ReasonProtocolError, raw(0x20, 3, 0, 0x82, 0)},
 		{"v5 CONNECT too large, level read", cat(raw(0x10, 0xFF, 0x7F), v5hdr), Limits{MaxPacketSize: 1000}, ReasonTooLarge, raw(0x20, 3, 0, 0x95, 0)},
 		{"v5 CONNECT too large, level unread", raw(0x10, 0xFF, 0x7F, 0), Limits{MaxPacketSize: 1000}, ReasonTooLarge, nil},

@@ -188,7 +188,10 @@ func checkStreamWith(t *testing.T, ver byte, dir Direction, pkt []byte, want *Er
 			if _, err := c.Write([]byte{0xD0, 0}); !errors.Is(err, net.ErrClosed) {
 				t.Fatalf("Conn: Write after refusal: %v", err)
 			}
-			if w, r := mc.written(), refusalFor(ver, pkt, pre, e); !bytes.Equal(w, r) {
+			// A CONNECT refused from its fixed header alone can be refused
+			// before its protocol level arrives: then nothing is sent.
+			w, r := mc.written(), refusalFor(ver, pkt, pre, e)
+			if !bytes.Equal(w, r) && !(pre == 0 && e.Offset <= 1 && len(w) == 0) {
 				t.Fatalf("Conn wrote % X, want % X for %v", w, r, e)
 			}
 		}

@@ -219,6 +219,7 @@ type guardConn struct {
 	deadline  time.Time // the CONNECT deadline
 	connected atomic.Bool
 	upgraded  atomic.Bool // WebSocket listeners: the HTTP upgrade happened
+	refused   atomic.Bool // WebSocket listeners: the request was refused and reported
 	closeOnce sync.Once
 }
 

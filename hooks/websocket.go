@@ -141,13 +141,7 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 		if ws.r == nil {
 			op, r, err := ws.c.NextReader()
 			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					// gorilla hides the deadline error in its own type; the
-					// listener reports a deadline as connect_timeout.
-					err = fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
-				}
-				return 0, err
+				return 0, deadlineError(err)
 			}
 			if op != websocket.BinaryMessage {
 				return 0, errors.New("websocket: MQTT needs binary messages")
@@ -162,8 +156,18 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 			}
 			err = nil
 		}
-		return n, err
+		return n, deadlineError(err)
 	}
+}
+
+// deadlineError restores os.ErrDeadlineExceeded in err, which gorilla hides
+// in its own type, so a deadline is reported as connect_timeout.
+func deadlineError(err error) error {
+	var ne net.Error
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
+	}
+	return err
 }
 
 func (ws *wsConn) Write(p []byte) (int, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -44,16 +45,17 @@ type wsTarget struct {
 	tls  *tls.Config // client config for wss, nil for ws
 }
 
+// dial opens a socket to the listener (TLS handshake done for wss).
+func (w wsTarget) dial() (net.Conn, error) {
+	if w.tls != nil {
+		return tls.Dial("tcp", w.addr, w.tls)
+	}
+	return net.Dial("tcp", w.addr)
+}
+
 func (w wsTarget) dialRaw(t *testing.T) net.Conn {
 	t.Helper()
-	if w.tls != nil {
-		c, err := tls.Dial("tcp", w.addr, w.tls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	c, err := net.Dial("tcp", w.addr)
+	c, err := w.dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,83 +143,129 @@ func drip(t *testing.T, c net.Conn, data string, every time.Duration) {
 // WebSocket listener (ws and wss), its socket is closed by the CONNECT
 // deadline unless it completes an MQTT CONNECT, and the close is reported.
 func TestWebSocketConnectDeadlineHolds(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	// Long enough for a TLS handshake under -race on a loaded machine.
+	const timeout = time.Second
 	const get = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 	pad := strings.Repeat("X-Pad: a\r\n", 200)
+	// run does what the client does; an error from the socket is the
+	// broker closing it.
 	cases := []struct {
 		name         string
-		run          func(t *testing.T, c net.Conn, br *bufio.Reader)
+		run          func(t *testing.T, c net.Conn, br *bufio.Reader) error
 		rule, reason string // the event the close must produce
 	}{
-		{"request without upgrade, then keep-alive", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, get)
+		{"request without upgrade, then keep-alive", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			if _, err := io.WriteString(c, get); err != nil {
+				return err
+			}
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			if resp.StatusCode != http.StatusBadRequest || !resp.Close {
 				t.Errorf("response %s, Connection: close %v; want 400 and close", resp.Status, resp.Close)
 			}
+			return nil
 		}, "connections.protocol", "no_websocket_upgrade"},
-		{"second request on the keep-alive socket", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, get)
-			if _, err := http.ReadResponse(br, nil); err != nil {
-				t.Fatal(err)
+		{"second request on the keep-alive socket", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			if _, err := io.WriteString(c, get); err != nil {
+				return err
 			}
-			_, _ = io.WriteString(c, get) // may fail: the broker has closed it
+			if _, err := http.ReadResponse(br, nil); err != nil {
+				return err
+			}
+			_, _ = io.WriteString(c, get) // fails if the broker has closed it, as it should
+			return nil
 		}, "connections.protocol", "no_websocket_upgrade"},
-		{"pipelined requests", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, get+get+get)
+		{"pipelined requests", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			_, err := io.WriteString(c, get+get+get)
+			return err
 		}, "connections.protocol", "no_websocket_upgrade"},
-		{"slow headers", func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		{"slow headers", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
 			drip(t, c, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"+pad, 100*time.Millisecond)
+			return nil
 		}, "connections.connect_timeout", "connect_timeout"},
-		{"slow body", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n")
+		{"slow body", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"); err != nil {
+				return err
+			}
 			drip(t, c, pad, 100*time.Millisecond)
+			return nil
 		}, "connections.connect_timeout", "connect_timeout"},
-		{"slow body on an upgrade request", func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		{"slow body on an upgrade request", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
 			req := upgradeRequest("127.0.0.1", "")
-			write(t, c, strings.TrimSuffix(req, "\r\n")+"Content-Length: 100000\r\n\r\n")
+			if _, err := io.WriteString(c, strings.TrimSuffix(req, "\r\n")+"Content-Length: 100000\r\n\r\n"); err != nil {
+				return err
+			}
 			drip(t, c, pad, 100*time.Millisecond)
+			return nil
 		}, "", ""},
-		{"upgrade, then silence", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, upgradeRequest("127.0.0.1", ""))
-			expectSwitch(t, br)
+		{"upgrade, then silence", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			return upgrade(c, br)
 		}, "connections.connect_timeout", "connect_timeout"},
-		{"upgrade, then pings", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, upgradeRequest("127.0.0.1", ""))
-			expectSwitch(t, br)
+		{"upgrade, then pings", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			if err := upgrade(c, br); err != nil {
+				return err
+			}
 			drip(t, c, strings.Repeat(string(wsFrame(websocket.PingMessage, nil)), 50), 20*time.Millisecond)
+			return nil
 		}, "connections.connect_timeout", "connect_timeout"},
-		{"upgrade, then a slow CONNECT", func(t *testing.T, c net.Conn, br *bufio.Reader) {
-			write(t, c, upgradeRequest("127.0.0.1", ""))
-			expectSwitch(t, br)
+		{"upgrade, then a slow CONNECT", func(t *testing.T, c net.Conn, br *bufio.Reader) error {
+			if err := upgrade(c, br); err != nil {
+				return err
+			}
 			drip(t, c, string(wsFrame(websocket.BinaryMessage, connectPacket)), 100*time.Millisecond)
+			return nil
 		}, "connections.connect_timeout", "connect_timeout"},
 	}
-	b := startBroker(t, "connections: {connect_timeout: 300ms}\n", brokerOpts{ws: true})
+	b := startBroker(t, "connections: {connect_timeout: 1s}\n", brokerOpts{ws: true})
 	targets := wsTargets(t, b)
 	for _, proto := range []string{"ws", "wss"} {
 		for _, tc := range cases {
 			t.Run(proto+"/"+tc.name, func(t *testing.T) {
 				rule, reason := tc.rule, tc.reason
 				before := b.events.count(rule, reason)
+				timeouts := b.events.count("connections.connect_timeout", "connect_timeout")
 				start := time.Now()
-				c := targets[proto].dialRaw(t)
-				defer c.Close()
-				br := bufio.NewReader(c)
-				tc.run(t, c, br)
-				// Closed well before "never": within 5 deadlines of connecting.
-				bound := 5 * timeout
-				_ = c.SetReadDeadline(start.Add(bound))
-				_, err := io.Copy(io.Discard, br)
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					t.Fatalf("socket still open %s after connecting (connect_timeout %s)", bound, timeout)
+				c, err := targets[proto].dial()
+				if err == nil {
+					defer c.Close()
+					err = tc.run(t, c, bufio.NewReader(c))
 				}
-				if rule != "" {
-					b.events.waitCount(t, rule, reason, before+1, 2*time.Second)
+				if err != nil {
+					if time.Since(start) < timeout {
+						t.Fatal(err)
+					}
+					// The deadline closed the socket before this client got
+					// through its first steps (a loaded machine): the very
+					// property under test.
+					t.Logf("closed at the deadline before the client was done: %v", err)
+					rule, reason, before = "connections.connect_timeout", "connect_timeout", timeouts
+				}
+				if c != nil {
+					// Closed well before "never": within 5 deadlines.
+					bound := 5 * timeout
+					_ = c.SetReadDeadline(start.Add(bound))
+					_, err = io.Copy(io.Discard, c)
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatalf("socket still open %s after connecting (connect_timeout %s)", bound, timeout)
+					}
+				}
+				if rule == "" {
+					return
+				}
+				// The close is reported. A request answered and closed at
+				// once is no_websocket_upgrade, unless a loaded machine took
+				// until the deadline: then it is a timeout, rightly.
+				for end := time.Now().Add(2 * time.Second); b.events.count(rule, reason) == before; {
+					if rule == "connections.protocol" && b.events.count("connections.connect_timeout", "connect_timeout") > timeouts {
+						break
+					}
+					if time.Now().After(end) {
+						t.Fatalf("no event %s/%s for the close; events %v", rule, reason, b.events.all())
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
 			})
 		}
@@ -241,16 +289,19 @@ func write(t *testing.T, c net.Conn, s string) {
 	}
 }
 
-// expectSwitch reads a 101 Switching Protocols response.
-func expectSwitch(t *testing.T, br *bufio.Reader) {
-	t.Helper()
+// upgrade sends an MQTT WebSocket upgrade request and reads the 101.
+func upgrade(c net.Conn, br *bufio.Reader) error {
+	if _, err := io.WriteString(c, upgradeRequest("127.0.0.1", "")); err != nil {
+		return err
+	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade answered %s", resp.Status)
+		return fmt.Errorf("upgrade answered %s", resp.Status)
 	}
+	return nil
 }
 
 // mqttOverWS connects an MQTT 5 client over an open WebSocket.
@@ -269,8 +320,8 @@ func mqttOverWS(t *testing.T, ws *websocket.Conn, clientID string) *v5 {
 // deadline has passed, a real MQTT client from that address connects over
 // TCP and over WebSocket.
 func TestWebSocketHTTPSocketsDoNotLockOutDevices(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	b := startBroker(t, "connections: {connect_timeout: 300ms}\n", brokerOpts{ws: true})
+	const timeout = time.Second
+	b := startBroker(t, "connections: {connect_timeout: 1s}\n", brokerOpts{ws: true})
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

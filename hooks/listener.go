@@ -299,6 +299,7 @@ type guardConn struct {
 	deadline  time.Time // the CONNECT deadline
 	connected atomic.Bool
 	upgraded  atomic.Bool // WebSocket listeners: the HTTP upgrade happened
+	refused   atomic.Bool // WebSocket listeners: the request was refused and reported
 	closeOnce sync.Once
 	// onPanic, set by the hook once CONNECT is accepted, forgets the client
 	// after its goroutine panicked, and returns the WAF's view of it.

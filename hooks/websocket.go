@@ -3,10 +3,12 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -28,23 +30,43 @@ type connKey struct{}
 func (l *Listener) initWebsocket() {
 	l.upgrader = &websocketUpgrader{l: l, up: websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
-		// CheckOrigin nil: gorilla's default admits clients that send no
-		// Origin (devices, servers) and browsers on the same host, and
-		// refuses other web pages, which could otherwise drive a visitor's
-		// browser into a broker on their internal network.
+		// ServeHTTP has checked Host and Origin against the listener's
+		// allowed_hosts and allowed_origins; gorilla's own check (Origin's
+		// host equals Host) is what DNS rebinding passes.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error:       refuseHTTP,
 	}}
 	timeout := l.waf.ConnectTimeout(l.id)
 	l.http = &http.Server{
-		Handler:           l.upgrader,
+		Handler: l.upgrader,
+		// The guardConn holds every socket to its CONNECT deadline whatever
+		// net/http does with deadlines (deadline.go); these bound each
+		// request as well.
 		ReadHeaderTimeout: timeout,
+		ReadTimeout:       timeout,
+		IdleTimeout:       timeout,
 		MaxHeaderBytes:    16 << 10,
-		// Keep the accepted conn so the handler can re-arm its deadline.
+		// Keep the accepted conn so the handler can find its guardConn.
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
 		ConnState: l.websocketState,
 		ErrorLog:  log.New(io.Discard, "", 0), // failures become events instead
 	}
+	// One request per socket: an upgrade hijacks it, anything else is
+	// answered and closed, so a socket cannot idle between requests.
+	l.http.SetKeepAlivesEnabled(false)
+}
+
+// refuseHTTP answers a request that is not an MQTT WebSocket upgrade with a
+// short error and closes the socket.
+func refuseHTTP(w http.ResponseWriter, _ *http.Request, status int, _ error) {
+	h := w.Header()
+	h.Set("Connection", "close")
+	if status != http.StatusForbidden {
+		h.Set("Sec-WebSocket-Version", "13")
+	}
+	http.Error(w, http.StatusText(status), status)
 }
 
 // websocketState reports sockets that closed without ever upgrading to a
@@ -59,7 +81,7 @@ func (l *Listener) websocketState(c net.Conn, state http.ConnState) {
 	case http.StateHijacked:
 		g.upgraded.Store(true)
 	case http.StateClosed:
-		if g.upgraded.Load() {
+		if g.upgraded.Load() || g.refused.Load() {
 			return
 		}
 		v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: "no_websocket_upgrade"}
@@ -73,21 +95,33 @@ func (l *Listener) websocketState(c net.Conn, state http.ConnState) {
 }
 
 func (u *websocketUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	accepted, _ := r.Context().Value(connKey{}).(net.Conn)
+	g := findGuard(accepted)
+	remote := r.RemoteAddr
+	if g != nil {
+		remote = g.remote
+	}
+	// Host and Origin first, for every request: a page whose name was
+	// rebound to the broker gets nothing but a 403.
+	if v := u.l.waf.CheckWebSocket(u.l.id, remote, r.Host, r.Header.Values("Origin")); v.Blocked() {
+		if g != nil {
+			g.refused.Store(true) // reported; the close is not another event
+		}
+		refuseHTTP(w, r, http.StatusForbidden, nil)
+		return
+	}
 	c, err := u.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade has answered with an HTTP error
 	}
-	accepted, _ := r.Context().Value(connKey{}).(net.Conn)
-	// net/http replaced our CONNECT deadline with its own header deadline
-	// and cleared it after the request; put the CONNECT deadline back.
-	if g := findGuard(accepted); g != nil {
-		_ = c.UnderlyingConn().SetDeadline(g.deadline)
-	} else {
+	if g == nil {
+		// Not one of our sockets (cannot happen with Serve's listener); give
+		// it a CONNECT deadline all the same.
 		_ = c.UnderlyingConn().SetDeadline(time.Now().Add(u.l.waf.ConnectTimeout(u.l.id)))
 	}
 	// A WebSocket message carries MQTT packets; one far larger than the
 	// largest packet is refused by gorilla before it is buffered.
-	c.SetReadLimit(int64(2*u.l.waf.Policy().Broker.MaxPacketSize) + 1024)
+	c.SetReadLimit(int64(2*u.l.waf.Broker().MaxPacketSize) + 1024)
 	u.l.establish(u.establish, &wsConn{Conn: c.UnderlyingConn(), c: c}, accepted)
 }
 
@@ -107,7 +141,7 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 		if ws.r == nil {
 			op, r, err := ws.c.NextReader()
 			if err != nil {
-				return 0, err
+				return 0, deadlineError(err)
 			}
 			if op != websocket.BinaryMessage {
 				return 0, errors.New("websocket: MQTT needs binary messages")
@@ -122,8 +156,18 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 			}
 			err = nil
 		}
-		return n, err
+		return n, deadlineError(err)
 	}
+}
+
+// deadlineError restores os.ErrDeadlineExceeded in err, which gorilla hides
+// in its own type, so a deadline is reported as connect_timeout.
+func deadlineError(err error) error {
+	var ne net.Error
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
+	}
+	return err
 }
 
 func (ws *wsConn) Write(p []byte) (int, error) {

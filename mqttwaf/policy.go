@@ -136,6 +136,31 @@ type ConnectionPolicy struct {
 	// to MQTT 5 clients as Server Keep Alive; an idle 3.1.1 client is
 	// disconnected after 1.5 times it.
 	MaxKeepalive Duration `yaml:"max_keepalive" json:"max_keepalive"`
+	// AllowedHosts (WebSocket listeners) lists the host names and IP
+	// addresses clients may reach the listener by. The Host of every HTTP
+	// request (the host of its ws:// or wss:// URL) must be one of them, on
+	// any port; case, a trailing dot and internationalised names (compared
+	// in their xn-- form) do not matter. Other requests get HTTP 403 and an
+	// event (connections.websocket, host_not_allowed). Empty (default) means
+	// this machine only: localhost, 127.0.0.1 and ::1. This is what stops DNS
+	// rebinding: a web page on evil.example whose name the attacker points
+	// at the broker still sends Host: evil.example. List every name and
+	// address your devices and web pages put in their URLs. "*" allows any
+	// host and so re-opens DNS rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts"`
+	// AllowedOrigins (WebSocket listeners) lists the web origins whose pages
+	// may connect, written as browsers send them in the Origin header:
+	// scheme://host, or scheme://host:port for a port other than the
+	// scheme's default. Requests without an Origin header come from devices
+	// and servers, not browsers, and are not checked; a request whose Origin
+	// is not allowed gets HTTP 403 and an event (connections.websocket,
+	// origin_not_allowed). Empty (default) allows http and https pages from
+	// the hosts in AllowedHosts, on any port (with AllowedHosts "*": from
+	// the host the request was sent to, the browser's same-origin rule).
+	// "*" allows every origin: any page a user visits could then use the
+	// user's browser, its place in the network and its client certificate
+	// to reach the broker (cross-site WebSocket hijacking).
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
 }
 
 // LimitsPolicy bounds identifiers, topics and properties.
@@ -374,6 +399,9 @@ func (p *Policy) applyDefaults() {
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))
 	setDefault(&c.MaxConnectionsPerIP, 256)
 	setDefault(&c.MaxKeepalive, Duration(20*time.Minute))
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = loopbackHosts()
+	}
 	if len(p.Listeners) == 0 {
 		p.Listeners = nil // "listeners: {}" and no listeners section mean the same
 	}
@@ -381,6 +409,12 @@ func (p *Policy) applyDefaults() {
 		setDefault(&l.ConnectTimeout, c.ConnectTimeout)
 		setDefault(&l.MaxConnectionsPerIP, c.MaxConnectionsPerIP)
 		setDefault(&l.MaxKeepalive, c.MaxKeepalive)
+		if len(l.AllowedHosts) == 0 {
+			l.AllowedHosts = slices.Clone(c.AllowedHosts)
+		}
+		if len(l.AllowedOrigins) == 0 {
+			l.AllowedOrigins = slices.Clone(c.AllowedOrigins)
+		}
 		p.Listeners[id] = l
 	}
 
@@ -429,7 +463,13 @@ func (p *Policy) applyDefaults() {
 // changing the caller's policy.
 func (p *Policy) clone() *Policy {
 	q := *p
-	q.Listeners = maps.Clone(p.Listeners)
+	q.Connections = p.Connections.clone()
+	if p.Listeners != nil {
+		q.Listeners = make(map[string]ConnectionPolicy, len(p.Listeners))
+		for id, l := range p.Listeners {
+			q.Listeners[id] = l.clone()
+		}
+	}
 	if p.Roles != nil {
 		q.Roles = make(map[string]RolePolicy, len(p.Roles))
 		for k, r := range p.Roles {
@@ -455,6 +495,12 @@ func (p *Policy) clone() *Policy {
 		}
 	}
 	return &q
+}
+
+// clone returns a copy of c that shares no slices with it.
+func (c ConnectionPolicy) clone() ConnectionPolicy {
+	c.AllowedHosts, c.AllowedOrigins = slices.Clone(c.AllowedHosts), slices.Clone(c.AllowedOrigins)
+	return c
 }
 
 // WithDefaults returns a copy of p with every unset field at its default.
@@ -518,6 +564,22 @@ func (p *Policy) validate() error {
 		fe.durRange(prefix+".connect_timeout", c.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)
 		fe.intRange(prefix+".max_connections_per_ip", int64(c.MaxConnectionsPerIP), 1, int64(b.MaxConnections))
 		fe.durRange(prefix+".max_keepalive", c.MaxKeepalive, time.Second, 65535*time.Second)
+		for i, h := range c.AllowedHosts {
+			if h == "*" {
+				continue
+			}
+			if _, err := parseHostEntry(h); err != nil {
+				fe.add(fmt.Sprintf("%s.allowed_hosts[%d]", prefix, i), "%s %v", quoteShort(h), err)
+			}
+		}
+		for i, o := range c.AllowedOrigins {
+			if o == "*" {
+				continue
+			}
+			if _, err := parseOriginEntry(o); err != nil {
+				fe.add(fmt.Sprintf("%s.allowed_origins[%d]", prefix, i), "%s: %v; write scheme://host or scheme://host:port, as browsers send it (https://app.example.com)", quoteShort(o), err)
+			}
+		}
 	}
 	validateConn("connections", p.Connections)
 	ids := make([]string, 0, len(p.Listeners))

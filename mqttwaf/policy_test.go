@@ -81,7 +81,7 @@ var policySeeds = []struct {
 	{name: "unknown nested key", doc: "limits:\n  topic:\n    max_lenght: 10\n",
 		errHas: []string{"test.yaml:3", `unknown key "max_lenght"`, "in limits.topic", "known keys: max_length, max_levels"}},
 	{name: "unknown listener key", doc: "listeners:\n  ws:\n    timeout: 5s\n",
-		errHas: []string{"test.yaml:3", `unknown key "timeout"`, "listeners.ws", "known keys: connect_timeout, max_connections_per_ip, max_keepalive"}},
+		errHas: []string{"test.yaml:3", `unknown key "timeout"`, "listeners.ws", "known keys: allowed_hosts, allowed_origins, connect_timeout, max_connections_per_ip, max_keepalive"}},
 	{name: "unknown json key", doc: `{"mode": "enforce", "brokr": {}}`,
 		errHas: []string{"test.yaml:1", `unknown key "brokr"`, allTopKeys}},
 	{name: "empty key", doc: "{\"\": {}}", errHas: []string{"test.yaml:1", "empty key in the policy"}}, // found by FuzzParsePolicy
@@ -383,6 +383,24 @@ func TestValidate(t *testing.T) {
 		{"listener", Policy{Listeners: map[string]ConnectionPolicy{"ws": {MaxKeepalive: Duration(500 * time.Millisecond)}}}, "listeners.ws.max_keepalive: must be between 1s and 18h12m15s, got 500ms"},
 		{"listener inherits invalid", Policy{Connections: ConnectionPolicy{MaxConnectionsPerIP: -2}, Listeners: map[string]ConnectionPolicy{"ws": {}}}, "connections.max_connections_per_ip: must be between 1 and 10000, got -2\nlisteners.ws.max_connections_per_ip: must be between 1 and 10000, got -2"},
 		{"empty listener id", Policy{Listeners: map[string]ConnectionPolicy{"": {}}}, "listeners: a listener id must not be empty"},
+		{"allowed_hosts port", Policy{Listeners: map[string]ConnectionPolicy{"ws": {AllowedHosts: []string{"localhost", "broker.example", "evil.example:80"}}}},
+			`listeners.ws.allowed_hosts[2]: "evil.example:80" has a port: write the host alone, it matches on every port`},
+		{"allowed_hosts URL", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"https://broker.example"}}},
+			`connections.allowed_hosts[0]: "https://broker.example" is a URL: write only its host (origins go in allowed_origins)`},
+		{"allowed_hosts wildcard", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"*.example.com"}}},
+			`connections.allowed_hosts[0]: "*.example.com" has a wildcard: list each name, or use "*" alone for any host (which re-opens DNS rebinding)`},
+		{"allowed_hosts character", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"*", "a b"}}},
+			`connections.allowed_hosts[1]: "a b" has ' ', which a host name cannot contain: write a host name (broker.example) or an IP address (192.0.2.10)`},
+		{"allowed_hosts short IPv4", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"127.1"}}},
+			`connections.allowed_hosts[0]: "127.1" is not a dotted-decimal IP address, and a host name cannot end in a number: write a host name (broker.example) or an IP address (192.0.2.10)`},
+		{"allowed_hosts empty", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"localhost", ""}}},
+			`connections.allowed_hosts[1]: "" is empty: write a host name (broker.example) or an IP address (192.0.2.10)`},
+		{"allowed_origins null", Policy{Connections: ConnectionPolicy{AllowedOrigins: []string{"null"}}},
+			`connections.allowed_origins[0]: "null": "null" is the origin of sandboxed frames and local files, which any page can create; write scheme://host or scheme://host:port, as browsers send it (https://app.example.com)`},
+		{"allowed_origins path", Policy{Listeners: map[string]ConnectionPolicy{"ws": {AllowedOrigins: []string{"https://app.example", "https://app.example/mqtt"}}}},
+			`listeners.ws.allowed_origins[1]: "https://app.example/mqtt": an origin has no user, path, query or fragment; write scheme://host or scheme://host:port, as browsers send it (https://app.example.com)`},
+		{"allowed_origins no scheme", Policy{Connections: ConnectionPolicy{AllowedOrigins: []string{"app.example"}}},
+			`connections.allowed_origins[0]: "app.example": not scheme://host[:port]; write scheme://host or scheme://host:port, as browsers send it (https://app.example.com)`},
 		{"limits.client_id.max_length", Policy{Limits: LimitsPolicy{ClientID: ClientIDLimits{MaxLength: 65536}}}, "limits.client_id.max_length: must be between 1 and 65535, got 65536"},
 		{"limits.topic.max_length", Policy{Limits: LimitsPolicy{Topic: TopicLimits{MaxLength: -1}}}, "limits.topic.max_length: must be between 1 and 65535, got -1"},
 		{"limits.topic.max_levels", Policy{Limits: LimitsPolicy{Topic: TopicLimits{MaxLevels: 1025}}}, "limits.topic.max_levels: must be between 1 and 1024, got 1025"},
@@ -437,15 +455,24 @@ func TestValidate(t *testing.T) {
 // TestListenerInheritance: a listener override sets only what it names; the
 // rest comes from connections (as written or defaulted).
 func TestListenerInheritance(t *testing.T) {
-	p, err := ParsePolicy([]byte("connections: {max_keepalive: 60s}\nlisteners:\n  ws: {connect_timeout: 5s}\n  tls: {max_connections_per_ip: 8, max_keepalive: 30s}\n  tcp:\n"), "test.yaml")
+	p, err := ParsePolicy([]byte(`connections: {max_keepalive: 60s, allowed_origins: ["https://app.example"]}
+listeners:
+  ws: {connect_timeout: 5s, allowed_hosts: [broker.example]}
+  tls: {max_connections_per_ip: 8, max_keepalive: 30s, allowed_hosts: []}
+  tcp:
+`), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := p.WithDefaults()
+	loopback, app := []string{"localhost", "127.0.0.1", "::1"}, []string{"https://app.example"}
 	want := map[string]ConnectionPolicy{
-		"ws":  {ConnectTimeout: Duration(5 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute)},
-		"tls": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 8, MaxKeepalive: Duration(30 * time.Second)},
-		"tcp": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute)},
+		"ws": {ConnectTimeout: Duration(5 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute),
+			AllowedHosts: []string{"broker.example"}, AllowedOrigins: app},
+		"tls": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 8, MaxKeepalive: Duration(30 * time.Second),
+			AllowedHosts: loopback, AllowedOrigins: app},
+		"tcp": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute),
+			AllowedHosts: loopback, AllowedOrigins: app},
 	}
 	if !reflect.DeepEqual(q.Listeners, want) {
 		t.Errorf("listeners with defaults = %+v\nwant %+v", q.Listeners, want)

@@ -71,6 +71,10 @@ func (f *folder) appendFold(dst, key []byte) []byte {
 		f.caser, f.ready = cases.Fold(), true
 	}
 	f.tmp = f.nfkc(f.tmp[:0], key)
+	if out, ok := appendSimpleFold(dst, f.tmp); ok {
+		// Fullwidth forms, ligatures and most combining sequences are simple once in NFKC.
+		return out
+	}
 	f.tmp2 = appendTransform(&f.caser, f.tmp2[:0], f.tmp)
 	return f.nfkc(dst, f.tmp2)
 }

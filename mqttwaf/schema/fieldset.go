@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -221,8 +222,17 @@ func (fs *fieldSet) child(n *fieldNode, key string, sc *fieldScratch) *fieldNode
 	if !fs.fold {
 		return n.keys[key]
 	}
-	sc.fkey = normalize.AppendFoldedKey(sc.fkey[:0], unsafe.Slice(unsafe.StringData(key), len(key)))
-	return n.keys[string(sc.fkey)]
+	b := sc.fkey[:0]
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c >= utf8.RuneSelf {
+			b = normalize.AppendFoldedKey(sc.fkey[:0], unsafe.Slice(unsafe.StringData(key), len(key)))
+			break
+		}
+		b = append(b, lowerASCII(c)) // the fold of an ASCII key
+	}
+	sc.fkey = b
+	return n.keys[string(b)]
 }
 
 // missing reports the required rules below each of n's key children that

@@ -158,6 +158,12 @@ func writeToken(b *strings.Builder, k string) {
 // ASCII key folds by lowercasing, compared in place; others are folded in
 // a stack buffer (one that outgrows it allocates).
 func keyMatches(key, folded string) bool {
+	if len(key) > 0 && len(folded) > 0 && key[0] < utf8.RuneSelf && (len(key) == 1 || key[1] < utf8.RuneSelf) &&
+		lowerASCII(key[0]) != folded[0] {
+		// Most keys differ at once. An ASCII byte followed by another can only fold to
+		// itself lowercased: NFKC composes a letter with a following mark, never ASCII.
+		return false
+	}
 	for i := 0; i < len(key); i++ {
 		if key[i] >= utf8.RuneSelf {
 			var buf [64]byte
@@ -168,13 +174,16 @@ func keyMatches(key, folded string) bool {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != folded[i] {
+		if lowerASCII(key[i]) != folded[i] {
 			return false
 		}
 	}
 	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return c
 }

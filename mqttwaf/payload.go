@@ -40,8 +40,14 @@ type PayloadPolicy struct {
 	SchemaDraft string `yaml:"schema_draft" json:"schema_draft"`
 	// Fields are fast checks on gjson paths (required, type, min/max,
 	// length, pattern, enum), evaluated before the schema without decoding
-	// the document: prefer them on hot topics.
+	// the document: prefer them on hot topics. A path matches keys the way
+	// case-insensitive back ends read them (DATA.LAT also checks "lat" and
+	// the objects of an array at DATA) unless ExactFieldPaths.
 	Fields []schema.FieldRule `yaml:"fields" json:"fields"`
+	// ExactFieldPaths matches the paths of Fields key by key, case and
+	// Unicode form as written, and not through arrays: only for back ends
+	// that read keys exactly.
+	ExactFieldPaths bool `yaml:"exact_field_paths" json:"exact_field_paths"`
 	// Plausibility checks each message against its device's (client ID's)
 	// own history: timestamps, speed between positions, replays.
 	Plausibility schema.PlausibilityOptions `yaml:"plausibility" json:"plausibility"`
@@ -55,7 +61,7 @@ func (p *PayloadPolicy) schemaOptions(baseDir string) schema.Options {
 	if file != "" && !filepath.IsAbs(file) && baseDir != "" {
 		file = filepath.Join(baseDir, file)
 	}
-	return schema.Options{Schema: file, Draft: p.SchemaDraft, Fields: p.Fields}
+	return schema.Options{Schema: file, Draft: p.SchemaDraft, Fields: p.Fields, ExactPaths: p.ExactFieldPaths}
 }
 
 func (p *PayloadPolicy) validates() bool { return p.Schema != "" || len(p.Fields) > 0 }
@@ -69,9 +75,12 @@ type JSONPolicy struct {
 	// Profile is i-json (default: RFC 7493, valid UTF-8 only, no lone
 	// surrogates, no duplicate keys) or rfc8259.
 	Profile string `yaml:"profile" json:"profile"`
-	// FoldKeys also treats keys equal after Unicode case folding and NFKC as
-	// duplicates ("admin" and "ＡＤＭＩＮ").
-	FoldKeys bool `yaml:"fold_keys" json:"fold_keys"`
+	// ExactKeys compares keys byte for byte when looking for duplicates.
+	// By default keys equal after Unicode case folding and NFKC are
+	// duplicates too ("lat", "LAT", "ＬＡＴ"): back ends that match keys
+	// case-insensitively (encoding/json, many others) would read the one a
+	// check did not. Set it only if every consumer matches keys exactly.
+	ExactKeys bool `yaml:"exact_keys" json:"exact_keys"`
 	// Output is compact (default: insignificant whitespace removed,
 	// unnecessary escapes decoded), validate (forward the bytes as
 	// received) or jcs (RFC 8785: also sorted keys, ECMAScript numbers).
@@ -104,7 +113,7 @@ func (p *PayloadPolicy) applyDefaults() {
 func (p *PayloadPolicy) normalizeOptions() normalize.Options {
 	j := p.JSON
 	return normalize.Options{
-		Profile: normalize.Profile(j.Profile), FoldKeys: j.FoldKeys, Output: normalize.Output(j.Output),
+		Profile: normalize.Profile(j.Profile), ExactKeys: j.ExactKeys, Output: normalize.Output(j.Output),
 		BigNumbers: normalize.NumberPolicy(j.BigNumbers), MaxBytes: int(p.MaxSize), MaxDepth: j.MaxDepth,
 		MaxMembers: j.MaxMembers, MaxElements: j.MaxElements, MaxStringBytes: int(j.MaxStringBytes),
 		MaxNumberDigits: j.MaxNumberDigits,
@@ -131,6 +140,8 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 		if _, err := schema.New(schema.Options{Fields: p.Fields, Draft: p.SchemaDraft}); err != nil {
 			fe.add(at+".fields", "%v", err)
 		}
+	} else if p.ExactFieldPaths {
+		fe.add(at+".exact_field_paths", "applies to the paths of fields, and there are none: remove it or add fields")
 	}
 	if p.plausible() {
 		if _, err := schema.NewPlausibility(p.Plausibility); err != nil {
@@ -144,6 +155,9 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 		if _, err := redact.New(p.Redact.options(placeholderKey)); err != nil {
 			fe.add(at+".redact", "%v", err)
 		}
+	}
+	if p.Redact.ExactPaths && len(p.Redact.Rules) == 0 {
+		fe.add(at+".redact.exact_paths", "applies to the paths of redact.rules, and there are none: remove it or add rules")
 	}
 	fe.oneOf(at+".format", p.Format, "any", "text", "json")
 	fe.intRange(at+".max_size", int64(p.MaxSize), 1, int64(maxPacket))
@@ -252,6 +266,13 @@ func (r *payloads) entryFor(topic string, c *Client) *payloadEntry {
 
 func (r *payloads) CheckPublish(p *Publish) Verdict {
 	m := p.Message
+	if m.Retain && len(m.Payload) == 0 {
+		// A retained PUBLISH with an empty payload deletes the topic's
+		// retained message (MQTT 3.3.1.3). It carries no data to check, and
+		// refusing it would keep a retained message, personal data perhaps,
+		// that its publisher wants gone.
+		return Verdict{}
+	}
 	e := r.entryFor(m.Topic, p.Client)
 	if m.Props.PayloadFormatSet && m.Props.PayloadFormat == 1 && !validText(m.Payload) {
 		return Deny("", "payload_not_utf8", CodePayloadFormatInvalid) // the publisher said it was text

@@ -32,13 +32,16 @@ type RedactPolicy struct {
 	// document (default 8 times the input plus 64KiB).
 	MaxDepth  int      `yaml:"max_depth" json:"max_depth"`
 	MaxOutput ByteSize `yaml:"max_output" json:"max_output"`
+	// ExactPaths matches rule paths key by key as written, not the way
+	// case-insensitive back ends read keys (see redact.Options.ExactPaths).
+	ExactPaths bool `yaml:"exact_paths" json:"exact_paths"`
 }
 
 func (r RedactPolicy) enabled() bool { return len(r.Rules)+len(r.Detectors) > 0 }
 
 func (r RedactPolicy) options(key redact.Secret) redact.Options {
 	return redact.Options{Rules: r.Rules, Detectors: r.Detectors, PseudonymKey: key,
-		MaxDepth: r.MaxDepth, MaxOutput: int(r.MaxOutput)}
+		MaxDepth: r.MaxDepth, MaxOutput: int(r.MaxOutput), ExactPaths: r.ExactPaths}
 }
 
 func (r RedactPolicy) usesPseudonym() bool {
@@ -190,8 +193,8 @@ func (w *WAF) View(c *Client, topic string, payload []byte) (out []byte, changed
 	if v == nil || !e.enforce {
 		return payload, false
 	}
-	if c != nil && v.rawRoles[v.id.roleOf(c)] {
-		return payload, false
+	if c != nil && v.rawRoles[v.id.roleOf(c)] || len(payload) == 0 {
+		return payload, false // raw view; or no data (an empty retained message deletes)
 	}
 	pe := v.payloads.entryFor(topic, nil)
 	if pe == nil || pe.redactor == nil {

@@ -48,13 +48,15 @@ func BenchmarkPayloads(b *testing.B) {
 				}
 			}
 		})
-		for _, n := range []*Normalizer{nValidate, nCompact, nJCS, nRFC, mustNew(Options{FoldKeys: true})} {
+		// Keys are compared folded by default; compact-exactkeys is the opt-out, to show what
+		// folding costs.
+		for _, n := range []*Normalizer{nValidate, nCompact, nJCS, nRFC, nExact} {
 			label := string(n.opts.Output)
 			if n.opts.Profile == ProfileRFC8259 {
 				label = "rfc8259-compact"
 			}
-			if n.opts.FoldKeys {
-				label = "compact-foldkeys"
+			if n.opts.ExactKeys {
+				label = "compact-exactkeys"
 			}
 			b.Run(name+"/mode="+label, func(b *testing.B) {
 				b.ReportAllocs()
@@ -97,6 +99,55 @@ func BenchmarkVsGjson(b *testing.B) {
 				b.ReportMetric(float64(ours)/float64(base), "x-gjson")
 				b.ReportMetric(float64(base.Nanoseconds())/float64(reps), "gjson-ns/msg")
 				b.ReportMetric(float64(ours.Nanoseconds())/float64(reps), "ns/msg")
+			})
+		}
+	}
+}
+
+// BenchmarkFoldedVsExact measures what comparing keys folded (the default) costs over
+// ExactKeys: both run interleaved on the same payload, block by block, and the ratio of the
+// fastest blocks is reported (x-exact), which a shared machine disturbs far less than two
+// separate sub-benchmarks. The seed's keys are upper-case ASCII, the common case. "korean keys"
+// are non-ASCII keys that are their own fold (checked, not copied); "non-ascii upper-case keys"
+// is the worst case: every key is folded in full.
+func BenchmarkFoldedVsExact(b *testing.B) {
+	payloads := []struct {
+		name string
+		in   []byte
+	}{
+		{"komdi-alarm", seedByName("komdi-alarm")},
+		{"komdi-alarm minified", seedByName("komdi-alarm minified")},
+		{"telemetry-64k", seedByName("telemetry-64k")},
+		{"many keys", []byte(members(1000, -1))},
+		{"korean keys", []byte(strings.ReplaceAll(strings.ToLower(string(seedByName("komdi-alarm minified"))), `":`, `_값":`))},
+		{"non-ascii upper-case keys", []byte(strings.ReplaceAll(string(seedByName("komdi-alarm minified")), `":`, `É":`))},
+	}
+	for _, p := range payloads {
+		reps := max(1, 16<<10/len(p.in))
+		for _, out := range []Output{OutputCompact, OutputValidate} {
+			folded, exact := mustNew(Options{Output: out, MaxMembers: 2000}), mustNew(Options{Output: out, MaxMembers: 2000, ExactKeys: true})
+			b.Run(p.name+"/mode="+string(out), func(b *testing.B) {
+				b.ReportAllocs()
+				dst := make([]byte, 0, 2*len(p.in))
+				base, ours := time.Duration(1<<62), time.Duration(1<<62)
+				for b.Loop() {
+					t := time.Now()
+					for range reps {
+						dst, _ = exact.Append(dst[:0], p.in)
+					}
+					base = min(base, time.Since(t))
+					t = time.Now()
+					for range reps {
+						var err error
+						if dst, err = folded.Append(dst[:0], p.in); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ours = min(ours, time.Since(t))
+				}
+				b.ReportMetric(float64(ours)/float64(base), "x-exact")
+				b.ReportMetric(float64(base.Nanoseconds())/float64(reps), "exact-ns/msg")
+				b.ReportMetric(float64(ours.Nanoseconds())/float64(reps), "folded-ns/msg")
 			})
 		}
 	}
@@ -155,6 +206,15 @@ func hostile(shape string, size int) []byte {
 			b.WriteString(`{"a":0,"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9,"k":0,"l":1,"m":2,"n":3,"o":4,"p":5}`)
 		}
 		b.WriteByte(']')
+	case "unfolded-keys": // keys that take the full Unicode fold (fullwidth, combining marks)
+		b.WriteByte('[')
+		for i := 0; b.Len() < size; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"ＬＡＴ%d":1,"Ｅ\u0301%d":2,"ﬁ%d":3}`, i, i, i)
+		}
+		b.WriteByte(']')
 	case "escapes": // every character escaped
 		b.WriteString(`["`)
 		for b.Len() < size {
@@ -193,7 +253,7 @@ func hostile(shape string, size int) []byte {
 // across sizes shows linear time.
 func BenchmarkHostile(b *testing.B) {
 	big := Options{MaxMembers: 1 << 20, MaxElements: 1 << 20, MaxStringBytes: 2 << 20, MaxBytes: 2 << 20}
-	for _, shape := range []string{"members", "small-objects", "escapes", "nesting", "numbers", "utf8"} {
+	for _, shape := range []string{"members", "small-objects", "unfolded-keys", "escapes", "nesting", "numbers", "utf8"} {
 		for _, size := range []int{1 << 10, 16 << 10, 256 << 10, 1 << 20} {
 			in := hostile(shape, size)
 			for _, out := range []Output{OutputValidate, OutputCompact, OutputJCS} {

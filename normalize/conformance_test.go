@@ -33,7 +33,8 @@ func suiteFiles(t *testing.T, dir, prefix string) map[string][]byte {
 var (
 	nRFCValidate = mustNew(Options{Profile: ProfileRFC8259, Output: OutputValidate})
 	nRFCKeep     = mustNew(Options{Profile: ProfileRFC8259, BigNumbers: NumbersKeep})
-	nFold        = mustNew(Options{FoldKeys: true})
+	nExact       = mustNew(Options{ExactKeys: true})
+	nExactJCS    = mustNew(Options{ExactKeys: true, Output: OutputJCS})
 )
 
 // duplicateKeyFiles are the y_ files the I-JSON profile rejects on purpose.
@@ -56,7 +57,7 @@ func TestSuiteAccepted(t *testing.T) {
 			}
 			checkOutput(t, n, in, out)
 		}
-		for _, n := range []*Normalizer{nCompact, nValidate, nJCS, nFold} {
+		for _, n := range []*Normalizer{nCompact, nValidate, nJCS, nExact, nExactJCS} {
 			out, err := n.Append(nil, in)
 			if duplicateKeyFiles[name] {
 				if ReasonOf(err) != ReasonDuplicateKey {
@@ -79,7 +80,7 @@ func TestSuiteRejected(t *testing.T) {
 		t.Fatalf("found %d n_ files, want 188", len(files))
 	}
 	for name, in := range files {
-		for _, n := range []*Normalizer{nRFC, nRFCValidate, nRFCKeep, nCompact, nValidate, nJCS, nFold} {
+		for _, n := range []*Normalizer{nRFC, nRFCValidate, nRFCKeep, nCompact, nValidate, nJCS, nExact, nExactJCS} {
 			if out, err := n.Append(nil, in); err == nil {
 				t.Errorf("%s (%s %s): accepted as %q", name, n.opts.Profile, n.opts.Output, out)
 			} else if ReasonOf(err) == reasonNone {
@@ -150,7 +151,7 @@ func TestSuiteImplementationDefined(t *testing.T) {
 			n    *Normalizer
 			want Reason
 		}{
-			{nCompact, v.ijson}, {nValidate, v.ijson}, {nJCS, v.ijson},
+			{nCompact, v.ijson}, {nValidate, v.ijson}, {nJCS, v.ijson}, {nExact, v.ijson},
 			{nRFC, v.rfc}, {nRFCValidate, v.rfcValidate}, {nRFCKeep, v.keep},
 		} {
 			out, err := c.n.Append(nil, in)
@@ -165,10 +166,12 @@ func TestSuiteImplementationDefined(t *testing.T) {
 }
 
 // transformWants pins the output for each test_transform file. Zero fields mean "same as
-// ijson"; fold is Options{FoldKeys: true}, keep is RFC 8259 with BigNumbers keep.
+// ijson" (the default: I-JSON, keys compared folded); keep is RFC 8259 with BigNumbers keep;
+// exact and exactJCS are Options{ExactKeys: true}, compact and JCS (exactJCS: zero means the
+// same as jcs).
 var transformWants = []struct {
-	file                        string
-	ijson, jcs, rfc, keep, fold want
+	file                                   string
+	ijson, jcs, rfc, keep, exact, exactJCS want
 }{
 	{file: "number_-9223372036854775808.json", ijson: fail(ReasonNumberTooLarge), keep: ok(`[-9223372036854775808]`)},
 	{file: "number_-9223372036854775809.json", ijson: fail(ReasonNumberTooLarge), keep: ok(`[-9223372036854775809]`)},
@@ -180,9 +183,10 @@ var transformWants = []struct {
 	{file: "number_1e6.json", ijson: ok(`[1E6]`), jcs: ok(`[1000000]`)},
 	{file: "number_9223372036854775807.json", ijson: fail(ReasonNumberTooLarge), keep: ok(`[9223372036854775807]`)},
 	{file: "number_9223372036854775808.json", ijson: fail(ReasonNumberTooLarge), keep: ok(`[9223372036854775808]`)},
-	{file: "object_key_nfc_nfd.json", ijson: ok("{\"\u00e9\":\"NFC\",\"e\u0301\":\"NFD\"}"),
-		jcs: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}"), fold: fail(ReasonDuplicateKey)},
-	{file: "object_key_nfd_nfc.json", ijson: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}"), fold: fail(ReasonDuplicateKey)},
+	{file: "object_key_nfc_nfd.json", ijson: fail(ReasonDuplicateKey), rfc: ok("{\"\u00e9\":\"NFC\",\"e\u0301\":\"NFD\"}"),
+		exact: ok("{\"\u00e9\":\"NFC\",\"e\u0301\":\"NFD\"}"), exactJCS: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}")},
+	{file: "object_key_nfd_nfc.json", ijson: fail(ReasonDuplicateKey), rfc: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}"),
+		exact: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}"), exactJCS: ok("{\"e\u0301\":\"NFD\",\"\u00e9\":\"NFC\"}")},
 	{file: "object_same_key_different_values.json", ijson: fail(ReasonDuplicateKey), rfc: ok(`{"a":1,"a":2}`)},
 	{file: "object_same_key_same_value.json", ijson: fail(ReasonDuplicateKey), rfc: ok(`{"a":1,"a":1}`)},
 	{file: "object_same_key_unclear_values.json", ijson: fail(ReasonDuplicateKey), rfc: ok(`{"a":0,"a":-0}`)},
@@ -213,7 +217,9 @@ func TestSuiteTransform(t *testing.T) {
 		expect(t, tw.file+" jcs", nJCS, string(in), orWant(tw.jcs, tw.ijson))
 		expect(t, tw.file+" rfc", nRFC, string(in), rfc)
 		expect(t, tw.file+" keep", nRFCKeep, string(in), orWant(tw.keep, rfc))
-		expect(t, tw.file+" fold", nFold, string(in), orWant(tw.fold, tw.ijson))
+		jcs := orWant(tw.jcs, tw.ijson)
+		expect(t, tw.file+" exact", nExact, string(in), orWant(tw.exact, tw.ijson))
+		expect(t, tw.file+" exact jcs", nExactJCS, string(in), orWant(tw.exactJCS, jcs))
 	}
 	if !sort.StringsAreSorted(names) {
 		t.Error("keep transformWants sorted by file name")

@@ -27,8 +27,14 @@
 // single quotes and trailing commas are always rejected. Any JSON value may be the top level.
 // ProfileIJSON (the default) further rejects invalid UTF-8, lone surrogates (escaped, like
 // "\ud800", or UTF-8 encoded) and duplicate keys, comparing keys after decoding escapes, so
-// {"a":1,"\u0061":2} is a duplicate. With FoldKeys, keys are also compared after Unicode case
-// folding and NFKC. ProfileRFC8259 allows duplicate keys (kept in order) and, in compact output,
+// {"a":1,"\u0061":2} is a duplicate.
+//
+// Keys are compared folded, FoldKey's NFKC(casefold(NFKC(key))), so {"LAT":45,"lat":999} and
+// {"admin":1,"ＡＤＭＩＮ":2} are duplicates too: encoding/json and many other decoders match keys to
+// fields case-insensitively and keep the last match, so a check that read "LAT" as 45 would let
+// a back end read 999. Options.ExactKeys compares keys byte for byte instead, for consumers that
+// all match keys exactly; RFC 8785's example {"a":{},"A":{}} needs it. Keys are written as sent
+// either way. ProfileRFC8259 allows duplicate keys (kept in order) and, in compact output,
 // replaces invalid UTF-8 and lone surrogates by U+FFFD exactly as encoding/json decodes them;
 // with OutputValidate it rejects them, since the input is passed through unchanged. Either way
 // the output is valid UTF-8.
@@ -64,5 +70,9 @@
 // the output bookkeeping. Nesting is bounded by MaxDepth before any work is done at that depth,
 // so 1 MiB of '[' is rejected after MaxDepth bytes. Duplicate detection is a filtered linear
 // scan for objects up to 32 members and a seeded hash set beyond, so it stays linear for 100,000
-// members. Scratch memory is pooled per Normalizer; Append allocates nothing when dst has room.
+// members. Folding costs ASCII keys about a tenth more (letters are lowercased eight at a time);
+// non-ASCII keys fold character by character through a table, and only keys with compatibility
+// characters or combining marks take the full Unicode path (see BenchmarkFoldedVsExact and the
+// unfolded-keys shape of BenchmarkHostile). Scratch memory is pooled per Normalizer; Append
+// allocates nothing when dst has room.
 package normalize

@@ -18,7 +18,7 @@ const (
 	ReasonStringTooLong  Reason = "string_too_long"   // string longer than MaxStringBytes
 	ReasonNumberTooLong  Reason = "number_too_long"   // number with more than MaxNumberDigits digits
 	ReasonNumberTooLarge Reason = "number_too_large"  // integer beyond ±(2^53-1) or binary64 overflow
-	ReasonDuplicateKey   Reason = "duplicate_key"     // a key repeated within one object
+	ReasonDuplicateKey   Reason = "duplicate_key"     // a key repeated within one object (compared folded unless ExactKeys)
 	ReasonInvalidUTF8    Reason = "invalid_utf8"      // bytes that are not UTF-8
 	ReasonLoneSurrogate  Reason = "lone_surrogate"    // unpaired UTF-16 surrogate, escaped or UTF-8 encoded
 	ReasonTrailingData   Reason = "trailing_data"     // anything but whitespace after the value

@@ -43,3 +43,21 @@ func ExampleNew_badOption() {
 	// Output:
 	// normalize: MaxDepth: must be between 1 and 1000 (0 means the default, 32), got -1
 }
+
+// Keys are compared folded by default: a back end that matches keys case-insensitively (as
+// encoding/json does) would otherwise read "lat" where a check read "LAT".
+func ExampleOptions_exactKeys() {
+	folded, _ := normalize.New(normalize.Options{})
+	exact, _ := normalize.New(normalize.Options{ExactKeys: true})
+	in := []byte(`{"LAT":45,"lat":999}`)
+
+	_, err := folded.Append(nil, in)
+	fmt.Println(err)
+	out, err := exact.Append(nil, in)
+	fmt.Println(string(out), err)
+	fmt.Println(normalize.FoldKey("ＵＳＥＲ_Name"), normalize.FoldKey("Straße"))
+	// Output:
+	// normalize: duplicate object key (duplicate_key) at byte 10
+	// {"LAT":45,"lat":999} <nil>
+	// user_name strasse
+}

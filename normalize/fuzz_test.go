@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzAppend checks, on arbitrary input: no panic; every accepted output is valid for
@@ -46,7 +47,7 @@ func FuzzAppend(f *testing.F) {
 			return res{out, err}
 		}
 		compact, validate, jcs := run(nCompact), run(nValidate), run(nJCS)
-		rfc, rfcValidate, keep, fold := run(nRFC), run(nRFCValidate), run(nRFCKeep), run(nFold)
+		rfc, rfcValidate, keep, exact := run(nRFC), run(nRFCValidate), run(nRFCKeep), run(nExact)
 
 		same := func(a, b error) bool { return ReasonOf(a) == ReasonOf(b) && (a == nil || *a.(*Error) == *b.(*Error)) }
 		// stricter: b adds one rule (reason r) to a, so it fails the same way or earlier with r.
@@ -59,11 +60,18 @@ func FuzzAppend(f *testing.F) {
 		if !stricter(compact.err, jcs.err, ReasonNumberTooLarge) {
 			t.Fatalf("compact %v, jcs %v", compact.err, jcs.err)
 		}
-		if !stricter(compact.err, fold.err, ReasonDuplicateKey) {
-			t.Fatalf("compact %v, fold %v", compact.err, fold.err)
+		// Folded keys (the default) add one rule to exact comparison, and never change the
+		// output; the reference (refFoldedDuplicate) says which inputs it must refuse.
+		if !stricter(exact.err, compact.err, ReasonDuplicateKey) {
+			t.Fatalf("exact %v, compact %v", exact.err, compact.err)
 		}
-		if fold.err == nil && string(fold.out) != string(compact.out) {
-			t.Fatalf("fold changed the output")
+		if compact.err == nil && string(exact.out) != string(compact.out) {
+			t.Fatalf("folding changed the output")
+		}
+		if exact.err == nil {
+			if dup := refFoldedDuplicate(in); dup != (compact.err != nil) {
+				t.Fatalf("reference says folded duplicate %v, compact gave %v", dup, compact.err)
+			}
 		}
 		switch r := ReasonOf(rfcValidate.err); {
 		case same(rfc.err, rfcValidate.err):
@@ -73,7 +81,7 @@ func FuzzAppend(f *testing.F) {
 		default:
 			t.Fatalf("rfc %v, rfc validate %v", rfc.err, rfcValidate.err)
 		}
-		if compact.err == nil && (rfc.err != nil || string(rfc.out) != string(compact.out)) {
+		if exact.err == nil && (rfc.err != nil || string(rfc.out) != string(exact.out)) {
 			t.Fatalf("I-JSON accepted but RFC 8259 gave %q, %v", rfc.out, rfc.err)
 		}
 		if rfc.err == nil && compact.err != nil {
@@ -96,6 +104,25 @@ func FuzzAppend(f *testing.F) {
 		}
 		if keep.err == nil && !json.Valid(in) {
 			t.Fatalf("accepted what encoding/json calls invalid")
+		}
+	})
+}
+
+// FuzzFoldKey checks FoldKey, with its shortcuts (ASCII, character-by-character table), against
+// its definition, spelled out in fullFold.
+func FuzzFoldKey(f *testing.F) {
+	for _, tc := range foldedKeyCases {
+		f.Add(tc.in)
+	}
+	for _, s := range []string{"ÉTAT", "값", "ＡＤＭＩＮ", "Straße", "\u212a", "ﬁle", "a\u0301", "\u1100\u1161\u11a8", "İ", "ς"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if !utf8.ValidString(key) {
+			return
+		}
+		if got, want := FoldKey(key), fullFold(key); got != want {
+			t.Fatalf("FoldKey(%+q) = %+q, want %+q", key, got, want)
 		}
 	})
 }

@@ -9,7 +9,9 @@ import (
 
 // Duplicate-key detection. Each key of the open objects is recorded as a keyRef to its
 // comparable (canonical) form: in the input when the key is canonical as written (nearly
-// always), else in state.arena (keys with escapes, decoded; folded keys with FoldKeys).
+// always), else in state.arena (keys with escapes, decoded; non-ASCII keys, folded). When keys
+// are compared folded (the default, see fold.go), ASCII letters are lowercased by every tag,
+// hash and comparison, so ASCII keys need no copy.
 //
 // Objects up to linearKeys members use a cheap tag: a 256-bit filter per object answers "new
 // key" for almost every key without a scan, and a hit is confirmed by a linear scan. Past
@@ -59,6 +61,32 @@ func keyTag(b []byte, off, n int) uint64 {
 	return t ^ uint64(n)<<56
 }
 
+// keyTagLower is keyTag of the key with its ASCII letters lowercased. For a short key the tag
+// is the bytes and the length (below 8, not a letter), so lowering the tag lowers the key.
+func keyTagLower(b []byte, off, n int) uint64 {
+	if n >= 8 {
+		return lower8(binary.LittleEndian.Uint64(b[off:])) ^ bits.RotateLeft64(lower8(binary.LittleEndian.Uint64(b[off+n-8:])), 29) ^ uint64(n)*0x9E3779B97F4A7C15
+	}
+	return lower8(keyTag(b, off, n))
+}
+
+// sameKey compares two comparable keys.
+func (s *state) sameKey(a, b []byte) bool {
+	if s.cfg.fold {
+		return equalLower(a, b)
+	}
+	return bytes.Equal(a, b)
+}
+
+// hashKey hashes a comparable key for the hash phase.
+func (s *state) hashKey(key []byte) uint64 {
+	if s.cfg.fold && hasUpper(key) {
+		s.low = appendLower(s.low[:0], key)
+		key = s.low
+	}
+	return maphash.Bytes(s.cfg.seed, key)
+}
+
 // recordKey records the key at off (see arenaBit) with length n as a member of the object f
 // (whose count f.n already includes it) and reports whether f already has that key. The parser
 // inlines the filter-miss case for keys in the input; this is the general path.
@@ -69,14 +97,19 @@ func (s *state) recordKey(src []byte, f *frame, off, n uint32) bool {
 		if o&arenaBit != 0 {
 			buf, o = s.arena, o&^arenaBit
 		}
-		tag := keyTag(buf, int(o), int(n))
+		var tag uint64
+		if s.cfg.fold {
+			tag = keyTagLower(buf, int(o), int(n))
+		} else {
+			tag = keyTag(buf, int(o), int(n))
+		}
 		h := (tag * 0x9E3779B97F4A7C15) >> 56
 		word, bit := h>>6, uint64(1)<<(h&63)
 		if f.filter[word]&bit != 0 {
 			// A filter hit: confirm by scanning the keys so far.
 			for j := range f.lin[:f.n-1] {
 				k := &f.lin[j]
-				if k.tag == tag && k.n == n && bytes.Equal(s.keyBytes(k.off, k.n, src), key) {
+				if k.tag == tag && k.n == n && s.sameKey(s.keyBytes(k.off, k.n, src), key) {
 					return true
 				}
 			}
@@ -91,12 +124,12 @@ func (s *state) recordKey(src []byte, f *frame, off, n uint32) bool {
 		s.keys = append(s.keys, f.lin[:]...)
 		s.buildTable(src, f)
 	}
-	h := maphash.Bytes(s.cfg.seed, key)
+	h := s.hashKey(key)
 	mask := uint64(len(f.tab) - 1)
 	p := h & mask
 	for ; f.tab[p] != 0; p = (p + 1) & mask {
 		k := &s.keys[f.tab[p]-1]
-		if k.tag == h && k.n == n && bytes.Equal(s.keyBytes(k.off, k.n, src), key) {
+		if k.tag == h && k.n == n && s.sameKey(s.keyBytes(k.off, k.n, src), key) {
 			return true
 		}
 	}
@@ -127,7 +160,7 @@ func (s *state) buildTable(src []byte, f *frame) {
 	mask := uint64(size - 1)
 	for j := range ks {
 		k := &ks[j]
-		k.tag = maphash.Bytes(s.cfg.seed, s.keyBytes(k.off, k.n, src))
+		k.tag = s.hashKey(s.keyBytes(k.off, k.n, src))
 		p := k.tag & mask
 		for f.tab[p] != 0 {
 			p = (p + 1) & mask

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 func mustNew(o Options) *Normalizer {
@@ -235,7 +238,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Options{Profile: "json5"}, `normalize: Profile: must be "i-json" or "rfc8259", got "json5"`},
 		{Options{Output: "pretty"}, `normalize: Output: must be "compact", "validate" or "jcs", got "pretty"`},
 		{Options{BigNumbers: "round"}, `normalize: BigNumbers: must be "reject" or "keep", got "round"`},
-		{Options{Profile: ProfileRFC8259, FoldKeys: true}, "normalize: FoldKeys:"},
 		{Options{Profile: ProfileRFC8259, Output: OutputJCS}, "normalize: Output:"},
 		{Options{Output: OutputJCS, BigNumbers: NumbersKeep}, "normalize: BigNumbers:"},
 	}
@@ -287,48 +289,135 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-func TestFoldKeys(t *testing.T) {
-	tests := []struct {
-		in string
-		w  want
-	}{
-		{`{"admin":1,"ADMIN":2}`, fail(ReasonDuplicateKey)},
-		{`{"admin":1,"ＡＤＭＩＮ":2}`, fail(ReasonDuplicateKey)},                            // fullwidth, NFKC
-		{`{"Straße":1,"STRASSE":2}`, fail(ReasonDuplicateKey)},                         // full case folding
-		{"{\"é\":1,\"e\u0301\":2}", fail(ReasonDuplicateKey)},                          // NFC vs NFD
-		{`{"ﬁle":1,"FILE":2}`, fail(ReasonDuplicateKey)},                               // ligature, NFKC
-		{`{"a\"b":1,"a＂b":2}`, fail(ReasonDuplicateKey)},                               // fullwidth quote folds to an escaped one
-		{`{"a\nB":1,"Ａ\u000ab":2}`, fail(ReasonDuplicateKey)},                          // escapes on both paths
-		{`{"admin":1,"admin2":2,"ａｄｍｉｎ3":3}`, ok(`{"admin":1,"admin2":2,"ａｄｍｉｎ3":3}`)}, // keys kept as sent
-		{`{"Ab":{"x":1},"aB2":{"X":1}}`, ok(`{"Ab":{"x":1},"aB2":{"X":1}}`)},
-		{members(40, -1), ok(members(40, -1))},
-		{strings.Replace(members(40, -1), `"k39"`, `"K7"`, 1), fail(ReasonDuplicateKey)}, // hash phase
-	}
-	for _, tc := range tests {
-		expect(t, tc.in, mustNew(Options{FoldKeys: true}), tc.in, tc.w)
-		expect(t, tc.in, mustNew(Options{FoldKeys: true, Output: OutputJCS}), tc.in, want{reason: tc.w.reason, out: refJCSOr(tc)})
-		v := tc.w
-		if v.reason == reasonNone {
-			v.out = tc.in
+// TestFoldedKeys: by default keys that differ only by case or Unicode compatibility form are
+// duplicates (encoding/json and other decoders would read one as the other); ExactKeys accepts
+// them. foldedKeyCases is shared with the benchmark.
+func TestFoldedKeys(t *testing.T) {
+	for _, tc := range foldedKeyCases {
+		w, exact := tc.w, tc.exact
+		switch {
+		case tc.exactFails:
+			exact = fail(ReasonDuplicateKey)
+		case w.reason == reasonNone:
+			exact = w
+		case exact.isZero():
+			exact = ok(tc.in)
 		}
-		expect(t, tc.in, mustNew(Options{FoldKeys: true, Output: OutputValidate}), tc.in, v)
+		for _, c := range []struct {
+			label string
+			o     Options
+			w     want
+		}{{"folded", Options{}, w}, {"exact", Options{ExactKeys: true}, exact}} {
+			expect(t, c.label+" "+tc.in, mustNew(c.o), tc.in, c.w)
+			c.o.Output = OutputJCS
+			expect(t, c.label+" jcs "+tc.in, mustNew(c.o), tc.in, want{reason: c.w.reason, out: refJCSOr(c.w, tc.in)})
+			v := c.w
+			if v.reason == reasonNone {
+				v.out = tc.in
+			}
+			c.o.Output = OutputValidate
+			expect(t, c.label+" validate "+tc.in, mustNew(c.o), tc.in, v)
+		}
+		// The reference, encoding/json's tokens with FoldKey, agrees.
+		if dup := refFoldedDuplicate([]byte(tc.in)); dup != (w.reason == ReasonDuplicateKey) {
+			t.Errorf("%s: reference says folded duplicate %v", tc.in, dup)
+		}
 	}
 }
 
-func refJCSOr(tc struct {
-	in string
-	w  want
-}) string {
-	if tc.w.reason != reasonNone {
+// foldedKeyCases are inputs in which keys differ only in case or compatibility form. exactFails
+// marks those that are duplicates byte for byte too; exact is the compact output with
+// ExactKeys where it is not the input.
+var foldedKeyCases = []struct {
+	in         string
+	w          want // the default (folded)
+	exactFails bool
+	exact      want
+}{
+	{in: `{"admin":1,"ADMIN":2}`, w: fail(ReasonDuplicateKey)},
+	{in: `{"DATA":{"LAT":45,"lat":999,"CMD":"status","cmd":"reboot"}}`, w: fail(ReasonDuplicateKey)}, // the attack
+	{in: `{"user_name_of_the_driver":1,"USER_NAME_of_the_DRIVER":2}`, w: fail(ReasonDuplicateKey)},   // 8 bytes and more
+	{in: `{"admin":1,"ＡＤＭＩＮ":2}`, w: fail(ReasonDuplicateKey)},                                       // fullwidth, NFKC
+	{in: `{"Straße":1,"STRASSE":2}`, w: fail(ReasonDuplicateKey)},                                    // full case folding
+	{in: "{\"é\":1,\"e\u0301\":2}", w: fail(ReasonDuplicateKey)},                                     // NFC vs NFD
+	{in: `{"ﬁle":1,"FILE":2}`, w: fail(ReasonDuplicateKey)},                                          // ligature, NFKC
+	{in: "{\"k\":1,\"\u212a\":2}", w: fail(ReasonDuplicateKey)},                                      // Kelvin sign: encoding/json reads it as k
+	{in: "{\"s\":1,\"\u017f\":2}", w: fail(ReasonDuplicateKey)},                                      // long s: encoding/json reads it as s
+	{in: "{\"\U0001d400\":1,\"a\":2}", w: fail(ReasonDuplicateKey)},                                  // mathematical bold capital A
+	{in: `{"a\"b":1,"a＂b":2}`, w: fail(ReasonDuplicateKey)},                                          // fullwidth quote folds to an escaped one
+	{in: `{"a\nB":1,"Ａ\u000ab":2}`, w: fail(ReasonDuplicateKey), exact: ok(`{"a\nB":1,"Ａ\nb":2}`)},   // escapes on both paths
+	{in: `{"\u0041":1,"a":2}`, w: fail(ReasonDuplicateKey), exact: ok(`{"A":1,"a":2}`)},              // an escaped ASCII key
+	{in: `{"a":1,"A":2}`, w: fail(ReasonDuplicateKey)},
+	{in: "{\"@\":1,\"`\":2,\"[\":3,\"{\":4,\"Z\":5,\"z2\":6}", w: ok("{\"@\":1,\"`\":2,\"[\":3,\"{\":4,\"Z\":5,\"z2\":6}")}, // the bytes around A-Z are not letters
+	{in: `{"a":1,"a":2}`, w: fail(ReasonDuplicateKey), exactFails: true},
+	{in: `{"admin":1,"admin2":2,"ａｄｍｉｎ3":3}`, w: ok(`{"admin":1,"admin2":2,"ａｄｍｉｎ3":3}`)}, // keys kept as sent
+	{in: `{"Ab":{"x":1},"aB2":{"X":1}}`, w: ok(`{"Ab":{"x":1},"aB2":{"X":1}}`)},
+	{in: `{"x":{"LAT":1},"y":{"lat":2}}`, w: ok(`{"x":{"LAT":1},"y":{"lat":2}}`)}, // different objects
+	{in: members(40, -1), w: ok(members(40, -1))},
+	{in: strings.Replace(members(40, -1), `"k39"`, `"K7"`, 1), w: fail(ReasonDuplicateKey)}, // hash phase
+	{in: strings.Replace(members(40, -1), `"k39"`, `"Ｋ7"`, 1), w: fail(ReasonDuplicateKey)}, // hash phase, non-ASCII
+	{in: strings.Replace(members(40, -1), `"k1"`, `"K39"`, 1), w: fail(ReasonDuplicateKey)}, // moved into the hash set
+	{in: strings.Replace(members(40, -1), `"k39"`, `"k\u0037"`, 1), w: fail(ReasonDuplicateKey), exactFails: true},
+}
+
+func refJCSOr(w want, in string) string {
+	if w.reason != reasonNone {
 		return ""
 	}
-	return refJCS(tc.in)
+	return refJCS(in)
+}
+
+// refFoldedDuplicate reports whether some object of in, a valid JSON text, has two keys with the
+// same FoldKey: encoding/json's tokens and a map per object, the obvious way.
+func refFoldedDuplicate(in []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(in))
+	d.UseNumber()
+	type frame struct {
+		keys    map[string]bool
+		obj     bool
+		wantKey bool
+	}
+	var st []frame
+	valueDone := func() {
+		if n := len(st); n > 0 && st[n-1].obj {
+			st[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				st = append(st, frame{keys: map[string]bool{}, obj: true, wantKey: true})
+			case '[':
+				st = append(st, frame{})
+			default:
+				st = st[:len(st)-1]
+				valueDone()
+			}
+			continue
+		case string:
+			if n := len(st); n > 0 && st[n-1].wantKey {
+				k := FoldKey(v)
+				if st[n-1].keys[k] {
+					return true
+				}
+				st[n-1].keys[k], st[n-1].wantKey = true, false
+				continue
+			}
+		}
+		valueDone()
+	}
 }
 
 // TestScratchReleased checks that pooled scratch is reset after each message and that what a
 // hostile message grew is not kept.
 func TestScratchReleased(t *testing.T) {
-	n := mustNew(Options{MaxMembers: 200000, MaxBytes: 8 << 20, FoldKeys: true})
+	n := mustNew(Options{MaxMembers: 200000, MaxBytes: 8 << 20})
 	in := []byte(`{"a":` + strings.Replace(members(100000, -1), `"k1"`, `"k1x"`, 1) + `}`)
 	if _, err := n.Append(nil, in); err != nil {
 		t.Fatal(err)
@@ -352,7 +441,7 @@ func TestScratchReleased(t *testing.T) {
 
 // TestConcurrent shares Normalizers between goroutines; run with -race.
 func TestConcurrent(t *testing.T) {
-	ns := []*Normalizer{nCompact, nValidate, nJCS, nRFC, mustNew(Options{FoldKeys: true})}
+	ns := []*Normalizer{nCompact, nValidate, nJCS, nRFC, nExact}
 	type result struct {
 		out string
 		r   Reason
@@ -387,4 +476,38 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// fullFold is FoldKey's definition, spelled out without any shortcut.
+func fullFold(key string) string {
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(key)))
+}
+
+// TestFoldKeyShortcuts checks the character-by-character fold against the definition for every
+// rune of the BMP, alone and between neighbours that could combine with it.
+func TestFoldKeyShortcuts(t *testing.T) {
+	simple := 0
+	for r := rune(0x80); r < 0x10000; r++ {
+		if r >= 0xD800 && r < 0xE000 {
+			continue
+		}
+		for _, key := range []string{string(r), "A" + string(r) + "z" + string(r) + "ÿ", "\u1100" + string(r) + "가", string(r) + "e"} {
+			got, ok := appendSimpleFold(nil, []byte(key))
+			if !ok {
+				continue
+			}
+			simple++
+			if want := fullFold(key); string(got) != want {
+				t.Fatalf("%U in %+q: got %+q, want %+q", r, key, got, want)
+			}
+		}
+	}
+	if simple < 40000 {
+		t.Fatalf("only %d keys took the shortcut", simple)
+	}
+	for key, want := range map[string]string{"ÉTAT": "état", "값": "값", "ＡＤＭＩＮ": "admin", "Straße": "strasse", "\u212a": "k", "ﬁle": "file", "a\u0301": "á"} {
+		if got := FoldKey(key); got != want || got != fullFold(key) {
+			t.Errorf("FoldKey(%+q) = %+q, want %+q", key, got, want)
+		}
+	}
 }

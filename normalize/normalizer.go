@@ -32,8 +32,7 @@ type config struct {
 	emit       bool // write output (compact or JCS); false: validate only
 	jcs        bool
 	checkDup   bool // I-JSON
-	fold       bool
-	fastDup    bool // checkDup && !fold: keys canonical as written are compared in place
+	fold       bool // checkDup && !ExactKeys: keys compared folded (fold.go)
 	replace    bool // RFC 8259 with output: replace invalid UTF-8 and lone surrogates by U+FFFD
 	checkRange bool // reject integers beyond 2^53-1 and binary64 overflow
 	seed       maphash.Seed
@@ -57,8 +56,7 @@ func New(o Options) (*Normalizer, error) {
 		emit:        o.Output != OutputValidate,
 		jcs:         o.Output == OutputJCS,
 		checkDup:    o.Profile == ProfileIJSON,
-		fold:        o.FoldKeys,
-		fastDup:     o.Profile == ProfileIJSON && !o.FoldKeys,
+		fold:        o.Profile == ProfileIJSON && !o.ExactKeys,
 		replace:     o.Profile == ProfileRFC8259 && o.Output != OutputValidate,
 		checkRange:  o.BigNumbers == NumbersReject,
 		// A random seed per Normalizer: attackers cannot precompute keys that collide in the

@@ -61,16 +61,20 @@ const (
 	maxMaxDepth = 1000
 )
 
-// Options configures a Normalizer. The zero value is the safe default: I-JSON, compact output,
-// big numbers rejected and every limit at its Default* value. A limit cannot be switched off;
+// Options configures a Normalizer. The zero value is the safe default: I-JSON with keys compared
+// folded, compact output, big numbers rejected and every limit at its Default* value. A limit cannot be switched off;
 // raise it instead. Options is a plain value: copy it freely.
 type Options struct {
 	// Profile is ProfileIJSON (default) or ProfileRFC8259.
 	Profile Profile `yaml:"profile,omitempty" json:"profile,omitempty"`
-	// FoldKeys also reports duplicate keys that are equal after Unicode case folding and NFKC,
-	// so "admin", "Admin" and "ＡＤＭＩＮ" collide. Keys are still written as sent. Not
-	// available with ProfileRFC8259, which allows duplicates.
-	FoldKeys bool `yaml:"fold_keys,omitempty" json:"fold_keys,omitempty"`
+	// ExactKeys compares keys for duplicates byte for byte (after decoding escapes) instead of
+	// folded. By default (false) keys are compared as FoldKey folds them, Unicode case folding
+	// and NFKC, so "lat", "LAT" and "ＬＡＴ" in one object are a duplicate: encoding/json and
+	// many other decoders match keys to fields case-insensitively and read whichever comes last,
+	// so {"LAT":45,"lat":999} would be read as 999 by a back end after a check on "LAT" saw 45.
+	// Set it only when every consumer matches keys exactly. Keys are written as sent either way.
+	// ProfileRFC8259 allows duplicate keys, so keys are not compared at all there.
+	ExactKeys bool `yaml:"exact_keys,omitempty" json:"exact_keys,omitempty"`
 	// Output is OutputCompact (default), OutputValidate or OutputJCS.
 	Output Output `yaml:"output,omitempty" json:"output,omitempty"`
 	// BigNumbers is NumbersReject (default) or NumbersKeep.
@@ -134,9 +138,6 @@ func (o Options) withDefaults() (Options, error) {
 		if *l.v < 1 || *l.v > l.max {
 			return o, fmt.Errorf("normalize: %s: must be between 1 and %d (0 means the default, %d), got %d", l.name, l.max, l.def, *l.v)
 		}
-	}
-	if o.Profile == ProfileRFC8259 && o.FoldKeys {
-		return o, fmt.Errorf("normalize: FoldKeys: needs duplicate-key detection, which Profile %q turns off; use Profile %q", ProfileRFC8259, ProfileIJSON)
 	}
 	if o.Output == OutputJCS && o.Profile == ProfileRFC8259 {
 		return o, fmt.Errorf("normalize: Output: %q requires I-JSON input (RFC 8785 section 3.1); use Profile %q", OutputJCS, ProfileIJSON)

@@ -316,6 +316,9 @@ member: // `"key" :` at src[i] in the object f; whitespace skipped
 			goto keySlow
 		}
 		w = w&((m&-m)>>7-1) ^ uint64(n)<<56 // the bytes before the quote
+		if c.fold {
+			w = lower8(w) // keyTagLower
+		}
 	} else {
 		for j += 8; j >= 0 && j <= L-8; j += 8 {
 			if m := specialMask(binary.LittleEndian.Uint64(src[j:])); m != 0 {
@@ -329,14 +332,18 @@ member: // `"key" :` at src[i] in the object f; whitespace skipped
 		if uint(j) >= uint(L) || src[j] != '"' || j-keyAt-1 > c.maxString {
 			goto keySlow
 		}
-		w ^= bits.RotateLeft64(binary.LittleEndian.Uint64(src[j-8:]), 29) ^ uint64(j-keyAt-1)*0x9E3779B97F4A7C15
+		last := binary.LittleEndian.Uint64(src[j-8:])
+		if c.fold {
+			w, last = lower8(w), lower8(last) // keyTagLower
+		}
+		w ^= bits.RotateLeft64(last, 29) ^ uint64(j-keyAt-1)*0x9E3779B97F4A7C15
 	}
 	i = j + 1
 	if c.jcs {
 		mstart = len(dst) - base + keyAt - pend
 		s.members = append(s.members, memberRef{mstart: uint32(mstart), kend: uint32(mstart + j - keyAt)})
 	}
-	if k := f.n - 1; c.fastDup && uint(k) < linearKeys {
+	if k := f.n - 1; c.checkDup && uint(k) < linearKeys {
 		// Inline fast path of recordKey: a filter miss settles the key.
 		h := (w * 0x9E3779B97F4A7C15) >> 56
 		if word, bit := h>>6, uint64(1)<<(h&63); f.filter[word]&bit == 0 {
@@ -417,7 +424,7 @@ func (s *state) slowString(dst, src []byte, i, pend int) ([]byte, int, int, Reas
 
 // dupKey records the key src[keyAt:end] (quotes included) in the object f and reports whether f
 // already has it. A key that is canonical as written is compared in place; a rewritten one is
-// decoded into the arena first, and FoldKeys compares folded forms.
+// decoded into the arena first; folded comparison folds non-ASCII keys (fold.go).
 func (s *state) dupKey(src []byte, f *frame, keyAt, end int, rewritten bool) bool {
 	off, n := uint32(keyAt+1), uint32(end-keyAt-2)
 	if rewritten {
@@ -426,7 +433,7 @@ func (s *state) dupKey(src []byte, f *frame, keyAt, end int, rewritten bool) boo
 		off, n = uint32(ks)|arenaBit, uint32(len(s.arena)-ks)
 	}
 	if s.cfg.fold {
-		off, n = s.foldKey(s.keyBytes(off, n, src))
+		off, n = s.foldKey(off, n, src)
 	}
 	return s.recordKey(src, f, off, n)
 }

@@ -56,7 +56,9 @@ var seeds = []seedCase{
 	{name: "duplicate nested", in: `{"x":{"b":1,"b":2}}`, compact: fail(ReasonDuplicateKey), rfc: ok(`{"x":{"b":1,"b":2}}`)},
 	{name: "duplicate after nested", in: `{"a":{"x":1},"b":2,"a":3}`, compact: fail(ReasonDuplicateKey), rfc: ok(`{"a":{"x":1},"b":2,"a":3}`)},
 	{name: "same key in siblings", in: `{"a":{"k":1},"b":{"k":2},"c":[{"k":3},{"k":4}]}`, compact: ok(`{"a":{"k":1},"b":{"k":2},"c":[{"k":3},{"k":4}]}`)},
-	{name: "case differs", in: `{"admin":1,"Admin":2}`, compact: ok(`{"admin":1,"Admin":2}`), jcs: ok(`{"Admin":2,"admin":1}`)},
+	{name: "case differs", in: `{"admin":1,"Admin":2}`, compact: fail(ReasonDuplicateKey), rfc: ok(`{"admin":1,"Admin":2}`)}, // keys compared folded
+	{name: "case differs in an array of objects", in: `{"DATA":[{"USER_NAME":"a"},{"user_name":"b","User_Name":"c"}]}`, compact: fail(ReasonDuplicateKey),
+		rfc: ok(`{"DATA":[{"USER_NAME":"a"},{"user_name":"b","User_Name":"c"}]}`)},
 	{name: "40 members", in: members(40, -1), compact: ok(members(40, -1)), jcs: ok(sortedMembers(40))},
 	{name: "40 members duplicate", in: members(40, 7), compact: fail(ReasonDuplicateKey), rfc: ok(members(40, 7))},
 	{name: "1000 members duplicate", in: members(999, 998), compact: fail(ReasonDuplicateKey), rfc: ok(members(999, 998))},

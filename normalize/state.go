@@ -1,17 +1,16 @@
 package normalize
 
-import "golang.org/x/text/cases"
-
 // state is the scratch memory of one Append call, pooled per Normalizer.
 type state struct {
 	cfg     *config
 	frames  []frame     // frames[d] is the open container at depth d (1-based)
 	keys    []keyRef    // keys of open objects past linearKeys members, innermost last
 	members []memberRef // JCS only: where each of those keys' members sits in the output
-	arena   []byte      // comparable keys not canonical as written (escapes, FoldKeys)
+	arena   []byte      // comparable keys not canonical as written (escapes, non-ASCII folded)
 	tmp     []byte      // JCS member reordering, folding
-	tmp2    []byte      // folding
-	caser   cases.Caser // stateful, so each pooled state owns one
+	folded  []byte      // folding
+	low     []byte      // folding: a lowercased key to hash
+	folder  folder      // stateful, so each pooled state owns one
 
 	bigTables bool    // some frame holds a hash set larger than retainTable
 	rewrite   bool    // set by str: the string scanned is not canonical as written
@@ -27,11 +26,7 @@ const (
 )
 
 func newState(c *config) *state {
-	s := &state{cfg: c, frames: make([]frame, c.maxDepth+1)}
-	if c.fold {
-		s.caser = cases.Fold()
-	}
-	return s
+	return &state{cfg: c, frames: make([]frame, c.maxDepth+1)}
 }
 
 // release readies s for the pool.
@@ -40,7 +35,9 @@ func (s *state) release() {
 	s.members = trim(s.members[:0], retainKeys)
 	s.arena = trim(s.arena[:0], retainBytes)
 	s.tmp = trim(s.tmp[:0], retainBytes)
-	s.tmp2 = trim(s.tmp2[:0], retainBytes)
+	s.folded = trim(s.folded[:0], retainBytes)
+	s.low = trim(s.low[:0], retainBytes)
+	s.folder.release()
 	if s.bigTables {
 		for d := range s.frames {
 			if cap(s.frames[d].tab) > retainTable {

@@ -233,6 +233,9 @@ member: // `"key" :` at src[i] in the object f; whitespace skipped
 			goto keySlow
 		}
 		w = w&((m&-m)>>7-1) ^ uint64(n)<<56 // the bytes before the quote
+		if c.fold {
+			w = lower8(w) // keyTagLower
+		}
 	} else {
 		for j += 8; j >= 0 && j <= L-8; j += 8 {
 			if m := specialMask(binary.LittleEndian.Uint64(src[j:])); m != 0 {
@@ -246,10 +249,14 @@ member: // `"key" :` at src[i] in the object f; whitespace skipped
 		if uint(j) >= uint(L) || src[j] != '"' || j-keyAt-1 > c.maxString {
 			goto keySlow
 		}
-		w ^= bits.RotateLeft64(binary.LittleEndian.Uint64(src[j-8:]), 29) ^ uint64(j-keyAt-1)*0x9E3779B97F4A7C15
+		last := binary.LittleEndian.Uint64(src[j-8:])
+		if c.fold {
+			w, last = lower8(w), lower8(last) // keyTagLower
+		}
+		w ^= bits.RotateLeft64(last, 29) ^ uint64(j-keyAt-1)*0x9E3779B97F4A7C15
 	}
 	i = j + 1
-	if k := f.n - 1; c.fastDup && uint(k) < linearKeys {
+	if k := f.n - 1; c.checkDup && uint(k) < linearKeys {
 		h := (w * 0x9E3779B97F4A7C15) >> 56
 		if word, bit := h>>6, uint64(1)<<(h&63); f.filter[word]&bit == 0 {
 			f.filter[word] |= bit

@@ -5,12 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestApplySeeds(t *testing.T) {
-	r, err := New(tableOptions())
+	t.Run("folded", func(t *testing.T) { testApplySeeds(t, false) })
+	t.Run("exact", func(t *testing.T) { testApplySeeds(t, true) })
+}
+
+func testApplySeeds(t *testing.T, exact bool) {
+	o := tableOptions()
+	o.ExactPaths = exact
+	r, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +26,15 @@ func TestApplySeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name := range exactWants {
+		if !slices.ContainsFunc(seeds, func(s seed) bool { return s.name == name }) {
+			t.Errorf("exactWants names %q, which is not a seed", name)
+		}
+	}
 	for _, sd := range seeds {
+		if w, ok := exactWants[sd.name]; ok && exact {
+			sd.want = w
+		}
 		t.Run(sd.name, func(t *testing.T) {
 			prefix := []byte("prefix:")
 			out, rep, err := r.Apply(prefix, []byte(sd.in))

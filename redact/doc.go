@@ -16,6 +16,15 @@
 // several rules match one value, the first in Options order wins; a rule
 // on an object or array applies its operator to every scalar inside.
 //
+// Paths match keys the way back ends read them, so that what a back end
+// reads as DATA.USER_NAME is what gets redacted: a key step matches every
+// key equal to it after Unicode case folding and NFKC (normalize.FoldKey:
+// "user_name" and "ＵＳＥＲ_ＮＡＭＥ" too, which encoding/json would read into
+// a USER_NAME field), and a key step that meets an array applies to every
+// object in it, at any depth ({"DATA":[{"USER_NAME":"x"}]}, as Elasticsearch
+// and MongoDB read DATA.USER_NAME). Options.ExactPaths matches as gjson
+// does instead: keys byte for byte, never through an array.
+//
 // Detectors look at every string value, wherever it is, after JSON
 // unescaping (so "\u0030\u0031\u0030-..." is seen as "010-..."): phone
 // numbers, e-mail addresses, IPv4/IPv6 and MAC addresses, IMEIs and payment

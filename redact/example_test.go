@@ -49,3 +49,21 @@ func ExampleNew() {
 	// Output:
 	// redact: PseudonymKey: must be at least 16 bytes for the pseudonym operator, got 0; generate one with `openssl rand -base64 32`
 }
+
+// Paths match keys the way back ends read them: case-insensitively, and
+// through arrays of objects. ExactPaths matches as gjson does.
+func ExampleOptions_exactPaths() {
+	msg := []byte(`{"DATA":[{"USER_NAME":"홍길수"},{"user_name":"Kim","n":2}]}`)
+	for _, exact := range []bool{false, true} {
+		r, err := redact.New(redact.Options{ExactPaths: exact,
+			Rules: []redact.Rule{{Path: "DATA.USER_NAME", Action: redact.Action{Op: redact.OpRemove}}}})
+		if err != nil {
+			panic(err)
+		}
+		out, _, err := r.Apply(nil, msg)
+		fmt.Println(string(out), err)
+	}
+	// Output:
+	// {"DATA":[{},{"n":2}]} <nil>
+	// {"DATA":[{"USER_NAME":"홍길수"},{"user_name":"Kim","n":2}]} <nil>
+}

@@ -47,7 +47,7 @@ func errf(field, format string, args ...any) error {
 // New validates opts and compiles them into a Redactor. Errors name the
 // field and the fix, e.g. "redact: Rules[1].KeepLast: must be >= 0, got -2".
 func New(opts Options) (*Redactor, error) {
-	r := &Redactor{trie: newTrie(), root: []int32{0}, maxDepth: opts.MaxDepth}
+	r := &Redactor{trie: newTrie(!opts.ExactPaths), root: []int32{0}, maxDepth: opts.MaxDepth}
 	if r.maxDepth == 0 {
 		r.maxDepth = defaultMaxDepth
 	}
@@ -148,7 +148,7 @@ func compileRule(t *trie, f string, idx int32, ru Rule) (rule, error) {
 	}
 	parsed := make([][]comp, len(paths))
 	for j, p := range paths {
-		if parsed[j], err = parsePath(p); err != nil {
+		if parsed[j], err = parsePath(p, t.fold); err != nil {
 			field := fmt.Sprintf("%s.Paths[%d]", f, j)
 			if ru.Path != "" {
 				field = f + ".Path"
@@ -235,7 +235,7 @@ func (r *Redactor) checkOutputs(opts Options) error {
 	if len(r.dets) == 0 {
 		return nil
 	}
-	probe := &Redactor{dets: r.dets, trie: newTrie(), root: []int32{0}, maxDepth: maxMaxDepth,
+	probe := &Redactor{dets: r.dets, trie: newTrie(false), root: []int32{0}, maxDepth: maxMaxDepth,
 		key: r.key, ids: r.ids[len(r.rules):], numDets: r.numDets, detAll: r.detAll, detRegex: r.detRegex}
 	check := func(f string, doc []byte) error {
 		_, rep, err := probe.Apply(nil, doc)

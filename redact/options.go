@@ -103,7 +103,9 @@ type Rule struct {
 	// Path is a gjson path: keys separated by '.', '*' and '?' wildcards
 	// in keys (matching every key, not only the first as gjson.Get does),
 	// '#' for every array element, a number for one element, '\' to escape.
-	// Queries, modifiers, multipaths and pipes are refused.
+	// Queries, modifiers, multipaths and pipes are refused. Unless
+	// Options.ExactPaths, a key matches the way case-insensitive back ends
+	// read it, and a key applied to an array applies to its objects.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// Paths lists several paths for the same action, instead of Path. For
 	// coarsen it is exactly [latitude, longitude]; the two must differ only
@@ -156,6 +158,17 @@ type Options struct {
 	// input plus 64 KiB. A document that would exceed it is refused with
 	// ErrTooLarge.
 	MaxOutput int `yaml:"max_output,omitempty" json:"max_output,omitempty"`
+	// ExactPaths matches rule paths as gjson does: each key byte for byte,
+	// and a key never through an array. By default (false) paths match
+	// keys the way back ends read them, so that what a back end reads as
+	// DATA.USER_NAME is what gets redacted: a key step matches a key equal
+	// to it after Unicode case folding and NFKC (normalize.FoldKey), so
+	// DATA.USER_NAME also redacts "user_name" (encoding/json would fill a
+	// USER_NAME field with it); and a key step that meets an array applies
+	// to every object in it, at any depth, as Elasticsearch and MongoDB
+	// read paths, so {"DATA":[{"USER_NAME":"x"}]} is redacted too. Wildcards
+	// match the folded key. '#' and indexes work as before.
+	ExactPaths bool `yaml:"exact_paths,omitempty" json:"exact_paths,omitempty"`
 }
 
 // MaxRules bounds len(Rules)+len(Detectors), so a Report needs no allocation.

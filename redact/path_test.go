@@ -1,10 +1,15 @@
 package redact
 
 import (
+	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/mqttwaf/mqttwaf/normalize"
 )
 
 var pathCases = []struct {
@@ -38,7 +43,7 @@ var pathCases = []struct {
 func TestParsePath(t *testing.T) {
 	names := map[compKind]string{compKey: "key", compWild: "wild", compAll: "all"}
 	for _, tc := range pathCases {
-		comps, err := parsePath(tc.path)
+		comps, err := parsePath(tc.path, false)
 		var got string
 		if err != nil {
 			got = "error: " + err.Error()
@@ -85,25 +90,34 @@ var wildCases = []struct {
 
 func TestWildMatch(t *testing.T) {
 	for _, tc := range wildCases {
-		if got := wildMatch(tc.pat, []byte(tc.key)); got != tc.want {
+		if got := wildMatch(tc.pat, []byte(tc.key), false); got != tc.want {
 			t.Errorf("wildMatch(%q, %q) = %v, want %v", tc.pat, tc.key, got, tc.want)
 		}
 	}
 }
 
-// TestPathsAgreeWithGjson: a replace rule changes exactly the values gjson
-// finds at the same path (all of them for '#'; for wildcards gjson.Get
-// returns only the first, so those are checked by count elsewhere).
-func TestPathsAgreeWithGjson(t *testing.T) {
-	docs := []string{
+// Documents and paths for the path tests: keys in several cases, arrays of
+// objects and of arrays, keys that are numbers.
+var (
+	pathDocs = []string{
 		`{"a":{"b":1,"c":[1,2,3]},"d":[{"e":1},{"e":2},{"f":3}],"g.h":4,"1":5,"arr":[[1],[2]]}`,
 		`{"a":[{"b":1}],"d":{"e":1,"0":2},"g":{"h":null}}`,
 		`[{"a":{"b":2}}]`,
+		`{"A":{"B":1,"c":[{"b":2},[{"B":3}]]},"d":[[{"E":1}],{"0":{"e":2}},{"e":{"E":3}}],"Ａ":{"ｂ":4}}`,
+		`{"a":[1,{"b":[{"c":1},{"C":2}]},[[{"b":{"c":3}}]]],"D":{"0":1},"d":[{"0":[5]},[6]]}`,
 	}
-	paths := []string{"a.b", "a.c", "a.c.1", "a.c.#", "d.#.e", "d.0.e", "d.e", "d.0", `g\.h`, "g.h", "1", "arr.#.0", "a.b.c", "x"}
-	for _, doc := range docs {
-		for _, p := range paths {
-			r, err := New(Options{Rules: []Rule{{Path: p, Action: Action{Op: OpReplace, Value: "X"}}}})
+	pathPaths = []string{"a.b", "a.c", "a.c.1", "a.c.#", "d.#.e", "d.0.e", "d.e", "d.0", `g\.h`, "g.h", "1", "arr.#.0",
+		"a.b.c", "x", "A.B", "a.b.c", "d.e.e", "D.0", "a.#.b", "a.1.b.#.c"}
+)
+
+// TestPathsAgreeWithGjson: with ExactPaths a replace rule changes exactly
+// the values gjson finds at the same path (all of them for '#'; for
+// wildcards gjson.Get returns only the first, so those are checked by count
+// elsewhere).
+func TestPathsAgreeWithGjson(t *testing.T) {
+	for _, doc := range pathDocs {
+		for _, p := range pathPaths {
+			r, err := New(Options{ExactPaths: true, Rules: []Rule{{Path: p, Action: Action{Op: OpReplace, Value: "X"}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,5 +171,109 @@ func TestFirstRuleWins(t *testing.T) {
 	out, _, err := r.Apply(nil, []byte(`{"a":{"keep":"x","other":"yy"}}`))
 	if err != nil || string(out) != `{"a":{"keep":"first","other":"**"}}` {
 		t.Fatalf("got %s, %v", out, err)
+	}
+}
+
+// TestFoldedPathsAgreeWithReference: by default a replace rule changes
+// exactly the values refFoldedMatches finds: keys compared by
+// normalize.FoldKey, a key step through arrays to their objects.
+func TestFoldedPathsAgreeWithReference(t *testing.T) {
+	for _, doc := range pathDocs {
+		var v any
+		if err := json.Unmarshal([]byte(doc), &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pathPaths {
+			r, err := New(Options{Rules: []Rule{{Path: p, Action: Action{Op: OpReplace, Value: "X"}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, rep, err := r.Apply(nil, []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			comps, _ := parsePath(p, false)
+			want := refFoldedMatches(v, comps, "", false)
+			// A replaced container is not looked into: drop matches inside another.
+			n := 0
+			for _, m := range want {
+				inside := false
+				for _, o := range want {
+					inside = inside || strings.HasPrefix(m, o+"/")
+				}
+				if !inside {
+					n++
+				}
+			}
+			if got := rep.Count("replace:" + p); got != n {
+				t.Errorf("doc %s path %q: rule changed %d values, the reference finds %d: %v", doc, p, got, n, want)
+			}
+		}
+	}
+}
+
+// refFoldedMatches returns the JSON pointers of the values path comps
+// names in v, the obvious way. through: only key steps apply (v was reached
+// through an array).
+func refFoldedMatches(v any, comps []comp, at string, through bool) []string {
+	if len(comps) == 0 {
+		return []string{at}
+	}
+	c, rest := comps[0], comps[1:]
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		if c.kind != compKey {
+			return nil
+		}
+		for k, val := range v {
+			if normalize.FoldKey(k) == normalize.FoldKey(c.text) {
+				out = append(out, refFoldedMatches(val, rest, at+"/"+k, false)...)
+			}
+		}
+	case []any:
+		for i, e := range v {
+			p := at + "/" + strconv.Itoa(i)
+			if !through && (c.kind == compAll || c.kind == compKey && c.index == i) {
+				out = append(out, refFoldedMatches(e, rest, p, false)...)
+			}
+			if c.kind == compKey {
+				switch e.(type) {
+				case map[string]any, []any:
+					out = append(out, refFoldedMatches(e, comps, p, true)...)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestFoldedWildcards: patterns match the folded key, and a fold that
+// produces '*' or '?' (fullwidth forms) stays literal.
+func TestFoldedWildcards(t *testing.T) {
+	for _, tc := range []struct {
+		pat, key string
+		want     bool
+	}{
+		{"USER_*", "user_name", true},
+		{"user_*", "USER_NAME", true},
+		{"ＵＳＥＲ_*", "User_Id", true},
+		{"u?er", "USER", true},
+		{"a＊", "a*", true},   // U+FF0A folds to a literal '*'
+		{"a＊", "abc", false}, // not to a wildcard
+		{"a\\*", "A*", true},
+		{"straße*", "STRASSE_1", true},
+	} {
+		comps, err := parsePath("x."+tc.pat, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := comps[1]
+		key := normalize.AppendFoldedKey(nil, []byte(tc.key))
+		got := c.kind == compWild && wildMatch(c.text, []byte(tc.key), true) || c.kind == compKey && equalFold(c.text, key)
+		if got != tc.want {
+			t.Errorf("pattern %q (folded %q) on %q: %v, want %v", tc.pat, c.text, tc.key, got, tc.want)
+		}
 	}
 }

@@ -84,6 +84,7 @@ type state struct {
 	rep   Report
 	esc   []byte    // unescaped string value
 	key   []byte    // unescaped key; latitude look-ahead
+	fkey  []byte    // folded key
 	a     []byte    // path-operator output
 	bufs  [2][]byte // detector outputs (ping-pong)
 	w     int

@@ -94,6 +94,20 @@ type seed struct {
 	want string // output under tableOptions; "" = Apply must fail
 }
 
+// exactWants is the output under tableOptions with ExactPaths, where it
+// differs from the seed's want: paths then match keys byte for byte and not
+// through arrays, as gjson reads them.
+var exactWants = map[string]string{
+	"path-through-root-array":     `[{"person":{"age":42}}]`,
+	"case-variant-keys":           `{"data":{"user_name":"홍길수","User_Mobile":"*********5678","lat":37.4057689,"LON":"126.9720319","Number_Plate":"14구9999"}}`,
+	"fullwidth-and-escaped-keys":  `{"DATA":{"ＵＳＥＲ_ＮＡＭＥ":"x","\u0055SER_MOBILE":"******6789","n":1}}`,
+	"array-of-objects":            `{"DATA":[{"USER_NAME":"x","NUMBER_PLATE":"14구9999"},{"user_name":"y","n":2},3,"USER_NAME"]}`,
+	"nested-array-of-objects":     `{"DATA":[[{"USER_NAME":"x"}],[]],"readings":[[{"phone":"*********5678"}]]}`,
+	"coarsen-in-array-of-objects": `{"DATA":[{"LAT":37.4057689,"LON":"126.9720319"},{"lon":126.9720319}]}`,
+	"wildcard-folded":             `{"SECRET":{"A":1},"Secret":2}`,
+	"index-not-through":           `{"tags":[["a","b"],null,{"1":"d"}]}`,
+}
+
 var seeds = []seed{
 	{"komdi-alarm", komdi, golden},
 	{"komdi-alarm-raw", komdiRaw, golden}, // detectors visit every value: output compact
@@ -111,7 +125,19 @@ var seeds = []seed{
 	{"bucket-below-first", `{"person":{"age":-1}}`, `{"person":{"age":null}}`},
 	{"bucket-numeric-string", `{"person":{"age":"7"}}`, `{"person":{"age":"0"}}`},
 	{"bucket-above-last", `{"person":{"age":99.5}}`, `{"person":{"age":50}}`},
-	{"path-from-object-root-only", `[{"person":{"age":42}}]`, `[{"person":{"age":42}}]`},
+	{"path-through-root-array", `[{"person":{"age":42}}]`, `[{"person":{"age":30}}]`}, // a batch of messages
+	// Keys as case-insensitive back ends read them (Options.ExactPaths off).
+	{"case-variant-keys", `{"data":{"user_name":"홍길수","User_Mobile":"010-1234-5678","lat":37.4057689,"LON":"126.9720319","Number_Plate":"14구9999"}}`,
+		`{"data":{"User_Mobile":"*********5678","lat":37.40558,"LON":"126.9679","Number_Plate":"14구****"}}`},
+	{"fullwidth-and-escaped-keys", `{"DATA":{"ＵＳＥＲ_ＮＡＭＥ":"x","\u0055SER_MOBILE":"0123456789","n":1}}`, `{"DATA":{"\u0055SER_MOBILE":"******6789","n":1}}`},
+	{"array-of-objects", `{"DATA":[{"USER_NAME":"x","NUMBER_PLATE":"14구9999"},{"user_name":"y","n":2},3,"USER_NAME"]}`,
+		`{"DATA":[{"NUMBER_PLATE":"14구****"},{"n":2},3,"USER_NAME"]}`},
+	{"nested-array-of-objects", `{"DATA":[[{"USER_NAME":"x"}],[]],"readings":[[{"phone":"010-1234-5678"}]]}`,
+		`{"DATA":[[{}],[]],"readings":[[{"phone":"*********5678"}]]}`},
+	{"coarsen-in-array-of-objects", `{"DATA":[{"LAT":37.4057689,"LON":"126.9720319"},{"lon":126.9720319}]}`,
+		`{"DATA":[{"LAT":37.40558,"LON":"126.9679"},{"lon":null}]}`},
+	{"index-not-through", `{"tags":[["a","b"],"c",{"1":"d"}]}`, `{"tags":[["a","b"],null,{}]}`}, // an index is not, a key is
+	{"wildcard-folded", `{"SECRET":{"A":1},"Secret":2}`, `{"SECRET":{"A":"[redacted]"},"Secret":2}`},
 	{"truncate", `{"note":"홍길수 called from the depot"}`, `{"note":"홍길수 called"}`},
 	{"truncate-then-detect", `{"note":"10.0.0.1 is the gateway"}`, `{"note":"******** i"}`},
 	{"replace-wildcard", `{"secret":{"a":1,"b":{"c":2}},"other":1}`, `{"secret":{"a":"[redacted]","b":"[redacted]"},"other":1}`},

@@ -118,6 +118,12 @@ func (s *state) object(i, depth int, states []int32, inherit int32) (int, error)
 				s.key = normalize.AppendUnescaped(s.key[:0], key)
 				key = s.key
 			}
+			if s.r.trie.fold && kflags != 0 {
+				// Escapes or non-ASCII: fold in full. A plain ASCII key
+				// (kflags 0) is compared with its letters lowercased.
+				s.fkey = normalize.AppendFoldedKey(s.fkey[:0], key)
+				key = s.fkey
+			}
 			if len(states) > 1 || s.r.trie.mayStep(states[0], key) {
 				child = s.r.trie.stepKey(child, states, key)
 			}
@@ -203,6 +209,9 @@ func (s *state) array(i, depth int, states []int32, inherit int32) (int, error) 
 		child := buf[:0]
 		if len(states) > 0 {
 			child = s.r.trie.stepIndex(child, states, idx)
+			if s.r.trie.fold && i < len(src) && (src[i] == '{' || src[i] == '[') {
+				child = s.r.trie.appendThrough(child, states)
+			}
 		}
 		var err error
 		if quiet && len(child) == 0 {

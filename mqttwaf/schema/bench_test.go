@@ -44,6 +44,12 @@ func BenchmarkValidate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Field paths match keys folded and through arrays by default; the
+	// opt-out, measured beside it, reads them as gjson does.
+	exact, err := New(Options{Fields: komdiFields(), ExactPaths: true})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, in := range []struct {
 		name string
 		doc  []byte
@@ -51,7 +57,7 @@ func BenchmarkValidate(b *testing.B) {
 		for _, c := range []struct {
 			name string
 			v    *Validator
-		}{{"schema", schemaV}, {"fields", fieldsV}, {"fields+schema", both}} {
+		}{{"schema", schemaV}, {"fields", fieldsV}, {"fields-exact-paths", exact}, {"fields+schema", both}} {
 			b.Run(in.name+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(in.doc)))
@@ -159,25 +165,19 @@ func BenchmarkPlausibility(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = []byte(msg(i, depotLat+float64(i)*metreLat, depotLon, i))
 	}
-	b.Run("known-device", func(b *testing.B) {
-		p, err := NewPlausibility(fleetOptions())
-		if err != nil {
-			b.Fatal(err)
+	// Paths match keys folded and through arrays by default; exact-paths
+	// reads them with gjson.Get.
+	for _, exact := range []bool{false, true} {
+		name := "known-device"
+		if exact {
+			name += "-exact-paths"
 		}
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if i == n {
-				// Start the device over: timestamps would go back.
-				p.Forget("TTNU1372314")
-				i = 0
-			}
-			if err := p.Check(t0.Add(time.Duration(i)*time.Second), "TTNU1372314", msgs[i]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-	})
+		b.Run(name, func(b *testing.B) {
+			o := fleetOptions()
+			o.ExactPaths = exact
+			benchKnownDevice(b, o, msgs)
+		})
+	}
 	b.Run("baseline-read-values", func(b *testing.B) {
 		p, _ := NewPlausibility(fleetOptions())
 		b.ReportAllocs()
@@ -192,4 +192,95 @@ func BenchmarkPlausibility(b *testing.B) {
 		}
 		_ = sink
 	})
+}
+
+func benchKnownDevice(b *testing.B, o PlausibilityOptions, msgs [][]byte) {
+	p, err := NewPlausibility(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == len(msgs) {
+			// Start the device over: timestamps would go back.
+			p.Forget("TTNU1372314")
+			i = 0
+		}
+		if err := p.Check(t0.Add(time.Duration(i)*time.Second), "TTNU1372314", msgs[i]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkFoldedVsExactPaths measures what matching paths folded and
+// through arrays (the default) costs over ExactPaths: the two run
+// interleaved on the same input, block by block, and the ratio of the
+// fastest blocks is reported (x-exact), which a shared machine disturbs far
+// less than two separate sub-benchmarks.
+func BenchmarkFoldedVsExactPaths(b *testing.B) {
+	doc := []byte(seeds[0].payload)
+	folded, err := New(Options{Fields: komdiFields()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	exact, err := New(Options{Fields: komdiFields(), ExactPaths: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("komdi/fields", func(b *testing.B) {
+		interleave(b, 32, func() { _ = exact.Validate(doc) }, func() {
+			if err := folded.Validate(doc); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	const n = 4096
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = []byte(msg(i, depotLat+float64(i)*metreLat, depotLon, i))
+	}
+	check := func(o PlausibilityOptions) func() {
+		p, err := NewPlausibility(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		return func() {
+			if i == n {
+				p.Forget("TTNU1372314")
+				i = 0
+			}
+			if err := p.Check(t0.Add(time.Duration(i)*time.Second), "TTNU1372314", msgs[i]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	}
+	o := fleetOptions()
+	o.ExactPaths = true
+	b.Run("plausibility/known-device", func(b *testing.B) { interleave(b, 32, check(o), check(fleetOptions())) })
+}
+
+// interleave runs base and ours reps times each, alternately, and reports
+// the ratio of their fastest blocks.
+func interleave(b *testing.B, reps int, base, ours func()) {
+	b.ReportAllocs()
+	tb, to := time.Duration(1<<62), time.Duration(1<<62)
+	for b.Loop() {
+		t := time.Now()
+		for range reps {
+			base()
+		}
+		tb = min(tb, time.Since(t))
+		t = time.Now()
+		for range reps {
+			ours()
+		}
+		to = min(to, time.Since(t))
+	}
+	b.ReportMetric(float64(to)/float64(tb), "x-exact")
+	b.ReportMetric(float64(tb.Nanoseconds())/float64(reps), "exact-ns/op")
+	b.ReportMetric(float64(to.Nanoseconds())/float64(reps), "folded-ns/op")
 }

@@ -37,6 +37,27 @@
 // a larger one); a panic inside the library would still be caught and
 // turn into a refusal.
 //
+// # Paths
+//
+// Field rule paths (Options.Fields) and the plausibility paths match keys
+// the way back ends read them, so that a rule checks what a back end will
+// read: a key step matches every key of the object that equals it after
+// Unicode case folding and NFKC (normalize.FoldKey), so a rule on DATA.LAT
+// also checks "lat" and "ＬＡＴ" (encoding/json would read "lat" into a LAT
+// field); and a key step that meets an array applies to every object in it,
+// at any depth, as Elasticsearch and MongoDB read such paths. Failures
+// report the actual place ("/DATA/1/lat"). A plausibility path that finds
+// more than one value is refused: there is no telling which one a back end
+// reads. Options.ExactPaths and PlausibilityOptions.ExactPaths read paths as
+// gjson does instead: keys byte for byte, never through an array.
+//
+// JSON Schema "properties" match keys exactly, as the JSON Schema
+// specification says: a schema with properties {"LAT": {"maximum": 90}} does
+// not look at "lat". Behind the normalize package with its defaults, a key
+// that differs from another of its object only by case never arrives; a
+// lone "lat" does, and only additionalProperties (or a field rule) catches
+// it.
+//
 // # Schemas
 //
 // Schemas are read from local files and Options.Resources when New runs,

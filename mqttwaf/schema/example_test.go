@@ -69,3 +69,22 @@ func ExamplePlausibility() {
 	// schema: /DATA/REPORT_TIME: timestampBackwards: older than the device's last accepted timestamp
 	// <nil>
 }
+
+// Field paths match keys the way back ends read them: a rule on DATA.LAT
+// also checks "lat", and the objects of an array at DATA. ExactPaths reads
+// paths as gjson does.
+func ExampleOptions_exactPaths() {
+	latMax := 90.0
+	payload := []byte(`{"DATA":[{"LAT":45},{"lat":999}]}`)
+	for _, exact := range []bool{false, true} {
+		v, err := schema.New(schema.Options{ExactPaths: exact,
+			Fields: []schema.FieldRule{{Path: "DATA.LAT", Max: &latMax}}})
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(v.Validate(payload))
+	}
+	// Output:
+	// schema: /DATA/1/lat: maximum: must be <= 90
+	// <nil>
+}

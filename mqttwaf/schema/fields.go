@@ -28,10 +28,14 @@ type FieldRule struct {
 	// Path names the value in gjson syntax: keys separated by '.', array
 	// indexes, '#' for every element of an array ("readings.#.temp"),
 	// '\' to escape a special character. Wildcards, queries, modifiers and
-	// pipes are refused. Required.
+	// pipes are refused. Required. Unless Options.ExactPaths, a key matches
+	// the way case-insensitive back ends read it, and a key applied to an
+	// array applies to its objects (see Options.ExactPaths).
 	Path string `yaml:"path" json:"path"`
 	// Required makes a missing value an error (keyword "required"). With
-	// '#', every element must have it; an empty array passes.
+	// '#', every element must have it; an empty array passes. A key applied
+	// to an array: every object in it must have it, and an array without
+	// objects fails.
 	Required bool `yaml:"required" json:"required"`
 	// Type is one of string, number, integer, boolean, object, array, null;
 	// "" accepts any type unless another constraint implies one.
@@ -249,46 +253,62 @@ func quoteCut(s string) string {
 	return strconv.Quote(s)
 }
 
-// missing reports the rule's value as missing: at its own pointer for a
-// path without '#', else at the component where the walk stopped (at
-// components resolved, idx the indexes taken).
-func (fr *fieldRule) missing(at int, idx []int) *ValidationError {
+// missing reports the rule's value as missing. at is where the walk
+// stopped, after resolving the first from components: the pointer is at's,
+// followed by the rest of the path as written for a path without '#', or
+// by the one missing component.
+func (fr *fieldRule) missing(at trail, from int) *ValidationError {
+	end := from + 1
 	if !fr.path.each {
-		at = len(fr.path.keys)
+		end = len(fr.path.keys)
 	}
-	return verr(fr.path.pointer(at, idx), "required", fr.msgReq)
+	return verr(fr.pointer(at, fr.path.keys[from:end]), "required", fr.msgReq)
 }
 
-// check evaluates the rule on r, the value its path names (idx: the
-// indexes taken at its '#' components).
-func (fr *fieldRule) check(r gjson.Result, idx []int) *ValidationError {
-	at := len(fr.path.keys)
+// pointer is the JSON pointer of at followed by suffix (the rest of the
+// rule's path): the precomputed pointer of the path as written when the
+// walk is exactly there, as it nearly always is, else built.
+func (fr *fieldRule) pointer(at trail, suffix []string) string {
+	p := &fr.path
+	if p.each || len(at)+len(suffix) != len(p.keys) {
+		return at.pointer(suffix)
+	}
+	for i, s := range at {
+		if s.idx >= 0 && s.idx != p.index[i] || s.idx < 0 && s.key != p.keys[i] {
+			return at.pointer(suffix)
+		}
+	}
+	return p.fixed
+}
+
+// check evaluates the rule on r, the value its path names, found at at.
+func (fr *fieldRule) check(r gjson.Result, at trail) *ValidationError {
 	if fr.typ != anyType && !hasType(r, fr.typ) {
-		return verr(fr.path.pointer(at, idx), "type", fr.msgType)
+		return verr(fr.pointer(at, nil), "type", fr.msgType)
 	}
 	if fr.hasEnum && !fr.inEnum(r) {
-		return verr(fr.path.pointer(at, idx), "enum", fr.msgEnum)
+		return verr(fr.pointer(at, nil), "enum", fr.msgEnum)
 	}
 	if r.Type == gjson.Number {
 		if fr.hasMin && r.Num < fr.min {
-			return verr(fr.path.pointer(at, idx), "minimum", fr.msgMin)
+			return verr(fr.pointer(at, nil), "minimum", fr.msgMin)
 		}
 		if fr.hasMax && r.Num > fr.max {
-			return verr(fr.path.pointer(at, idx), "maximum", fr.msgMax)
+			return verr(fr.pointer(at, nil), "maximum", fr.msgMax)
 		}
 	}
 	if r.Type == gjson.String {
 		if fr.minLen > 0 || fr.maxLen > 0 {
 			n := utf8.RuneCountInString(r.Str)
 			if n < fr.minLen {
-				return verr(fr.path.pointer(at, idx), "minLength", fr.msgMinL)
+				return verr(fr.pointer(at, nil), "minLength", fr.msgMinL)
 			}
 			if fr.maxLen > 0 && n > fr.maxLen {
-				return verr(fr.path.pointer(at, idx), "maxLength", fr.msgMaxL)
+				return verr(fr.pointer(at, nil), "maxLength", fr.msgMaxL)
 			}
 		}
 		if fr.re != nil && !fr.re.MatchString(r.Str) {
-			return verr(fr.path.pointer(at, idx), "pattern", fr.msgPat)
+			return verr(fr.pointer(at, nil), "pattern", fr.msgPat)
 		}
 	}
 	return nil

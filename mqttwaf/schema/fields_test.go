@@ -79,7 +79,7 @@ func TestFieldRules(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 		var ref verdict
-		if e := referenceCheck(val.fields.rules, c.doc); e != nil {
+		if e := referenceCheck(val.fields.rules, c.doc, val.fields.fold); e != nil {
 			ref = verdict{e.Path, e.Keyword}
 		}
 		if ref != c.want {
@@ -97,7 +97,7 @@ func TestFieldRulesMatchReferenceOnSeeds(t *testing.T) {
 		var d decoder
 		var got, ref *ValidationError
 		got = fieldsV.fields.check(s.payload, &d.fields)
-		ref = referenceCheck(fieldsV.fields.rules, s.payload)
+		ref = referenceCheck(fieldsV.fields.rules, s.payload, fieldsV.fields.fold)
 		if (got == nil) != (ref == nil) || got != nil && *got != *ref {
 			t.Errorf("%s: one pass %v, reference %v", s.name, got, ref)
 		}
@@ -109,4 +109,68 @@ func jsonOK(s string) bool {
 	d.reset([]byte(s), defaultMaxDepth, false)
 	_, err := d.document()
 	return err == nil
+}
+
+// foldedFieldCases: by default paths match keys the way case-insensitive
+// back ends read them, and through arrays of objects; exact is the verdict
+// with ExactPaths (gjson's reading).
+var foldedFieldCases = []struct {
+	name  string
+	rules []FieldRule
+	doc   string
+	want  verdict
+	exact verdict
+}{
+	{"case variant duplicate: both checked", []FieldRule{{Path: "DATA.LAT", Max: f64(90)}},
+		`{"DATA":{"LAT":45,"lat":999}}`, v("/DATA/lat", "maximum"), verdict{}},
+	{"lone lower-case key", []FieldRule{{Path: "DATA.LAT", Required: true, Max: f64(90)}},
+		`{"DATA":{"lat":999}}`, v("/DATA/lat", "maximum"), v("/DATA/LAT", "required")},
+	{"lower-case rule, upper-case document", []FieldRule{{Path: "data.cmd", Enum: []any{"status"}}},
+		`{"DATA":{"CMD":"reboot"}}`, v("/DATA/CMD", "enum"), verdict{}},
+	{"fullwidth key", []FieldRule{{Path: "DATA.CMD", Enum: []any{"status"}}},
+		`{"DATA":{"ＣＭＤ":"reboot"}}`, v("/DATA/ＣＭＤ", "enum"), verdict{}},
+	{"Kelvin sign", []FieldRule{{Path: "k", Type: "string"}}, "{\"\u212a\":1}", v("/\u212a", "type"), verdict{}},
+	{"array of objects", []FieldRule{{Path: "DATA.LAT", Max: f64(90)}},
+		`{"DATA":[{"LAT":45},{"lat":999}]}`, v("/DATA/1/lat", "maximum"), verdict{}},
+	{"nested arrays of objects", []FieldRule{{Path: "DATA.LAT", Max: f64(90)}},
+		`{"DATA":[[{"LAT":45}],[[{"LAT":91}]]]}`, v("/DATA/1/0/0/LAT", "maximum"), verdict{}},
+	{"required in every object of an array", []FieldRule{{Path: "DATA.LAT", Required: true}},
+		`{"DATA":[{"LAT":45},{"LON":1},7]}`, v("/DATA/1/LAT", "required"), v("/DATA/LAT", "required")},
+	{"required: an array without objects", []FieldRule{{Path: "DATA.LAT", Required: true}},
+		`{"DATA":[1,2]}`, v("/DATA/LAT", "required"), v("/DATA/LAT", "required")},
+	{"required: an empty array", []FieldRule{{Path: "DATA.LAT", Required: true}},
+		`{"DATA":[]}`, v("/DATA/LAT", "required"), v("/DATA/LAT", "required")},
+	{"an index stays an index", []FieldRule{{Path: "tags.1", Required: true, Type: "string"}},
+		`{"tags":["a","b",{"x":1}]}`, verdict{}, verdict{}},
+	{"an index on objects of an array", []FieldRule{{Path: "tags.1", Type: "string"}},
+		`{"tags":["a","b",{"1":2}]}`, v("/tags/2/1", "type"), verdict{}},
+	{"'#' unchanged", []FieldRule{{Path: "r.#.T", Required: true, Max: f64(1)}},
+		`{"r":[{"t":0},{"T":2}]}`, v("/r/1/T", "maximum"), v("/r/0/T", "required")},
+	{"deeper rule through an array", []FieldRule{{Path: "a.b.c", Required: true}},
+		`{"A":[{"B":{"C":1}},{"b":{}}]}`, v("/A/1/b/c", "required"), v("/a/b/c", "required")},
+}
+
+func TestFieldRulesFolded(t *testing.T) {
+	for _, c := range foldedFieldCases {
+		for _, exact := range []bool{false, true} {
+			want := c.want
+			if exact {
+				want = c.exact
+			}
+			val, err := New(Options{Fields: c.rules, ExactPaths: exact})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if got := gotVerdict(t, val.Validate([]byte(c.doc))); got != want {
+				t.Errorf("%s (exact %v): got %+v, want %+v", c.name, exact, got, want)
+			}
+			var ref verdict
+			if e := referenceCheck(val.fields.rules, c.doc, !exact); e != nil {
+				ref = verdict{e.Path, e.Keyword}
+			}
+			if ref != want {
+				t.Errorf("%s (exact %v): reference evaluator got %+v, want %+v", c.name, exact, ref, want)
+			}
+		}
+	}
 }

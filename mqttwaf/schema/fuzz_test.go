@@ -155,8 +155,12 @@ func FuzzRulePath(f *testing.F) {
 		f.Add(c.rules[0].Path, "a.#", c.doc)
 	}
 	f.Add(`a\.b.#.c`, "a\\.b.1.c", `{"a.b":[{"c":1},{"d":2},3]}`)
+	for _, c := range foldedFieldCases {
+		f.Add(c.rules[0].Path, "DATA.0", c.doc)
+	}
 	f.Fuzz(func(t *testing.T, p1, p2, doc string) {
-		v, err := New(Options{Fields: []FieldRule{
+		exact := len(doc)%2 == 1 // both ways, by a bit of the input
+		v, err := New(Options{ExactPaths: exact, Fields: []FieldRule{
 			{Path: p1, Required: true, Type: "number", Max: f64(1)},
 			{Path: p2, MaxLength: 2},
 			{Path: p1, Enum: []any{"x", 0.5}},
@@ -175,7 +179,7 @@ func FuzzRulePath(f *testing.F) {
 			return
 		}
 		var sc fieldScratch
-		got, ref := v.fields.check(doc, &sc), referenceCheck(v.fields.rules, doc)
+		got, ref := v.fields.check(doc, &sc), referenceCheck(v.fields.rules, doc, v.fields.fold)
 		if (got == nil) != (ref == nil) || got != nil && *got != *ref {
 			t.Fatalf("one pass %v, reference %v", got, ref)
 		}

@@ -23,6 +23,17 @@ type Options struct {
 	// MaxDepth is the deepest nesting of objects and arrays accepted,
 	// between 1 and 1000. Default 64.
 	MaxDepth int `yaml:"max_depth" json:"max_depth"`
+	// ExactPaths matches the paths of Fields as gjson does: each key byte
+	// for byte, and a key never through an array. By default (false) they
+	// match keys the way back ends read them, so that a rule checks what a
+	// back end will read: a key step matches every key of the object equal
+	// to it after Unicode case folding and NFKC (normalize.FoldKey), so a
+	// rule on DATA.LAT also checks "lat", which encoding/json would read
+	// into a LAT field; and a key step that meets an array applies to every
+	// object in it, at any depth, as Elasticsearch and MongoDB read paths.
+	// JSON Schema "properties" are not affected: they match keys exactly,
+	// as the JSON Schema specification says.
+	ExactPaths bool `yaml:"exact_paths" json:"exact_paths"`
 }
 
 const (

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/mqttwaf/mqttwaf/normalize"
 )
 
 // This file parses rule paths: the subset of gjson path syntax that names
@@ -13,11 +17,13 @@ import (
 
 // path is a compiled rule path.
 type path struct {
-	text  string   // the gjson path as written, for gjson.Get when !each
-	raw   []string // components with gjson escapes kept ("#" for every element)
-	keys  []string // components unescaped
-	each  bool     // some component is '#'
-	fixed string   // JSON pointer when !each
+	text   string   // the gjson path as written, for gjson.Get when !each
+	raw    []string // components with gjson escapes kept ("#" for every element)
+	keys   []string // components unescaped
+	folded []string // keys folded (normalize.FoldKey), for matching keys the way back ends do
+	index  []int    // the array index a component names, or -1
+	each   bool     // some component is '#'
+	fixed  string   // JSON pointer of the path as written when !each
 }
 
 func parsePath(p string, allowEach bool) (path, error) {
@@ -46,8 +52,15 @@ func parsePath(p string, allowEach bool) (path, error) {
 		case r[0] == '!':
 			return errors.New("gjson literals (!...) are not supported")
 		}
+		k := lit.String()
+		idx := -1
+		if i, err := strconv.Atoi(k); err == nil && i >= 0 && strconv.Itoa(i) == k && r != "#" {
+			idx = i
+		}
 		out.raw = append(out.raw, r)
-		out.keys = append(out.keys, lit.String())
+		out.keys = append(out.keys, k)
+		out.folded = append(out.folded, normalize.FoldKey(k))
+		out.index = append(out.index, idx)
 		lit.Reset()
 		raw.Reset()
 		return nil
@@ -85,37 +98,92 @@ func parsePath(p string, allowEach bool) (path, error) {
 		return path{}, err
 	}
 	if !out.each {
-		out.fixed = out.pointer(len(out.keys), nil)
+		out.fixed = trail(nil).pointer(out.keys)
 	}
 	return out, nil
 }
 
-// pointer builds the JSON pointer (RFC 6901) of the first at components,
-// with the '#' components replaced by the array indexes in idx, in order.
-func (p *path) pointer(at int, idx []int) string {
-	if !p.each && at == len(p.keys) && p.fixed != "" {
-		return p.fixed
+// place is one component of the place in a document a walk has reached: an
+// object key as the document spells it, or an array index (idx >= 0).
+type place struct {
+	key string
+	idx int
+}
+
+// trail is the place a walk has reached, outermost first. Failures report
+// it as a JSON pointer: the actual place, with the document's own keys and
+// the indexes of the arrays passed through.
+type trail []place
+
+// pointer is the JSON pointer (RFC 6901) of t followed by the keys suffix.
+func (t trail) pointer(suffix []string) string {
+	n := 0
+	for _, s := range t {
+		n += len(s.key) + 8
+	}
+	for _, k := range suffix {
+		n += len(k) + 2
 	}
 	var b strings.Builder
-	for i, k := range p.keys[:at] {
+	b.Grow(n) // one allocation: escapes are rare
+	for _, s := range t {
 		b.WriteByte('/')
-		if p.raw[i] == "#" {
-			if len(idx) > 0 {
-				b.WriteString(strconv.Itoa(idx[0]))
-				idx = idx[1:]
-			}
-			continue
-		}
-		for i := 0; i < len(k); i++ {
-			switch k[i] {
-			case '~':
-				b.WriteString("~0")
-			case '/':
-				b.WriteString("~1")
-			default:
-				b.WriteByte(k[i])
-			}
+		if s.idx >= 0 {
+			b.WriteString(strconv.Itoa(s.idx))
+		} else {
+			writeToken(&b, s.key)
 		}
 	}
+	for _, k := range suffix {
+		b.WriteByte('/')
+		writeToken(&b, k)
+	}
 	return b.String()
+}
+
+func writeToken(b *strings.Builder, k string) {
+	for i := 0; i < len(k); i++ {
+		switch k[i] {
+		case '~':
+			b.WriteString("~0")
+		case '/':
+			b.WriteString("~1")
+		default:
+			b.WriteByte(k[i])
+		}
+	}
+}
+
+// keyMatches reports whether the document key key folds to folded. An
+// ASCII key folds by lowercasing, compared in place; others are folded in
+// a stack buffer (one that outgrows it allocates).
+func keyMatches(key, folded string) bool {
+	if len(key) > 0 && len(folded) > 0 && key[0] < utf8.RuneSelf && (len(key) == 1 || key[1] < utf8.RuneSelf) &&
+		lowerASCII(key[0]) != folded[0] {
+		// Most keys differ at once. An ASCII byte followed by another can only fold to
+		// itself lowercased: NFKC composes a letter with a following mark, never ASCII.
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] >= utf8.RuneSelf {
+			var buf [64]byte
+			return string(normalize.AppendFoldedKey(buf[:0], unsafe.Slice(unsafe.StringData(key), len(key)))) == folded
+		}
+	}
+	if len(key) != len(folded) {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if lowerASCII(key[i]) != folded[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return c
 }

@@ -68,6 +68,15 @@ type PlausibilityOptions struct {
 	// Shards is the number of independently locked parts of the device
 	// table, a power of two up to 1024. Default 32.
 	Shards int `yaml:"shards" json:"shards"`
+
+	// ExactPaths reads TimestampPath, LatPath and LonPath as gjson does:
+	// each key byte for byte, never through an array. By default (false)
+	// they match keys the way back ends read them (see Options.ExactPaths):
+	// case-insensitively after NFKC, and through arrays of objects. A path
+	// that then finds more than one value (keys that differ only in case,
+	// an array of several objects) is refused as ambiguous: there is no
+	// telling which one a back end reads.
+	ExactPaths bool `yaml:"exact_paths" json:"exact_paths"`
 }
 
 const (
@@ -93,6 +102,8 @@ const (
 // judged one at a time, in the order their Check calls take the device's
 // lock.
 type Plausibility struct {
+	fold      bool // paths match keys folded and through arrays
+	msgAmbig  string
 	ts        bool
 	tsPath    path
 	tsFmt     tsFormat
@@ -134,7 +145,8 @@ type replayRecord struct {
 // NewPlausibility returns a Plausibility, or an *OptionError naming the
 // field at fault.
 func NewPlausibility(opts PlausibilityOptions) (*Plausibility, error) {
-	p := &Plausibility{seed: maphash.MakeSeed()}
+	p := &Plausibility{seed: maphash.MakeSeed(), fold: !opts.ExactPaths,
+		msgAmbig: "found more than once (keys that differ only in case, or an array of several objects), or nested too deep to tell: a back end could read another value"}
 	if opts.TimestampPath != "" {
 		tp, err := parsePath(opts.TimestampPath, false)
 		if err != nil {
@@ -239,10 +251,16 @@ func NewPlausibility(opts PlausibilityOptions) (*Plausibility, error) {
 func (p *Plausibility) Check(now time.Time, device string, payload []byte) error {
 	doc := unsafe.String(unsafe.SliceData(payload), len(payload))
 	nowNs := now.UnixNano()
+	var v values
+	p.read(doc, &v)
 	var ts int64
 	if p.ts {
+		r, n := v.res[tsValue], v.n[tsValue]
+		if n > 1 {
+			return verr(p.tsPath.fixed, KeywordTimestamp, p.msgAmbig)
+		}
 		var err error
-		if ts, err = p.tsFmt.read(gjson.Get(doc, p.tsPath.text)); err != nil {
+		if ts, err = p.tsFmt.read(r); err != nil {
 			return verr(p.tsPath.fixed, KeywordTimestamp, p.msgTS)
 		}
 		if ts > nowNs && ts-nowNs > p.maxFuture {
@@ -252,7 +270,10 @@ func (p *Plausibility) Check(now time.Time, device string, payload []byte) error
 	var lat, lon float64
 	at := nowNs
 	if p.speed {
-		la, lo := gjson.Get(doc, p.latPath.text), gjson.Get(doc, p.lonPath.text)
+		la, lo := v.res[latValue], v.res[lonValue]
+		if v.n[latValue] > 1 || v.n[lonValue] > 1 {
+			return verr(p.latPath.fixed, KeywordPosition, p.msgAmbig)
+		}
 		if la.Type != gjson.Number || lo.Type != gjson.Number || !(la.Num >= -90 && la.Num <= 90) || !(lo.Num >= -180 && lo.Num <= 180) {
 			return verr(p.latPath.fixed, KeywordPosition, "missing, not a number, or out of range")
 		}
@@ -338,3 +359,132 @@ func (p *Plausibility) Len() int { return p.devices.Len() }
 
 // Cap returns the most devices that can have a history (MaxDevices).
 func (p *Plausibility) Cap() int { return p.devices.Cap() }
+
+// The values Check reads.
+const (
+	tsValue = iota
+	latValue
+	lonValue
+)
+
+// values are what the paths found in one payload: each value, and how many
+// there were (0, 1, or 2 for "more than one").
+type values struct {
+	res [3]gjson.Result
+	n   [3]int
+}
+
+// read finds the values of the enabled checks in doc: with gjson.Get under
+// ExactPaths; otherwise in one walk (find) that matches keys folded and
+// goes through arrays, and counts the values each path names.
+func (p *Plausibility) read(doc string, v *values) {
+	paths := [3]*path{}
+	if p.ts {
+		paths[tsValue] = &p.tsPath
+	}
+	if p.speed {
+		paths[latValue], paths[lonValue] = &p.latPath, &p.lonPath
+	}
+	if !p.fold {
+		for t, pa := range paths {
+			if pa != nil {
+				if v.res[t] = gjson.Get(doc, pa.text); v.res[t].Exists() {
+					v.n[t] = 1
+				}
+			}
+		}
+		return
+	}
+	f := finder{paths: paths, v: v}
+	n := 0
+	for t, pa := range paths {
+		if pa != nil {
+			f.stack[n] = cursor{t: uint8(t)}
+			n++
+		}
+	}
+	f.find(gjson.Parse(doc), 0, n)
+}
+
+// cursor is where one path's walk is: its next component, and whether the
+// value was reached through an array (then an index does not apply).
+type cursor struct {
+	t       uint8
+	through bool
+	i       int32
+}
+
+// finder walks a document for up to three paths at once. The cursors of
+// the walk's current branch live on a fixed stack, so a walk allocates
+// nothing; a document nested deeper than the stack holds is refused.
+type finder struct {
+	paths [3]*path
+	v     *values
+	stack [512]cursor
+}
+
+// find advances the cursors f.stack[lo:hi] over r, the value they have
+// reached; the cursors of r's members go above hi.
+func (f *finder) find(r gjson.Result, lo, hi int) {
+	if hi+2*(hi-lo) > len(f.stack) {
+		for _, c := range f.stack[lo:hi] {
+			f.v.n[c.t] = 2 // deeper than any telemetry: refuse rather than guess
+		}
+		return
+	}
+	switch {
+	case r.IsObject():
+		r.ForEach(func(k, val gjson.Result) bool {
+			top := hi
+			for _, c := range f.stack[lo:hi] {
+				if keyMatches(k.Str, f.paths[c.t].folded[c.i]) {
+					f.stack[top] = cursor{t: c.t, i: c.i + 1}
+					top++
+				}
+			}
+			return f.step(val, hi, top)
+		})
+	case r.IsArray():
+		j := 0
+		r.ForEach(func(_, val gjson.Result) bool {
+			top := hi
+			for _, c := range f.stack[lo:hi] {
+				if !c.through && j == f.paths[c.t].index[c.i] {
+					f.stack[top] = cursor{t: c.t, i: c.i + 1}
+					top++
+				}
+				if val.IsObject() || val.IsArray() {
+					f.stack[top] = cursor{t: c.t, i: c.i, through: true}
+					top++
+				}
+			}
+			j++
+			return f.step(val, hi, top)
+		})
+	}
+}
+
+// step records val for the cursors f.stack[lo:hi] that reached the end of
+// their path and walks on with the others. It reports whether any path may
+// still find a value that matters (a second one makes it ambiguous).
+func (f *finder) step(val gjson.Result, lo, hi int) bool {
+	top := lo
+	for _, c := range f.stack[lo:hi] {
+		if int(c.i) == len(f.paths[c.t].keys) {
+			f.v.res[c.t] = val
+			f.v.n[c.t]++
+		} else if f.v.n[c.t] < 2 {
+			f.stack[top] = c
+			top++
+		}
+	}
+	if top > lo {
+		f.find(val, lo, top)
+	}
+	for t, pa := range f.paths {
+		if pa != nil && f.v.n[t] < 2 {
+			return true
+		}
+	}
+	return false
+}

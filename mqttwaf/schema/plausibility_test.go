@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,4 +268,48 @@ func TestPlausibilityOptionErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want an *OptionError on %s", c.name, err, c.field)
 		}
 	}
+}
+
+// TestPlausibilityFoldedPaths: by default the paths find keys the way
+// case-insensitive back ends read them, and through arrays of objects; a
+// value found twice is refused as ambiguous. ExactPaths reads as gjson.
+func TestPlausibilityFoldedPaths(t *testing.T) {
+	ts := t0.Format("20060102150405")
+	far := strconv.FormatFloat(busanLat, 'f', -1, 64)
+	lower := `{"data":{"report_time":"` + ts + `","lat":37.4057689,"Lon":126.9720319}}`
+	array := `{"DATA":[{"REPORT_TIME":"` + ts + `","LAT":37.4057689,"LON":126.9720319}]}`
+	twoTimes := `{"DATA":{"REPORT_TIME":"` + ts + `","report_time":"20991231000000","LAT":37.4057689,"LON":126.9720319}}`
+	twoObjects := `{"DATA":[{"REPORT_TIME":"` + ts + `","LAT":37.4057689,"LON":126.9720319},{"LAT":` + far + `}]}`
+	for _, c := range []struct {
+		name            string
+		payload         string
+		want, wantExact string
+	}{
+		{"lower-case keys", lower, "", KeywordTimestamp},
+		{"array of one object", array, "", KeywordTimestamp},
+		{"a timestamp twice", twoTimes, KeywordTimestamp, ""},
+		{"a latitude twice", twoObjects, KeywordPosition, KeywordTimestamp},
+		{"the seed", msg(0, depotLat, depotLon, 1), "", ""},
+	} {
+		for _, exact := range []bool{false, true} {
+			o := fleetOptions()
+			o.ExactPaths = exact
+			p, err := NewPlausibility(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c.want
+			if exact {
+				want = c.wantExact
+			}
+			t.Run(c.name+"/exact="+strconv.FormatBool(exact), func(t *testing.T) {
+				runSteps(t, p, []step{{0, "a", c.payload, want}})
+			})
+		}
+	}
+	// A hostile nest of arrays is refused, not walked without bound.
+	o := fleetOptions()
+	p, _ := NewPlausibility(o)
+	deep := `{"DATA":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`
+	runSteps(t, p, []step{{0, "a", deep, KeywordTimestamp}})
 }

@@ -43,7 +43,7 @@ func New(opts Options) (*Validator, error) {
 		rules = append(rules, fr)
 	}
 	if len(rules) > 0 {
-		v.fields = newFieldSet(rules)
+		v.fields = newFieldSet(rules, !opts.ExactPaths)
 	}
 	if opts.Schema != "" {
 		sch, err := compileSchema(opts)

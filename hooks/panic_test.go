@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,8 +22,7 @@ func (*panicHook) Provides(b byte) bool {
 }
 func (*panicHook) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && pk.TopicName == "boom" {
-		var m map[string]int
-		m["x"]++ // nil map: panics
+		panic(fmt.Sprintf("application hook failed on %d bytes", len(pk.Payload)))
 	}
 	return pk, nil
 }

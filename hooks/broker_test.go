@@ -289,7 +289,15 @@ func TestTakeoverByOtherIdentityRefused(t *testing.T) {
 	if _, err := pub.publish(t, "fleet/dev1/cmd", 1, []byte("reboot")); err != nil {
 		t.Fatal(err)
 	}
-	expectMsg(t, owner.msgs, 5*time.Second)
+	if m := expectMsg(t, owner.msgs, 5*time.Second); string(m.Payload) != "reboot" {
+		t.Fatalf("owner got %q", m.Payload)
+	}
+	// paho hands the message over before it sends the PUBACK. Disconnecting
+	// before the broker has the PUBACK would leave "reboot" unacknowledged,
+	// and the resumed session would rightly redeliver it (DUP) ahead of
+	// "queued" [MQTT-4.4.0-1]. Wait for the acknowledgement, so the only
+	// message the resumed session can owe is the one queued while offline.
+	b.waitInflightEmpty(t, "dev1")
 
 	// While the owner is offline, its queued messages stay out of reach too.
 	_ = owner.Disconnect(&paho.Disconnect{})
@@ -318,6 +326,26 @@ func TestTakeoverByOtherIdentityRefused(t *testing.T) {
 	}
 	if m := expectMsg(t, back.msgs, 5*time.Second); string(m.Payload) != "queued" {
 		t.Fatalf("got %q", m.Payload)
+	}
+	// Exactly once: an acknowledged message is not delivered again.
+	expectNoMsg(t, back.msgs, 100*time.Millisecond)
+}
+
+// waitInflightEmpty waits until the broker holds no unacknowledged packet
+// for the connected client id, i.e. it has processed the client's acks.
+func (b *testBroker) waitInflightEmpty(t testing.TB, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		cl, ok := b.server.Clients.Get(id)
+		if !ok {
+			t.Fatalf("client %q not connected", id)
+		}
+		if cl.State.Inflight.Len() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client %q still has %d unacknowledged packets", id, cl.State.Inflight.Len())
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,12 +216,23 @@ rates:
 	const attempts, workers = 200, 4
 	var accepted, quota, other atomic.Int64
 	var wg sync.WaitGroup
+	// The workers must not outlive the test: a t.Fatalf below would
+	// otherwise leave them dialling a closed broker and failing a finished
+	// test, which panics and takes the whole package run down with it.
+	var quit atomic.Bool
+	defer func() { quit.Store(true); wg.Wait() }()
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < attempts; i += workers {
-				c, err := dialV5(t, b.addr, &paho.Connect{ClientID: fmt.Sprintf("churn-%04d", i), Username: "mallory",
+			for i := w; i < attempts && !quit.Load(); i += workers {
+				conn, err := net.Dial("tcp", b.addr) // not dialV5: its t.Fatal is for the test goroutine
+				if err != nil {
+					t.Errorf("churn %d: %v", i, err)
+					other.Add(1)
+					continue
+				}
+				c, err := connectV5(t, conn, &paho.Connect{ClientID: fmt.Sprintf("churn-%04d", i), Username: "mallory",
 					Password: []byte("mallory-pw"), PasswordFlag: true, CleanStart: true})
 				switch {
 				case err == nil:

@@ -882,11 +882,11 @@ func TestRatesOperatorBans(t *testing.T) {
 	}
 }
 
-// TestRatesPublishAllowAllocs pins the zero-allocation allow path with every
+// TestRatesPublishAllowAllocsNoRace pins the zero-allocation allow path with every
 // rate protection at its default (a known client within its rates).
-func TestRatesPublishAllowAllocs(t *testing.T) {
+func TestRatesPublishAllowAllocsNoRace(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race")
+		t.Skip("allocation counts are not meaningful under -race; run without it: go test -run NoRace")
 	}
 	w, c, m := newRatesBenchWAF(t, "defaults")
 	if n := testing.AllocsPerRun(1000, func() {
@@ -948,13 +948,13 @@ func checkTables(tb testing.TB, w *WAF) {
 	}
 }
 
-// TestRatesBoundedMemoryClientIDs drives distinct client IDs (CONNECT and
+// TestRatesBoundedMemoryClientIDsNoRace drives distinct client IDs (CONNECT and
 // one PUBLISH each, from 1 address per 8 clients and 1 user name per 20)
 // through a WAF with the default rates, except new_client_ids.global, raised
 // from 5000/min to 100000/min so that the churn (1000 CONNECTs a second, the
 // default per-listener rate) is admitted. Every CONNECT and PUBLISH must pass,
 // so every table sees every key, and the live heap must stay under 64 MiB.
-func TestRatesBoundedMemoryClientIDs(t *testing.T) {
+func TestRatesBoundedMemoryClientIDsNoRace(t *testing.T) {
 	for _, n := range distinctCounts() {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			clock := newFakeClock()
@@ -1001,13 +1001,13 @@ func TestRatesBoundedMemoryClientIDs(t *testing.T) {
 	}
 }
 
-// TestRatesBoundedMemoryTopics drives distinct topics from one identity (one
+// TestRatesBoundedMemoryTopicsNoRace drives distinct topics from one identity (one
 // connection, publishing about 90 messages a second, within the default
 // per-connection rate) through a WAF with the default rates, except
 // new_topics.per_identity, raised from 10000/h to 10000000/h so that every
 // new topic is admitted. Every PUBLISH must pass and the live heap must stay
 // under 64 MiB.
-func TestRatesBoundedMemoryTopics(t *testing.T) {
+func TestRatesBoundedMemoryTopicsNoRace(t *testing.T) {
 	for _, n := range distinctCounts() {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			clock := newFakeClock()
@@ -1047,7 +1047,7 @@ func TestRatesBoundedMemoryTopics(t *testing.T) {
 	}
 }
 
-// TestRatesEvictionSparesWellBehaved: twice max_keys attacker client IDs churn
+// TestRatesEvictionSparesWellBehavedNoRace: twice max_keys attacker client IDs churn
 // through the tables, each from its own address and user name: it connects,
 // drains its byte bucket with one 512 KiB message and is refused once more
 // (so its evicted state is a debt and a violation). Meanwhile well-behaved
@@ -1061,7 +1061,7 @@ func TestRatesBoundedMemoryTopics(t *testing.T) {
 // Under -race and -short the scene is scaled down (max_keys 10,000 and
 // 20,000 attackers), which keeps the proportions: the race detector makes
 // the full run slow, and this is not a concurrency test.
-func TestRatesEvictionSparesWellBehaved(t *testing.T) {
+func TestRatesEvictionSparesWellBehavedNoRace(t *testing.T) {
 	maxKeys := 20_000 // the default
 	if raceEnabled || testing.Short() {
 		maxKeys = 10_000

@@ -783,12 +783,12 @@ func BenchmarkOpenClose(b *testing.B) {
 	}
 }
 
-// TestAllowPathAllocs pins the zero-allocation allow paths the benchmarks
+// TestAllowPathAllocsNoRace pins the zero-allocation allow paths the benchmarks
 // measure (sync.Pool drops items at random under -race, so it is skipped
 // there).
-func TestAllowPathAllocs(t *testing.T) {
+func TestAllowPathAllocsNoRace(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race")
+		t.Skip("allocation counts are not meaningful under -race; run without it: go test -run NoRace")
 	}
 	w, c, m := newBenchWAF(t), benchDevice(), realisticMessage(t)
 	sub := &Subscription{Filter: "fleet/device-0042/cmd/#", QoS: 1, Count: 1}

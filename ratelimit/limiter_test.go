@@ -147,12 +147,12 @@ func TestLimiterBytes(t *testing.T) {
 	}
 }
 
-// TestLimiterWellBehavedUnderChurn: 200,000 one-shot attacker keys churn
+// TestLimiterWellBehavedUnderChurnNoRace: 200,000 one-shot attacker keys churn
 // through a 100,000-key limiter over ten seconds while one client publishes
 // bursts of 50 within its 100/s rate, either every second (it stays held) or
 // only at the start and the end (it is evicted in between). It is never
 // refused either way. Under -race both numbers are divided by ten.
-func TestLimiterWellBehavedUnderChurn(t *testing.T) {
+func TestLimiterWellBehavedUnderChurnNoRace(t *testing.T) {
 	tests := []struct {
 		name        string
 		every       time.Duration

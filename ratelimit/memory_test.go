@@ -113,10 +113,10 @@ func (f *fleet) feed(n int, which string) {
 	}
 }
 
-// TestBoundedMemory drives 100,000 and 1,000,000 distinct keys (topics for
+// TestBoundedMemoryNoRace drives 100,000 and 1,000,000 distinct keys (topics for
 // Distinct) through each structure with default options and checks the live
 // heap it holds.
-func TestBoundedMemory(t *testing.T) {
+func TestBoundedMemoryNoRace(t *testing.T) {
 	caps := map[string]float64{"limiter": capLimiterMiB, "novelty": capNoveltyMiB, "bans": capBansMiB, "distinct": capDistinctMiB}
 	for _, which := range []string{"limiter", "novelty", "bans", "distinct"} {
 		for _, n := range distinctCounts() {
@@ -136,12 +136,12 @@ func TestBoundedMemory(t *testing.T) {
 	}
 }
 
-// TestBoundedMemoryTogether keeps all four alive at once, each filled past
+// TestBoundedMemoryTogetherNoRace keeps all four alive at once, each filled past
 // every one of its caps (200,000 distinct keys each), and checks they stay
 // under 64 MiB together.
-func TestBoundedMemoryTogether(t *testing.T) {
+func TestBoundedMemoryTogetherNoRace(t *testing.T) {
 	if raceEnabled {
-		t.Skip("a memory measurement, not a concurrency test; TestBoundedMemory's 100,000-key runs cover -race")
+		t.Skip("a memory measurement, not a concurrency test; TestBoundedMemoryNoRace's 100,000-key runs cover -race; run without it: go test -run NoRace")
 	}
 	if capLimiterMiB+capNoveltyMiB+capBansMiB+capDistinctMiB > capAllMiB {
 		t.Fatal("the per-structure caps add up to more than the total")

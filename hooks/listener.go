@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -46,6 +47,15 @@ type Listener struct {
 	closed   atomic.Bool
 	closeMu  sync.Mutex
 	upgrader *websocketUpgrader
+
+	// The listener's own sockets and the goroutines that serve them, so
+	// Close can end them without mochi's closeListenerClients (which can
+	// deadlock in v2.7.9: Clients.GetByListener read-locks twice, mochi
+	// issue #488) and return only when they are done (mochi's ClientsWg.Add
+	// in attachClient would otherwise race its Wait in CloseAll).
+	connsMu sync.Mutex
+	conns   map[*guardConn]struct{}
+	serving sync.WaitGroup
 
 	// unvalidated hands mochi the raw connection, without the frame
 	// validator: only the benchmark that measures the validator's cost
@@ -133,8 +143,47 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 			l.log.Error("accept failed", "listener", l.id, "error", err)
 			return
 		}
-		go l.establish(establish, conn, conn)
+		if !l.startServing() {
+			_ = conn.Close()
+			return
+		}
+		go func() {
+			defer l.serving.Done()
+			l.establish(establish, conn, conn)
+		}()
 	}
+}
+
+// startServing counts one more goroutine serving a socket, unless the
+// listener is closing.
+func (l *Listener) startServing() bool {
+	l.connsMu.Lock()
+	defer l.connsMu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.serving.Add(1)
+	return true
+}
+
+// track adds g to the listener's sockets, or reports that it is closing.
+func (l *Listener) track(g *guardConn) bool {
+	l.connsMu.Lock()
+	defer l.connsMu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[*guardConn]struct{})
+	}
+	l.conns[g] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrack(g *guardConn) {
+	l.connsMu.Lock()
+	delete(l.conns, g)
+	l.connsMu.Unlock()
 }
 
 // establish hands conn to mochi and, when it returns, reports sockets that
@@ -249,20 +298,44 @@ func (l *Listener) recovered(conn net.Conn, g *guardConn, r any) {
 }
 
 // Close stops accepting and closes the listener's clients.
-func (l *Listener) Close(closeClients listeners.CloseFn) {
+//
+// It stops accepting, then ends every connection of this listener (MQTT 5
+// clients get DISCONNECT 0x8B, server shutting down) and waits, at most
+// closeWait, until mochi has finished with them. It does not use
+// closeClients: mochi's version can deadlock (see Listener.conns).
+func (l *Listener) Close(_ listeners.CloseFn) {
 	l.closeMu.Lock()
 	defer l.closeMu.Unlock()
+	l.connsMu.Lock()
 	if l.closed.Swap(true) {
+		l.connsMu.Unlock()
 		return
 	}
-	closeClients(l.id)
+	open := make([]*guardConn, 0, len(l.conns))
+	for g := range l.conns {
+		open = append(open, g)
+	}
+	l.connsMu.Unlock()
 	if l.http != nil {
 		_ = l.http.Close()
 	}
 	if l.listen != nil {
 		_ = l.listen.Close()
 	}
+	for _, g := range open {
+		g.shutDown()
+	}
+	done := make(chan struct{})
+	go func() { l.serving.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		l.log.Warn("listener closed with connections still ending", "listener", l.id)
+	}
 }
+
+// closeWait bounds how long Close waits for its connections to end.
+const closeWait = 5 * time.Second
 
 // guardListener admits sockets through the WAF's accept rules and arms the
 // CONNECT deadline on each one.
@@ -282,9 +355,13 @@ func (gl *guardListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		g := &guardConn{Conn: c, waf: gl.l.waf, remote: remote}
+		g := &guardConn{Conn: c, waf: gl.l.waf, l: gl.l, remote: remote}
 		g.deadline = time.Now().Add(gl.l.waf.ConnectTimeout(gl.l.id))
 		_ = c.SetDeadline(g.deadline)
+		if !gl.l.track(g) {
+			_ = g.Close()
+			return nil, net.ErrClosed
+		}
 		return g, nil
 	}
 }
@@ -295,6 +372,7 @@ func (gl *guardListener) Accept() (net.Conn, error) {
 type guardConn struct {
 	net.Conn
 	waf       *mqttwaf.WAF
+	l         *Listener
 	remote    string
 	deadline  time.Time // the CONNECT deadline
 	connected atomic.Bool
@@ -304,12 +382,35 @@ type guardConn struct {
 	// onPanic, set by the hook once CONNECT is accepted, forgets the client
 	// after its goroutine panicked, and returns the WAF's view of it.
 	onPanic atomic.Pointer[func(reason string, record func(*mqttwaf.Client))]
+	// client is the mochi client once CONNECT is accepted.
+	client atomic.Pointer[mqtt.Client]
 }
 
 func (g *guardConn) Close() error {
 	err := g.Conn.Close()
-	g.closeOnce.Do(func() { g.waf.Close(g.remote) })
+	g.closeOnce.Do(func() {
+		g.waf.Close(g.remote)
+		g.l.untrack(g)
+	})
 	return err
+}
+
+// shutDown ends the connection because the listener closes: an MQTT 5
+// client is told (DISCONNECT 0x8B), within a second.
+func (g *guardConn) shutDown() {
+	cl := g.client.Load()
+	if cl == nil {
+		_ = g.Close()
+		return
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = g.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+			ReasonCode:  packets.ErrServerShuttingDown.Code,
+		})
+	}
+	cl.Stop(packets.ErrServerShuttingDown)
 }
 
 // findGuard finds the guardConn under c's TLS or WebSocket wrapping.

@@ -176,6 +176,7 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		g.connected.Store(true)
 		end := func(reason string, record func(*mqttwaf.Client)) { h.forgetPanicked(cl, reason, record) }
 		g.onPanic.Store(&end)
+		g.client.Store(cl)
 	}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,

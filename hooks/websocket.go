@@ -122,6 +122,11 @@ func (u *websocketUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A WebSocket message carries MQTT packets; one far larger than the
 	// largest packet is refused by gorilla before it is buffered.
 	c.SetReadLimit(int64(2*u.l.waf.Broker().MaxPacketSize) + 1024)
+	if !u.l.startServing() {
+		_ = c.Close()
+		return
+	}
+	defer u.l.serving.Done()
 	u.l.establish(u.establish, &wsConn{Conn: c.UnderlyingConn(), c: c}, accepted)
 }
 

@@ -122,6 +122,8 @@ type testBroker struct {
 	wsAddr  string // WebSocket, when brokerOpts.ws is set
 	tlsCA   *x509.CertPool
 	pki     *testPKI // the CA behind the TLS listener
+
+	closeOnce sync.Once
 }
 
 type brokerOpts struct {
@@ -233,8 +235,13 @@ func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker 
 	if err := b.server.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.server.Close() })
+	t.Cleanup(b.close)
 	return b
+}
+
+// close closes the server once (mochi's Close panics the second time).
+func (b *testBroker) close() {
+	b.closeOnce.Do(func() { _ = b.server.Close() })
 }
 
 // testPKI is a throwaway CA that signs the broker's certificate and client

@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,12 +34,23 @@ type wireSeed struct {
 
 // mochiPacket encodes pk with mochi's own encoder, for protocol version v.
 func mochiPacket(v byte, pk packets.Packet) []byte {
+	b, err := encodeMochi(v, pk)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// encodeMochi encodes a packet of any type with mochi's encoder.
+func encodeMochi(v byte, pk packets.Packet) ([]byte, error) {
 	pk.ProtocolVersion = v
 	var buf bytes.Buffer
 	var err error
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(&buf)
+	case packets.Connack:
+		err = pk.ConnackEncode(&buf)
 	case packets.Publish:
 		err = pk.PublishEncode(&buf)
 	case packets.Puback:
@@ -51,19 +63,24 @@ func mochiPacket(v byte, pk packets.Packet) []byte {
 		err = pk.PubcompEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	case packets.Suback:
+		err = pk.SubackEncode(&buf)
 	case packets.Unsubscribe:
 		err = pk.UnsubscribeEncode(&buf)
+	case packets.Unsuback:
+		err = pk.UnsubackEncode(&buf)
 	case packets.Pingreq:
 		err = pk.PingreqEncode(&buf)
+	case packets.Pingresp:
+		err = pk.PingrespEncode(&buf)
 	case packets.Disconnect:
 		err = pk.DisconnectEncode(&buf)
 	case packets.Auth:
 		err = pk.AuthEncode(&buf)
+	default:
+		err = fmt.Errorf("no encoder for packet type %d", pk.FixedHeader.Type)
 	}
-	if err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
+	return buf.Bytes(), err
 }
 
 // wireSeeds: one valid packet of every type a client sends, for both

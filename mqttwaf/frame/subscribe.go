@@ -10,16 +10,8 @@ package frame
 // reserved (malformed [MQTT-3.8.3-5]); QoS 3 and retain handling 3 are
 // protocol errors, as is no local on a shared subscription [MQTT-3.8.3-4].
 func (p *parser) subscribe() *Error {
-	if e := p.packetID(); e != nil {
+	if e := p.filtersStart(inSubscribe, "[MQTT-3.8.3-3]"); e != nil {
 		return e
-	}
-	if p.ver == 5 {
-		if _, e := p.properties(inSubscribe, "properties"); e != nil {
-			return e
-		}
-	}
-	if p.i == len(p.b) {
-		return p.fail(p.i, ReasonProtocolError, "no topic filter [MQTT-3.8.3-3]")
 	}
 	for k := 1; p.i < len(p.b); k++ {
 		off := p.i
@@ -59,16 +51,8 @@ func (p *parser) subscribe() *Error {
 // unsubscribe checks an UNSUBSCRIBE: a non-zero packet identifier, (MQTT 5)
 // properties, then one or more valid topic filters [MQTT-3.10.3-2].
 func (p *parser) unsubscribe() *Error {
-	if e := p.packetID(); e != nil {
+	if e := p.filtersStart(inUnsubscribe, "[MQTT-3.10.3-2]"); e != nil {
 		return e
-	}
-	if p.ver == 5 {
-		if _, e := p.properties(inUnsubscribe, "properties"); e != nil {
-			return e
-		}
-	}
-	if p.i == len(p.b) {
-		return p.fail(p.i, ReasonProtocolError, "no topic filter [MQTT-3.10.3-2]")
 	}
 	for k := 1; p.i < len(p.b); k++ {
 		off := p.i
@@ -79,6 +63,24 @@ func (p *parser) unsubscribe() *Error {
 		if why := filterProblem(f); why != "" {
 			return p.fail(off, ReasonMalformed, "filter %d (offset %d) %s", k, off, why)
 		}
+	}
+	return nil
+}
+
+// filtersStart checks what SUBSCRIBE and UNSUBSCRIBE share before their
+// filters: a non-zero packet identifier, (MQTT 5) the properties of packet
+// kind in, and at least one filter (rule cites the spec).
+func (p *parser) filtersStart(in uint16, rule string) *Error {
+	if e := p.packetID(); e != nil {
+		return e
+	}
+	if p.ver == 5 {
+		if _, e := p.properties(in, "properties"); e != nil {
+			return e
+		}
+	}
+	if p.i == len(p.b) {
+		return p.fail(p.i, ReasonProtocolError, "no topic filter %s", rule)
 	}
 	return nil
 }

@@ -129,7 +129,9 @@ type ConnectionPolicy struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
 	// RequireClientCertificate refuses clients without a verified client
 	// certificate on this listener (0x87), even when the TLS configuration
-	// only asks for one.
+	// only asks for one. Set under connections it holds for every listener
+	// (a listener section cannot turn it off); to require certificates on
+	// some listeners only, set it in their listeners sections.
 	RequireClientCertificate bool `yaml:"require_client_certificate" json:"require_client_certificate"`
 	// MaxKeepalive is the longest keepalive granted (default 20m). A client
 	// asking for 0 (no keepalive at all) or more gets this value, announced
@@ -409,6 +411,10 @@ func (p *Policy) applyDefaults() {
 		setDefault(&l.ConnectTimeout, c.ConnectTimeout)
 		setDefault(&l.MaxConnectionsPerIP, c.MaxConnectionsPerIP)
 		setDefault(&l.MaxKeepalive, c.MaxKeepalive)
+		// A bool cannot say "unset": a listener section that does not
+		// mention require_client_certificate must not turn off the
+		// broker-wide true. So it can only add the requirement.
+		l.RequireClientCertificate = l.RequireClientCertificate || c.RequireClientCertificate
 		if len(l.AllowedHosts) == 0 {
 			l.AllowedHosts = slices.Clone(c.AllowedHosts)
 		}

@@ -102,3 +102,23 @@ func TestPropertiesCountInByteRatesAndRetainedBudgets(t *testing.T) {
 	v, _ = tw.Publish(c, big)
 	check(t, "fourth retained: over 200 KiB", v, quota("rates.retained", "retained_bytes_per_identity"))
 }
+
+// TestListenerSectionKeepsRequiredCertificates: a listener section that
+// changes something else must not silently drop a broker-wide
+// require_client_certificate (a bool cannot say "unset").
+func TestListenerSectionKeepsRequiredCertificates(t *testing.T) {
+	p, err := ParsePolicy([]byte("connections: {require_client_certificate: true}\nlisteners: {ws: {connect_timeout: 5s}}\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := p.WithDefaults()
+	if !full.Listeners["ws"].RequireClientCertificate || !full.listener("tcp").RequireClientCertificate {
+		t.Fatalf("require_client_certificate: ws %v, tcp %v; want true for both",
+			full.Listeners["ws"].RequireClientCertificate, full.listener("tcp").RequireClientCertificate)
+	}
+	p, _ = ParsePolicy([]byte("listeners: {tls: {require_client_certificate: true}}\n"), "t.yaml")
+	full = p.WithDefaults()
+	if !full.listener("tls").RequireClientCertificate || full.listener("tcp").RequireClientCertificate {
+		t.Fatal("a per-listener requirement must apply to that listener only")
+	}
+}

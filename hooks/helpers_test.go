@@ -155,7 +155,7 @@ roles: {open: {publish: ["#"], subscribe: ["#"], retain: ["#"], broad_wildcards:
 // test connecting dozens of clients from 127.0.0.1 within a second would
 // hit. startBroker adds it to test policies without a rates section.
 const testRates = `rates:
-  connect: {per_ip: 100000/s}
+  connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
 `

@@ -371,8 +371,8 @@ roles: {device: {publish: ["fleet/{username}/telemetry"]}}
 	if _, code, err := dialV3(t, b.addr, "dev1", "dev1", func(o *mqtt3.ClientOptions) { o.SetPassword("dev1-secret") }); err == nil || code != v3NotAuthorized {
 		t.Fatalf("3.1.1 while locked out: code %d, %v", code, err)
 	}
-	b.events.waitCount(t, "identity.authenticate", "authentication_locked_out", 2, time.Second)
-	e, _ := b.events.find("identity.authenticate", "authentication_locked_out")
+	b.events.waitCount(t, "identity.lockout", "authentication_locked_out", 2, time.Second)
+	e, _ := b.events.find("identity.lockout", "authentication_locked_out")
 	if e.Action != mqttwaf.Reject || e.Code != mqttwaf.CodeBanned {
 		t.Fatalf("event %+v", e)
 	}

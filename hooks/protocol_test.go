@@ -171,7 +171,7 @@ func TestAcksAreValid(t *testing.T) {
 func TestPropertiesOnTheWire(t *testing.T) {
 	b := startBroker(t, `limits: {correlation_data: {max_bytes: 60000}}
 rates:
-  connect: {per_ip: 100000/s}
+  connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
   publish: {per_connection: {messages: 1000/s, bytes: 10MiB/s}}

@@ -24,7 +24,7 @@ import (
 // from 127.0.0.1 within a second would hit, when they are not what a test is
 // about (startBroker adds testRates only to policies without a rates
 // section).
-const ratesLifted = `  connect: {per_ip: 100000/s}
+const ratesLifted = `  connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
 `
@@ -205,7 +205,7 @@ roles:
   device: {publish: ["fleet/{username}/#"]}
   backend: {subscribe: ["fleet/#"]}
 rates:
-  connect: {per_ip: 100000/s}
+  connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
 `, creds), brokerOpts{})
 	sub := mustV5Pass(t, b.addr, "backend-1", "backend", "backend-pw")
@@ -289,7 +289,7 @@ rates:
 // gets return code 0x05.
 func TestRatesFlappingBan(t *testing.T) {
 	b := startBroker(t, "rates:\n  flapping: {connects: 5/min, per_ip: 100000/min}\n"+
-		"  connect: {per_ip: 100000/s}\n  new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}\n", brokerOpts{})
+		"  connect: {per_ip: 100000/s, per_network: 100000/s}\n  new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}\n", brokerOpts{})
 	for i := range 5 {
 		c, err := dialV5(t, b.addr, &paho.Connect{ClientID: "flappy", CleanStart: true})
 		if err != nil {

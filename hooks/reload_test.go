@@ -30,7 +30,7 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	}
 	policy := func(perConnection, schemaFile string) string {
 		return fmt.Sprintf(`rates:
-  connect: {per_ip: 100000/s}
+  connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
   publish: {per_connection: {messages: %s, bytes: 100MiB/s}}

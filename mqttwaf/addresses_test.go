@@ -157,7 +157,7 @@ identity:
   lockout: {max_failures: 3, max_failures_per_address: 7, window: 5m, duration: 1m}
 roles:
   all: {publish: ["#"]}
-rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s}}
+rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
 `), "lockout.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 1000
 		return tw.Connect(&Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: true, Password: []byte(pass)})
 	}
 	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
-	locked := want{Reject, "identity.authenticate", "authentication_locked_out", CodeBanned}
+	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
 	const nat = "2001:db8:5::1"
 	for range 4 { // three failures tolerated, the fourth locks dev1 out
 		check(t, "dev1 guess", login("dev1", "guess", nat), bad)

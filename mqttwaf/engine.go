@@ -21,7 +21,8 @@ type engine struct {
 	out     *output
 	now     func() time.Time
 
-	views *views // per-subscriber redaction, or nil
+	views *views    // per-subscriber redaction, or nil
+	id    *identity // the compiled identity section
 
 	rules     []Rule
 	accept    []AcceptRule
@@ -54,6 +55,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 	if err != nil {
 		return nil, nil, err
 	}
+	e.id = id
 	rs, err := st.ratesFor(p.Rates)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rates: %w", err)
@@ -80,6 +82,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		// Transport first: cheap, and they protect everything after them.
 		&connectionCaps{p: p},
 		&banCheck{bans: st.bans, now: now},
+		&lockoutCheck{l: st.lockouts, id: id},
 		on(&connectRates{st: rs, now: now}),
 		&keepaliveClamp{p: p},
 		&sessionExpiryClamp{p: p},
@@ -91,7 +94,7 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		on(pubRates),
 		on(&subscribeRates{st: rs, now: now}),
 		// Who the client is, then what it may do.
-		&authenticate{id: id, p: p, lockouts: st.lockouts},
+		&authenticate{id: id, p: p, lockouts: st.lockouts, passwords: st.passwords},
 		&bindClientID{id: id},
 	}
 	if p.Sessions.Takeover == "same_identity" {

@@ -84,7 +84,7 @@ rates:
   new_topics: {per_identity: 100000000/h}
   new_client_ids: {global: 100000000/min, per_ip: 100000000/min, per_username: 100000000/min}
   flapping: {off: true}
-  connect: {per_ip: 100000000/s, per_listener: 100000000/s}
+  connect: {per_ip: 100000000/s, per_network: 100000000/s, per_listener: 100000000/s}
 `
 
 // newTestWAF builds a WAF from a YAML policy (through ParsePolicy, as users

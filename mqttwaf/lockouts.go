@@ -83,3 +83,27 @@ func (l *lockouts) failed(c *Client) {
 		_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
 	}
 }
+
+// lockoutCheck refuses a password CONNECT from a locked-out user name or
+// address before anything else is spent on it: right after the ban list,
+// before the connect rates (a locked-out guesser must not use up the
+// address's or the listener's CONNECT budget) and long before the password
+// hash. Certificate and anonymous CONNECTs are not affected.
+type lockoutCheck struct {
+	l  *lockouts
+	id *identity
+}
+
+func (*lockoutCheck) ID() string { return "identity.lockout" }
+
+func (r *lockoutCheck) CheckConnect(c *Connect) Verdict {
+	cl := c.Client
+	if cl.Auth != AuthNone || !c.UsernameSet && len(c.Password) == 0 {
+		return Verdict{}
+	}
+	if r.id.certField != "none" && cl.TLS != nil && cl.TLS.Verified {
+		return Verdict{} // the certificate is the identity
+	}
+	v, _ := r.l.check(cl)
+	return v
+}

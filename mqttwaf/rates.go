@@ -80,10 +80,23 @@ type SubscribeRates struct {
 	MaxFilters       int  `yaml:"max_filters" json:"max_filters"`             // per SUBSCRIBE packet, default 8
 }
 
-// ConnectRates limit CONNECTs (CONNACK 0x9F).
+// ConnectRates limit CONNECTs (CONNACK 0x9F), checked in this order: per
+// address, per network, per listener. A CONNECT refused for its address or
+// network spends nothing of the listener's budget, so one address (or one
+// network) cannot use up the capacity of everyone else.
 type ConnectRates struct {
-	PerIP       Rate `yaml:"per_ip" json:"per_ip"`             // default 20/s
-	PerListener Rate `yaml:"per_listener" json:"per_listener"` // default 1000/s
+	PerIP Rate `yaml:"per_ip" json:"per_ip"` // default 20/s, per address (see addresses)
+	// PerNetwork is per /NetworkPrefixV4 or /NetworkPrefixV6 (default
+	// 200/s per /24 and per /48): a host that rotates through its
+	// addresses is one network.
+	PerNetwork      Rate `yaml:"per_network" json:"per_network"`
+	NetworkPrefixV4 int  `yaml:"network_prefix_v4" json:"network_prefix_v4"` // default 24
+	NetworkPrefixV6 int  `yaml:"network_prefix_v6" json:"network_prefix_v6"` // default 48
+	PerListener     Rate `yaml:"per_listener" json:"per_listener"`           // default 1000/s
+	// BanAfter CONNECTs refused for the address's or network's rate within
+	// a minute ban the address (rates.flapping.ban, doubling per repeat;
+	// default 100): a flood ends at the ban check, the cheapest one.
+	BanAfter int `yaml:"ban_after" json:"ban_after"`
 }
 
 // FlappingPolicy bans what connects too often (EMQX's flapping detection,
@@ -158,6 +171,10 @@ func (r *RatesPolicy) applyDefaults() {
 	setDefault(&r.Subscribe.MaxFilters, 8)
 	rateDefault(&r.Connect.PerIP, "20/s")
 	rateDefault(&r.Connect.PerListener, "1000/s")
+	rateDefault(&r.Connect.PerNetwork, "200/s")
+	setDefault(&r.Connect.NetworkPrefixV4, 24)
+	setDefault(&r.Connect.NetworkPrefixV6, 48)
+	setDefault(&r.Connect.BanAfter, 100)
 	f := &r.Flapping
 	rateDefault(&f.Connects, "15/min")
 	rateDefault(&f.PerIP, "300/min")
@@ -183,6 +200,9 @@ func (r *RatesPolicy) validate(fe *fieldErrors) {
 	fe.intRange("rates.max_keys", int64(r.MaxKeys), 100, 16_000_000)
 	fe.intRange("rates.subscribe.max_subscriptions", int64(r.Subscribe.MaxSubscriptions), 1, 100000)
 	fe.intRange("rates.subscribe.max_filters", int64(r.Subscribe.MaxFilters), 1, 1000)
+	fe.intRange("rates.connect.network_prefix_v4", int64(r.Connect.NetworkPrefixV4), 8, 32)
+	fe.intRange("rates.connect.network_prefix_v6", int64(r.Connect.NetworkPrefixV6), 16, 128)
+	fe.intRange("rates.connect.ban_after", int64(r.Connect.BanAfter), 1, 1_000_000)
 	for i, t := range r.Publish.Topics {
 		at := fmt.Sprintf("rates.publish.topics[%d]", i)
 		if len(t.Topics) == 0 || t.Messages.IsZero() {

@@ -1,6 +1,7 @@
 package mqttwaf
 
 import (
+	"net/netip"
 	"reflect"
 	"sync"
 	"time"
@@ -44,7 +45,8 @@ type rateState struct {
 
 	connMsgs, connBytes, userMsgs, userBytes, ipMsgs, ipBytes *ratelimit.Limiter
 	topicRates                                                []*ratelimit.Limiter
-	subscribes, connectsIP, connectsListener                  *ratelimit.Limiter
+	subscribes, connectsIP, connectsNet, connectsListener     *ratelimit.Limiter
+	connectRefusals                                           *ratelimit.Counter
 	flapClient, flapUser, flapIP                              *ratelimit.Counter
 	violations, disconnects                                   *ratelimit.Counter
 	newIDs, newTopics                                         *ratelimit.Novelty
@@ -77,6 +79,8 @@ func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable) (*ra
 	}
 	st.subscribes = lim(r.Subscribe.PerConnection, 0)
 	st.connectsIP, st.connectsListener = lim(r.Connect.PerIP, 0), lim(r.Connect.PerListener, 0)
+	st.connectsNet = lim(r.Connect.PerNetwork, 0)
+	st.connectRefusals = counter(Rate{N: int64(r.Connect.BanAfter), Per: time.Minute})
 	st.flapClient, st.flapUser, st.flapIP = counter(r.Flapping.Connects), counter(r.Flapping.Connects), counter(r.Flapping.PerIP)
 	st.violations = counter(Rate{N: int64(r.Escalation.DisconnectAfter), Per: time.Minute})
 	st.disconnects = counter(Rate{N: int64(r.Escalation.BanAfter), Per: 10 * time.Minute})
@@ -147,15 +151,44 @@ type connectRates struct {
 
 func (*connectRates) ID() string { return "rates.connect" }
 
+// CheckConnect checks the address, then its network, then the listener:
+// a refusal never spends a budget shared with others. Repeated refusals of
+// one address ban it.
 func (r *connectRates) CheckConnect(c *Connect) Verdict {
 	now := r.now()
+	ip := c.Client.limitKeys(r.st.addrs).ip
+	if ip != "" && !r.st.connectsIP.Allow(now, ip) {
+		return r.refused(now, ip, "ip_connect_rate")
+	}
+	if n := r.network(c.Client.RemoteIP); n != "" && !r.st.connectsNet.Allow(now, n) {
+		return r.refused(now, ip, "network_connect_rate")
+	}
 	if !r.st.connectsListener.Allow(now, c.Client.Listener) {
 		return Deny("", "listener_connect_rate", CodeConnectionRateExceeded)
 	}
-	if ip := c.Client.limitKeys(r.st.addrs).ip; ip != "" && !r.st.connectsIP.Allow(now, ip) {
-		return Deny("", "ip_connect_rate", CodeConnectionRateExceeded)
-	}
 	return Verdict{}
+}
+
+// network is the key of the address's network for rates.connect.per_network.
+func (r *connectRates) network(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	cr := r.st.policy.Connect
+	return addressing{v4: cr.NetworkPrefixV4, v6: cr.NetworkPrefixV6}.key(ip)
+}
+
+// refused is the refusal of a CONNECT over its address's or network's rate,
+// or a ban of the address once it has been refused rates.connect.ban_after
+// times within a minute.
+func (r *connectRates) refused(now time.Time, ip, reason string) Verdict {
+	v := Deny("", reason, CodeConnectionRateExceeded)
+	if ip != "" && r.st.connectRefusals.AddN(now, ip, 1) > float64(r.st.policy.Connect.BanAfter) {
+		r.st.connectRefusals.Reset(ip)
+		v.Action, v.Code, v.BanKeys = Ban, CodeBanned, BanIP
+		v.Detail = "repeatedly over the connect rate"
+	}
+	return v
 }
 
 // flapping bans client IDs, user names and IPs that connect more often

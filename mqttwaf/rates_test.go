@@ -38,7 +38,7 @@ var ratesLifted = map[string]string{
 	"publish": `{per_connection: {messages: 100000000/s, bytes: 1000GiB/s}, ` +
 		`per_username: {messages: 100000000/s, bytes: 1000GiB/s}, per_ip: {messages: 100000000/s, bytes: 1000GiB/s}}`,
 	"subscribe":      `{per_connection: 100000000/s, max_subscriptions: 100000, max_filters: 1000}`,
-	"connect":        `{per_ip: 100000000/s, per_listener: 100000000/s}`,
+	"connect":        `{per_ip: 100000000/s, per_network: 100000000/s, per_listener: 100000000/s}`,
 	"flapping":       `{off: true}`,
 	"new_client_ids": `{global: 100000000/min, per_ip: 100000000/min, per_username: 100000000/min}`,
 	"new_topics":     `{per_identity: 100000000/h}`,
@@ -951,14 +951,15 @@ func checkTables(tb testing.TB, w *WAF) {
 // TestRatesBoundedMemoryClientIDsNoRace drives distinct client IDs (CONNECT and
 // one PUBLISH each, from 1 address per 8 clients and 1 user name per 20)
 // through a WAF with the default rates, except new_client_ids.global, raised
-// from 5000/min to 100000/min so that the churn (1000 CONNECTs a second, the
-// default per-listener rate) is admitted. Every CONNECT and PUBLISH must pass,
+// from 5000/min to 100000/min, and rates.connect.per_network (the addresses
+// are consecutive), so that the churn (1000 CONNECTs a second, the default
+// per-listener rate) is admitted. Every CONNECT and PUBLISH must pass,
 // so every table sees every key, and the live heap must stay under 64 MiB.
 func TestRatesBoundedMemoryClientIDsNoRace(t *testing.T) {
 	for _, n := range distinctCounts() {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			clock := newFakeClock()
-			p, err := ParsePolicy([]byte(ratesIdentity+"rates: {new_client_ids: {global: 100000/min}}\n"), "mem.yaml")
+			p, err := ParsePolicy([]byte(ratesIdentity+"rates: {new_client_ids: {global: 100000/min}, connect: {per_network: 100000/s}}\n"), "mem.yaml")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1055,7 +1056,7 @@ func TestRatesBoundedMemoryTopicsNoRace(t *testing.T) {
 // fake time, which keeps it in the tables, and twenty that publish so rarely
 // that the churn evicts them between messages. None may ever be refused.
 // Only the budgets that would refuse the churn are raised: CONNECTs per
-// listener and new client IDs globally. The subtests vary how fast the churn
+// listener and per network, and new client IDs globally. The subtests vary how fast the churn
 // is: a bucket evicted within a second of being drained leaves a debt.
 //
 // Under -race and -short the scene is scaled down (max_keys 10,000 and
@@ -1070,7 +1071,7 @@ func TestRatesEvictionSparesWellBehavedNoRace(t *testing.T) {
 	for _, pace := range []int{10_000, 400_000} { // attackers per second
 		t.Run(strconv.Itoa(pace)+"/s", func(t *testing.T) {
 			clock := newFakeClock()
-			src := ratesIdentity + "rates: {connect: {per_listener: 1000000/s}, new_client_ids: {global: 100000000/min}"
+			src := ratesIdentity + "rates: {connect: {per_listener: 1000000/s, per_network: 1000000/s}, new_client_ids: {global: 100000000/min}"
 			if maxKeys != 20_000 {
 				src += ", max_keys: " + strconv.Itoa(maxKeys)
 			}

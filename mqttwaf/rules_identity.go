@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"time"
 )
 
 // AuthMethod says how a client's identity was established.
@@ -31,10 +29,6 @@ type identity struct {
 	certRole  string
 	bind      []*binding
 	dummy     string // compared against for unknown users (see dummyHash)
-	// hashSlots bounds concurrent password verifications: each costs tens
-	// of milliseconds of CPU, and a CONNECT flood must not turn that into a
-	// denial of service.
-	hashSlots chan struct{}
 }
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -46,7 +40,6 @@ func compileIdentity(p *Policy) (*identity, error) {
 		anonRole:  p.Identity.Anonymous.Role,
 		certField: p.Identity.Certificate.Identity,
 		certRole:  p.Identity.Certificate.Role,
-		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	switch id.anonAllow {
 	case "loopback":
@@ -131,9 +124,10 @@ func (id *identity) certIdentity(t *TLSInfo) string {
 // password look the same to the client (0x86, "bad_credentials") and take
 // the same time; the event's detail tells them apart.
 type authenticate struct {
-	id       *identity
-	p        *Policy
-	lockouts *lockouts
+	id        *identity
+	p         *Policy
+	lockouts  *lockouts
+	passwords *passwordChecker
 }
 
 func (*authenticate) ID() string { return "identity.authenticate" }
@@ -198,22 +192,13 @@ func (r *authenticate) preAuthenticated(cl *Client) Verdict {
 
 func (r *authenticate) password(c *Connect) Verdict {
 	cl := c.Client
-	if v, locked := r.lockouts.check(cl); locked {
-		return v
-	}
-	select {
-	case r.id.hashSlots <- struct{}{}:
-		defer func() { <-r.id.hashSlots }()
-	case <-time.After(2 * time.Second):
+	// Lockouts were checked before the connect rates (lockoutCheck).
+	cred, known := r.id.creds[cl.Username]
+	res := r.passwords.check(cl.Username, cred, known, r.id.dummy, c.Password)
+	if res == passwordBusy {
 		return Deny("", "authentication_busy", CodeServerBusy)
 	}
-	cred, known := r.id.creds[cl.Username]
-	hash := cred.hash
-	if !known || hash == "-" { // "-": certificate-only identity
-		hash = r.id.dummy
-	}
-	ok := verifyPassword(hash, c.Password) && known && cred.hash != "-"
-	if !ok {
+	if res != passwordOK {
 		detail := "wrong password"
 		if !known {
 			detail = "unknown identity"

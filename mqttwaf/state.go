@@ -12,13 +12,14 @@ import (
 // Every table here is keyed by something a client controls and is bounded:
 // see the comment on each.
 type state struct {
-	addrs    addressing // fixed for the WAF's lifetime
-	counters counters
-	conns    connTable
-	claims   claimTable
-	lockouts *lockouts
-	bans     *ratelimit.BanList
-	retained retainedTable
+	addrs     addressing // fixed for the WAF's lifetime
+	counters  counters
+	conns     connTable
+	claims    claimTable
+	lockouts  *lockouts
+	passwords *passwordChecker
+	bans      *ratelimit.BanList
+	retained  retainedTable
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

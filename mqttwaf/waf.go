@@ -66,6 +66,7 @@ func New(p *Policy, o Options) (*WAF, error) {
 		return nil, fmt.Errorf("mqttwaf: identity.lockout: %w", err)
 	}
 	w.st.lockouts = lo
+	w.st.passwords = newPasswordChecker(o.Now)
 	f := full.Rates.Flapping
 	if w.st.bans, err = ratelimit.NewBanList(ratelimit.BanOptions{Duration: f.Ban.D(), MaxDuration: f.MaxBan.D(), MaxBans: f.MaxBanCount}); err != nil {
 		return nil, fmt.Errorf("mqttwaf: rates.flapping: %w", err)
@@ -118,6 +119,7 @@ func (w *WAF) Reload(p *Policy) error {
 	}
 	w.st.commitRates(rs)
 	w.engine.Store(e)
+	w.st.passwords.prune(e.id.creds) // verified passwords of changed or removed credentials
 	return nil
 }
 

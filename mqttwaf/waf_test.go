@@ -675,7 +675,7 @@ rates:
     per_username: {messages: 1000000000/s, bytes: 10000GiB/s}
     per_ip: {messages: 1000000000/s, bytes: 10000GiB/s}
   subscribe: {per_connection: 1000000000/s}
-  connect: {per_ip: 1000000000/s, per_listener: 1000000000/s}
+  connect: {per_ip: 1000000000/s, per_network: 1000000000/s, per_listener: 1000000000/s}
   flapping: {off: true}
   new_client_ids: {global: 1000000000/min, per_ip: 1000000000/min, per_username: 1000000000/min}
 `

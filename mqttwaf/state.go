@@ -19,6 +19,8 @@ type state struct {
 	lockouts *lockouts
 	bans     *ratelimit.BanList
 	retained retainedTable
+	// handshakes are the TLS handshake budgets (tls.go).
+	handshakes handshakeLimits
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

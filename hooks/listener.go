@@ -4,14 +4,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -30,10 +28,14 @@ const (
 
 // Listener is a mochi listener with the transport protections mochi lacks:
 // sockets over broker.max_connections or the per-IP cap are closed at
-// accept, and every socket must complete its TLS handshake, WebSocket
-// upgrade and CONNECT within connections.connect_timeout (mochi sets no
-// deadline until after CONNECT, so an idle socket is held forever). Sockets
-// that fail before CONNECT are reported as events.
+// accept, TLS handshakes over connections.tls_handshakes_per_ip are aborted
+// before the server's key exchange, and every socket must complete its TLS
+// handshake, WebSocket upgrade and CONNECT within
+// connections.connect_timeout (mochi sets no deadline until after CONNECT,
+// so an idle socket is held forever). Sockets that fail before CONNECT are
+// reported as events; failed TLS handshakes with a reason of their own
+// (rule connections.tls: certificate_expired, certificate_unknown_ca,
+// no_certificate...).
 //
 // Create one with NewListener and add it with server.AddListener.
 type Listener struct {
@@ -65,7 +67,9 @@ type Listener struct {
 
 // NewListener returns a protected listener of cfg.Type (TypeTCP or
 // TypeWebsocket) on cfg.Address with id cfg.ID; cfg.TLSConfig turns on TLS
-// (set ClientAuth and ClientCAs for mutual TLS).
+// (set ClientAuth and ClientCAs for mutual TLS). Init serves a clone of it
+// whose GetConfigForClient checks connections.tls_handshakes_per_ip first,
+// then calls yours, if you set one.
 func NewListener(w *mqttwaf.WAF, cfg listeners.Config) (*Listener, error) {
 	if w == nil {
 		return nil, errors.New("hooks: NewListener needs a WAF")
@@ -114,7 +118,7 @@ func (l *Listener) Init(log *slog.Logger) error {
 	}
 	var ln net.Listener = &guardListener{Listener: raw, l: l}
 	if l.tlsConfig != nil {
-		ln = tls.NewListener(ln, l.tlsConfig)
+		ln = tls.NewListener(ln, l.serverTLS(l.tlsConfig)) // handshakes limited per address (tls.go)
 	}
 	l.listen = ln
 	if l.typ == TypeWebsocket {
@@ -212,6 +216,12 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 	if g == nil || g.connected.Load() || err == nil {
 		return
 	}
+	if tc := findTLS(conn); tc != nil && !tc.ConnectionState().HandshakeComplete {
+		// The handshake failed (mochi's first read ran it): its own
+		// reasons. Handshake returns the failure it ended with.
+		l.handshakeFailed(g, tc.Handshake())
+		return
+	}
 	if v, ok := frameVerdict(err); ok {
 		l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
 		return
@@ -224,17 +234,10 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 		rule, reason, code = "connections.max_packet_size", "packet_too_large", mqttwaf.CodePacketTooLarge
 	case errors.Is(err, packets.ErrProtocolViolationRequireFirstConnect):
 		reason, code = "first_packet_not_connect", mqttwaf.CodeProtocolError
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return // the peer went away: port scanners and health checks, not an attack
+	case peerWentAway(err):
+		return // port scanners and health checks, not an attack
 	default:
-		var te tls.RecordHeaderError
-		if errors.As(err, &te) {
-			reason = "tls_handshake_failed"
-		} else {
-			reason = "malformed_connect"
-		}
-		code = mqttwaf.CodeMalformedPacket
+		reason, code = "malformed_connect", mqttwaf.CodeMalformedPacket
 	}
 	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: rule, Reason: reason, Code: code, Detail: err.Error()}
 	if reason == "connect_timeout" {
@@ -377,7 +380,7 @@ type guardConn struct {
 	deadline  time.Time // the CONNECT deadline
 	connected atomic.Bool
 	upgraded  atomic.Bool // WebSocket listeners: the HTTP upgrade happened
-	refused   atomic.Bool // WebSocket listeners: the request was refused and reported
+	refused   atomic.Bool // refused and reported already (a WebSocket request, a TLS handshake)
 	closeOnce sync.Once
 	// onPanic, set by the hook once CONNECT is accepted, forgets the client
 	// after its goroutine panicked, and returns the WAF's view of it.

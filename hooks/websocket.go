@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,10 @@ func (l *Listener) websocketState(c net.Conn, state http.ConnState) {
 		g.upgraded.Store(true)
 	case http.StateClosed:
 		if g.upgraded.Load() || g.refused.Load() {
+			return
+		}
+		if tc, ok := c.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+			l.handshakeFailed(g, tc.Handshake()) // net/http ran it: Handshake returns how it ended
 			return
 		}
 		v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: "no_websocket_upgrade"}

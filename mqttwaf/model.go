@@ -30,13 +30,23 @@ type Client struct {
 	keys *clientKeys // rate-limit keys, built at CONNECT (see limitKeys)
 }
 
-// TLSInfo is the TLS peer identity of a connection.
+// TLSInfo is the TLS peer identity of a connection, as the adapter read it
+// from the leaf certificate. It describes; the identity rules decide (a
+// subject with several CNs, or several SANs of the kind that names the
+// identity, is refused: see identity.certificate.identity).
 type TLSInfo struct {
-	Verified   bool     // a client certificate was presented and verified against the client CA
-	CommonName string   // subject CN of the verified leaf certificate
-	DNSNames   []string // SAN DNS names
-	Emails     []string // SAN e-mail addresses
-	URIs       []string // SAN URIs, as strings
+	Verified bool // a client certificate was presented and verified against the client CA
+	// CommonName is the subject's CN when the subject has exactly one, and
+	// "" when it has none or several: crypto/x509 keeps the last of several,
+	// which a CA that signs what it is asked would let a device choose.
+	CommonName string
+	// CommonNames are every CN attribute of the subject, in order, those
+	// in multi-valued RDNs ("CN=a+CN=b") included. Adapters must fill it;
+	// when it is empty, CommonName stands for the subject's only CN.
+	CommonNames []string
+	DNSNames    []string // SAN DNS names
+	Emails      []string // SAN e-mail addresses
+	URIs        []string // SAN URIs, as strings
 }
 
 // UserProperty is one MQTT 5 user property (a name/value pair of UTF-8

@@ -133,6 +133,19 @@ type ConnectionPolicy struct {
 	// (a listener section cannot turn it off); to require certificates on
 	// some listeners only, set it in their listeners sections.
 	RequireClientCertificate bool `yaml:"require_client_certificate" json:"require_client_certificate"`
+	// TLSHandshakesPerIP is how many TLS handshakes one address (network,
+	// see addresses) may start per period on a TLS listener (default 20/s,
+	// as many as rates.connect.per_ip lets it CONNECT). The check runs
+	// when the ClientHello has been read, before the server's key exchange
+	// and signature (the expensive part, which needs no client certificate
+	// to be forced): a handshake over the budget is aborted there with a
+	// TLS internal_error alert and a connections.tls event
+	// (tls_handshake_rate). Listeners without their own listeners section
+	// share one budget per address.
+	TLSHandshakesPerIP Rate `yaml:"tls_handshakes_per_ip" json:"tls_handshakes_per_ip"`
+	// TLSHandshakeBurst is how many handshakes an address may start at
+	// once (default 0: the rate's count, 20 for 20/s).
+	TLSHandshakeBurst int `yaml:"tls_handshake_burst" json:"tls_handshake_burst"`
 	// MaxKeepalive is the longest keepalive granted (default 20m). A client
 	// asking for 0 (no keepalive at all) or more gets this value, announced
 	// to MQTT 5 clients as Server Keep Alive; an idle 3.1.1 client is
@@ -300,8 +313,13 @@ type AnonymousPolicy struct {
 // CertificatePolicy turns verified client certificates into identities.
 type CertificatePolicy struct {
 	// Identity is the certificate field that becomes the identity: none
-	// (default), cn, san_dns, san_email or san_uri (the first SAN of that
-	// kind). A client that also sends a user name must send this identity.
+	// (default), cn, san_dns, san_email or san_uri. The certificate must
+	// have exactly one value there: a subject with several CNs (separate or
+	// in one multi-valued RDN), or several SANs of that kind, is refused
+	// (0x87, certificate_identity_ambiguous) rather than resolved by taking
+	// the first or the last, which a CA that signs what it is asked would
+	// let a device choose. A client that also sends a user name must send
+	// this identity.
 	Identity string `yaml:"identity" json:"identity"`
 	// Role is the role of certificate identities that have no line in the
 	// credentials file; empty (default) refuses them.
@@ -401,6 +419,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))
 	setDefault(&c.MaxConnectionsPerIP, 256)
 	setDefault(&c.MaxKeepalive, Duration(20*time.Minute))
+	rateDefault(&c.TLSHandshakesPerIP, "20/s")
 	if len(c.AllowedHosts) == 0 {
 		c.AllowedHosts = loopbackHosts()
 	}
@@ -411,6 +430,8 @@ func (p *Policy) applyDefaults() {
 		setDefault(&l.ConnectTimeout, c.ConnectTimeout)
 		setDefault(&l.MaxConnectionsPerIP, c.MaxConnectionsPerIP)
 		setDefault(&l.MaxKeepalive, c.MaxKeepalive)
+		setDefault(&l.TLSHandshakesPerIP, c.TLSHandshakesPerIP)
+		setDefault(&l.TLSHandshakeBurst, c.TLSHandshakeBurst)
 		// A bool cannot say "unset": a listener section that does not
 		// mention require_client_certificate must not turn off the
 		// broker-wide true. So it can only add the requirement.
@@ -570,6 +591,10 @@ func (p *Policy) validate() error {
 		fe.durRange(prefix+".connect_timeout", c.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)
 		fe.intRange(prefix+".max_connections_per_ip", int64(c.MaxConnectionsPerIP), 1, int64(b.MaxConnections))
 		fe.durRange(prefix+".max_keepalive", c.MaxKeepalive, time.Second, 65535*time.Second)
+		if r := c.TLSHandshakesPerIP; r.N < 1 || r.N > 1_000_000 || r.Per < time.Second || r.Per > 24*time.Hour {
+			fe.add(prefix+".tls_handshakes_per_ip", "%q is out of range: write 1 to 1000000 handshakes per 1s to 1d, e.g. 20/s", r.String())
+		}
+		fe.intRange(prefix+".tls_handshake_burst", int64(c.TLSHandshakeBurst), 0, 1_000_000)
 		for i, h := range c.AllowedHosts {
 			if h == "*" {
 				continue

@@ -391,6 +391,14 @@ func TestValidate(t *testing.T) {
 		{"listener", Policy{Listeners: map[string]ConnectionPolicy{"ws": {MaxKeepalive: Duration(500 * time.Millisecond)}}}, "listeners.ws.max_keepalive: must be between 1s and 18h12m15s, got 500ms"},
 		{"listener inherits invalid", Policy{Connections: ConnectionPolicy{MaxConnectionsPerIP: -2}, Listeners: map[string]ConnectionPolicy{"ws": {}}}, "connections.max_connections_per_ip: must be between 1 and 10000, got -2\nlisteners.ws.max_connections_per_ip: must be between 1 and 10000, got -2"},
 		{"empty listener id", Policy{Listeners: map[string]ConnectionPolicy{"": {}}}, "listeners: a listener id must not be empty"},
+		{"connections.tls_handshakes_per_ip high", Policy{Connections: ConnectionPolicy{TLSHandshakesPerIP: Rate{N: 2_000_000, Per: time.Second}}},
+			`connections.tls_handshakes_per_ip: "2000000/s" is out of range: write 1 to 1000000 handshakes per 1s to 1d, e.g. 20/s`},
+		{"connections.tls_handshakes_per_ip short period", Policy{Listeners: map[string]ConnectionPolicy{"tls": {TLSHandshakesPerIP: Rate{N: 1, Per: time.Millisecond}}}},
+			`listeners.tls.tls_handshakes_per_ip: "1/1ms" is out of range: write 1 to 1000000 handshakes per 1s to 1d, e.g. 20/s`},
+		{"connections.tls_handshakes_per_ip zero", Policy{Connections: ConnectionPolicy{TLSHandshakesPerIP: Rate{Per: time.Second}}},
+			`connections.tls_handshakes_per_ip: "0/s" is out of range: write 1 to 1000000 handshakes per 1s to 1d, e.g. 20/s`},
+		{"connections.tls_handshake_burst", Policy{Connections: ConnectionPolicy{TLSHandshakeBurst: -1}, Listeners: map[string]ConnectionPolicy{"tls": {TLSHandshakeBurst: 5}}},
+			"connections.tls_handshake_burst: must be between 0 and 1000000, got -1"},
 		{"allowed_hosts port", Policy{Listeners: map[string]ConnectionPolicy{"ws": {AllowedHosts: []string{"localhost", "broker.example", "evil.example:80"}}}},
 			`listeners.ws.allowed_hosts[2]: "evil.example:80" has a port: write the host alone, it matches on every port`},
 		{"allowed_hosts URL", Policy{Connections: ConnectionPolicy{AllowedHosts: []string{"https://broker.example"}}},
@@ -463,10 +471,10 @@ func TestValidate(t *testing.T) {
 // TestListenerInheritance: a listener override sets only what it names; the
 // rest comes from connections (as written or defaulted).
 func TestListenerInheritance(t *testing.T) {
-	p, err := ParsePolicy([]byte(`connections: {max_keepalive: 60s, allowed_origins: ["https://app.example"]}
+	p, err := ParsePolicy([]byte(`connections: {max_keepalive: 60s, allowed_origins: ["https://app.example"], tls_handshake_burst: 40}
 listeners:
   ws: {connect_timeout: 5s, allowed_hosts: [broker.example]}
-  tls: {max_connections_per_ip: 8, max_keepalive: 30s, allowed_hosts: []}
+  tls: {max_connections_per_ip: 8, max_keepalive: 30s, allowed_hosts: [], tls_handshakes_per_ip: 5/s}
   tcp:
 `), "test.yaml")
 	if err != nil {
@@ -474,13 +482,14 @@ listeners:
 	}
 	q := p.WithDefaults()
 	loopback, app := []string{"localhost", "127.0.0.1", "::1"}, []string{"https://app.example"}
+	perSecond := func(n int64) Rate { return Rate{N: n, Per: time.Second} }
 	want := map[string]ConnectionPolicy{
 		"ws": {ConnectTimeout: Duration(5 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute),
-			AllowedHosts: []string{"broker.example"}, AllowedOrigins: app},
+			AllowedHosts: []string{"broker.example"}, AllowedOrigins: app, TLSHandshakesPerIP: perSecond(20), TLSHandshakeBurst: 40},
 		"tls": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 8, MaxKeepalive: Duration(30 * time.Second),
-			AllowedHosts: loopback, AllowedOrigins: app},
+			AllowedHosts: loopback, AllowedOrigins: app, TLSHandshakesPerIP: perSecond(5), TLSHandshakeBurst: 40},
 		"tcp": {ConnectTimeout: Duration(10 * time.Second), MaxConnectionsPerIP: 256, MaxKeepalive: Duration(time.Minute),
-			AllowedHosts: loopback, AllowedOrigins: app},
+			AllowedHosts: loopback, AllowedOrigins: app, TLSHandshakesPerIP: perSecond(20), TLSHandshakeBurst: 40},
 	}
 	if !reflect.DeepEqual(q.Listeners, want) {
 		t.Errorf("listeners with defaults = %+v\nwant %+v", q.Listeners, want)

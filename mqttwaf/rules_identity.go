@@ -97,25 +97,52 @@ func (id *identity) anonymousFrom(ip netip.Addr) bool {
 	return false
 }
 
-// certIdentity returns the identity a verified certificate carries.
-func (id *identity) certIdentity(t *TLSInfo) string {
-	first := func(s []string) string {
-		if len(s) > 0 {
-			return s[0]
-		}
-		return ""
-	}
+// certIdentity returns the identity a verified certificate carries and the
+// values it has in the field that names it (identity.certificate.identity).
+// One certificate names one identity: with several values (two CNs, two DNS
+// SANs) name is "" and the caller refuses the certificate. Picking the first
+// or the last would let whoever asks a permissive CA for a certificate add
+// a second name and choose who they are (crypto/x509 keeps the last CN).
+func (id *identity) certIdentity(t *TLSInfo) (name string, values []string) {
 	switch id.certField {
 	case "cn":
-		return t.CommonName
+		values = t.CommonNames
+		if len(values) == 0 && t.CommonName != "" {
+			values = []string{t.CommonName} // an adapter that reports only CommonName
+		}
 	case "san_dns":
-		return first(t.DNSNames)
+		values = t.DNSNames
 	case "san_email":
-		return first(t.Emails)
+		values = t.Emails
 	case "san_uri":
-		return first(t.URIs)
+		values = t.URIs
 	}
-	return ""
+	if len(values) == 1 {
+		return values[0], values
+	}
+	return "", values
+}
+
+// ambiguousCertificate refuses a certificate with several values in the
+// field that names the identity.
+func (id *identity) ambiguousCertificate(values []string) Verdict {
+	what := map[string]string{"cn": "CN attributes in its subject", "san_dns": "DNS names in its subject alternative names",
+		"san_email": "e-mail addresses in its subject alternative names", "san_uri": "URIs in its subject alternative names"}[id.certField]
+	var b strings.Builder
+	for i, v := range values {
+		if i == 4 {
+			b.WriteString(", ...")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteShort(v))
+	}
+	return Verdict{Action: Reject, Reason: "certificate_identity_ambiguous", Code: CodeNotAuthorized,
+		Value: int64(len(values)), Limit: 1,
+		Detail: fmt.Sprintf("the certificate has %d %s (%s); identity.certificate.identity %s needs exactly one: issue one certificate per identity",
+			len(values), what, b.String(), id.certField)}
 }
 
 // authenticate establishes who the client is: a verified certificate
@@ -141,7 +168,10 @@ func (r *authenticate) CheckConnect(c *Connect) Verdict {
 		return Deny("", "client_certificate_required", CodeNotAuthorized)
 	}
 	if r.id.certField != "none" && cl.TLS != nil && cl.TLS.Verified {
-		name := r.id.certIdentity(cl.TLS)
+		name, values := r.id.certIdentity(cl.TLS)
+		if len(values) > 1 {
+			return r.id.ambiguousCertificate(values)
+		}
 		if checkIdentityName(name) != nil {
 			return Verdict{Action: Reject, Reason: "certificate_identity_invalid", Code: CodeNotAuthorized,
 				Detail: "the certificate's " + r.id.certField + " is empty or not usable as an identity"}

@@ -20,6 +20,8 @@ type state struct {
 	passwords *passwordChecker
 	bans      *ratelimit.BanList
 	retained  retainedTable
+	// handshakes are the TLS handshake budgets (tls.go).
+	handshakes handshakeLimits
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

@@ -23,6 +23,7 @@ const RuleTLS = "connections.tls"
 // connections.tls_handshakes_per_ip handshakes (listeners.<id> for a
 // listener with its own section), with tls_handshake_burst at once.
 //
+// An address on the ban list is refused first (connections.tls, banned).
 // An admitted handshake is counted (Counters: connections.tls, allow); a
 // refusal is counted and recorded (connections.tls, tls_handshake_rate,
 // 0x9F) and the handshake must be aborted. In DetectionOnly the refusal is
@@ -36,6 +37,16 @@ func (w *WAF) CheckTLSHandshake(listener, remoteAddr string) Verdict {
 	if !ip.IsValid() {
 		w.st.counters.add(RuleTLS, Allow, true)
 		return Verdict{}
+	}
+	// A banned address is refused before the handshake costs anything: its
+	// CONNECT would be refused anyway.
+	if b, banned := w.st.bans.Check(e.now(), "", "", ip); banned {
+		v := Verdict{Action: Disconnect, Rule: RuleTLS, Reason: "banned", Code: CodeBanned,
+			Detail: b.Target.String() + " is banned: handshake aborted before the key exchange"}
+		e.record(StageAccept, nil, &v, subject{listener: listener, ip: ip})
+		if e.enforce {
+			return v
+		}
 	}
 	section, c := "connections", e.policy.Connections
 	if lc, ok := e.policy.Listeners[listener]; ok {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttwaf/mqttwaf/ratelimit"
 )
 
 // handshakeSeeds are (listener, remote address) pairs and whether each is
@@ -241,5 +243,25 @@ func BenchmarkCheckTLSHandshake(b *testing.B) {
 				w.CheckTLSHandshake(s.listener, s.remote)
 			}
 		})
+	}
+}
+
+// TestTLSHandshakeRefusedForBannedAddress: a banned address costs no
+// handshake.
+func TestTLSHandshakeRefusedForBannedAddress(t *testing.T) {
+	w := newTestWAF(t, handshakePolicy)
+	target, err := ratelimit.ParseTarget("ip:192.0.2.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := w.clock.Now()
+	if err := w.Bans().Add(now, ratelimit.Ban{Target: target, Reason: "operator", Since: now, Until: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if v := w.CheckTLSHandshake("tcp", "192.0.2.77:4000"); v.Reason != "banned" || v.Code != CodeBanned {
+		t.Fatalf("banned address: %+v", v)
+	}
+	if v := w.CheckTLSHandshake("tcp", "198.51.100.1:4000"); v.Blocked() {
+		t.Fatalf("another address: %+v", v)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,76 @@ func TestViewsAcrossReloads(t *testing.T) {
 				checkRedacted(t, "backend (after the reload)", m)
 			}
 		})
+	}
+}
+
+// TestViewsUnderReloadChurn: while the policy flips between a raw role and
+// none every few milliseconds, every message reaches the redacted views
+// (paho and mosquitto_sub) redacted, with no personal property, and the
+// same pseudonyms throughout: whichever policy was in force at publish and
+// at delivery, nothing raw and nothing redacted twice.
+func TestViewsUnderReloadChurn(t *testing.T) {
+	const n = 60
+	withRaw, withoutRaw := fleetExamplePolicy(t, nil), fleetExamplePolicy(t, withoutRawView(t))
+	b := startBrokerWith(t, withRaw, brokerOpts{})
+	analytics := mustV5Pass(t, b.addr, "analytics", "analytics", "analytics-demo-pass")
+	analytics.subscribe(t, 1, "fleet/+/telemetry")
+	wait := mosquittoSub(t, b.addr, "-V", "mqttv5", "-i", "analytics-mosquitto", "-u", "analytics", "-P", "analytics-demo-pass",
+		"-t", "fleet/+/telemetry", "-C", strconv.Itoa(n), "-W", "60", "-q", "1", "-F", mosquittoProps)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		subs := 0
+		for _, cl := range b.server.Clients.GetAll() {
+			if _, ok := cl.State.Subscriptions.Get("fleet/+/telemetry"); ok {
+				subs++
+			}
+		}
+		if subs == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("subscribers not ready")
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		reloads := 0
+		for ctx.Err() == nil {
+			p := withRaw
+			if reloads%2 == 0 {
+				p = withoutRaw
+			}
+			if err := b.waf.Reload(p); err != nil {
+				t.Error(err)
+				break
+			}
+			reloads++
+			time.Sleep(2 * time.Millisecond)
+		}
+		done <- reloads
+	}()
+	dev1 := mustV5Pass(t, b.addr, "dev1", "dev1", "dev1-demo-pass")
+	for range n {
+		publishPersonal(t, dev1, "fleet/dev1/telemetry", false, personalStatus)
+	}
+	var first []byte
+	for i := range n {
+		m := expectMsg(t, analytics.msgs, 10*time.Second)
+		checkRedacted(t, "analytics", m)
+		if first == nil {
+			first = m.Payload
+		} else if !bytes.Equal(m.Payload, first) {
+			t.Errorf("message %d: %s, the first was %s", i, m.Payload, first)
+		}
+	}
+	cancel()
+	if reloads := <-done; reloads < 2 {
+		t.Fatalf("only %d reloads during the run", reloads)
+	}
+	got, err := wait()
+	want := strings.Repeat("C=|D=|R=|P=x-identity:dev1|p="+string(first)+"\n", n)
+	if err != nil || got != want {
+		t.Errorf("mosquitto_sub got %q, %v; want %d times %q", got, err, n, "C=|D=|R=|P=x-identity:dev1|p="+string(first))
 	}
 }

@@ -1,6 +1,8 @@
 package hooks
 
 import (
+	"sync"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -97,30 +99,29 @@ func validAck(pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnPacketEncode gives each subscriber its view of a PUBLISH (redacted
-// unless its role has view: raw; see mqttwaf.WAF.View), and puts the WAF's
-// reason codes into the SUBACK of a SUBSCRIBE whose filters it refused
-// (MQTT 5 only; 3.1.1 has a single failure code). It is called for every
-// outbound packet, so it returns at once for others.
+// OnPacketEncode gives each subscriber its view of a PUBLISH (see
+// mqttwaf.WAF.ViewMessage: on topics whose payload entry redacts, the
+// redacted payload and only the properties the entry keeps, unless the
+// subscriber's role has view: raw), and puts the WAF's reason codes into
+// the SUBACK of a SUBSCRIBE whose filters it refused (MQTT 5 only; 3.1.1 has
+// a single failure code). It is called for every outbound packet, live,
+// retained or queued for a persistent session, so the view always follows
+// the policy in force; it returns at once for other packets.
 func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Packet) {
 	if pk.FixedHeader.Type == packets.Publish {
 		defer func() {
 			if r := recover(); r != nil {
 				h.panicked(cl, mqttwaf.StageDeliver, r)
-				res = pk
-				res.Payload = nil // never the raw payload when the view failed
+				res = pk // never the stored payload or properties when the view failed
+				res.Payload = nil
+				res.Properties.User, res.Properties.CorrelationData = nil, nil
+				res.Properties.ResponseTopic, res.Properties.ContentType = "", ""
 			}
 		}()
-		if cl.Net.Inline || !h.waf.HasViews() {
+		if cl.Net.Inline {
 			return pk
 		}
-		// The topic is always there: OnConnect turns outbound topic aliases
-		// off. The payload may be shared with mochi's in-flight copy, so it
-		// is replaced, never written to.
-		if out, changed := h.waf.View(h.sessions.clientOf(cl), pk.TopicName, pk.Payload); changed {
-			pk.Payload = out
-		}
-		return pk
+		return h.view(cl, pk)
 	}
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
@@ -151,4 +152,66 @@ func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Pa
 	}
 	pk.ReasonCodes = out
 	return pk
+}
+
+// view gives cl its view of pk. The topic is always there: OnConnect turns
+// outbound topic aliases off. pk is mochi's copy for this write, whose
+// slices may be shared with the stored and in-flight copies, so its fields
+// are replaced, never written into.
+func (h *WAF) view(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	m := mqttwaf.Message{Topic: pk.TopicName, Payload: pk.Payload, Props: mqttwaf.Properties{
+		ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
+		CorrelationData: pk.Properties.CorrelationData,
+	}}
+	if len(pk.Properties.User) > 0 {
+		buf := userPropsPool.Get().(*[]mqttwaf.UserProperty)
+		defer func() {
+			clear(*buf) // drop the strings, so the pool holds no message data
+			userPropsPool.Put(buf)
+		}()
+		*buf = appendUserProps((*buf)[:0], pk.Properties.User)
+		m.Props.User = *buf
+	}
+	out, changed := h.waf.ViewMessage(h.sessions.clientOf(cl), &m)
+	if !changed {
+		return pk
+	}
+	pk.Payload = out.Payload
+	pk.Properties.ContentType = out.Props.ContentType
+	pk.Properties.ResponseTopic = out.Props.ResponseTopic
+	pk.Properties.CorrelationData = out.Props.CorrelationData
+	pk.Properties.User = keptProps(pk.Properties.User, out.Props.User)
+	return pk
+}
+
+// userPropsPool holds the buffers view converts user properties into: a
+// delivery is on the hot path, and most messages carry some (provenance).
+var userPropsPool = sync.Pool{New: func() any { return new([]mqttwaf.UserProperty) }}
+
+// appendUserProps appends mochi's user properties to dst as the WAF's.
+func appendUserProps(dst []mqttwaf.UserProperty, in []packets.UserProperty) []mqttwaf.UserProperty {
+	for _, p := range in {
+		dst = append(dst, mqttwaf.UserProperty{Key: p.Key, Value: p.Val})
+	}
+	return dst
+}
+
+// keptProps returns the user properties out (a view's, chosen from in) as
+// mochi's: the tail of in when out is one (the WAF's marker goes first, so
+// usually it is), without allocating; else a new slice.
+func keptProps(in []packets.UserProperty, out []mqttwaf.UserProperty) []packets.UserProperty {
+	if len(out) == 0 {
+		return nil
+	}
+	tail := in[len(in)-min(len(out), len(in)):]
+	if len(tail) == len(out) {
+		same := true
+		for i, u := range out {
+			same = same && tail[i].Key == u.Key && tail[i].Val == u.Value
+		}
+		if same {
+			return tail
+		}
+	}
+	return mochiProps(out)
 }

@@ -159,6 +159,10 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 	if p.Redact.ExactPaths && len(p.Redact.Rules) == 0 {
 		fe.add(at+".redact.exact_paths", "applies to the paths of redact.rules, and there are none: remove it or add rules")
 	}
+	if p.Redact.KeepProperties.set() && !p.Redact.enabled() {
+		fe.add(at+".redact.keep_properties", "applies to redacted views, and this entry redacts nothing: add redact.rules or redact.detectors, or remove it")
+	}
+	p.Redact.KeepProperties.validate(fe, at+".redact.keep_properties")
 	fe.oneOf(at+".format", p.Format, "any", "text", "json")
 	fe.intRange(at+".max_size", int64(p.MaxSize), 1, int64(maxPacket))
 	for i, ct := range p.ContentTypes {
@@ -182,6 +186,10 @@ type payloadEntry struct {
 	schema   *schema.Validator
 	history  *schema.Plausibility
 	redactor *redact.Redactor
+	// keep and token describe the entry's redacted view: the properties it
+	// keeps, and the marker of a payload stored as this view (see views).
+	keep  keepProps
+	token string
 }
 
 // payloads checks, normalises and redacts payloads: the first entry
@@ -190,11 +198,14 @@ type payloadEntry struct {
 type payloads struct {
 	now     func() time.Time
 	entries []*payloadEntry
-	views   *views // per-subscriber views, or nil: then redaction rewrites the message itself
+	views   *views // set whenever an entry redacts (compileViews)
 }
 
 func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 	r := &payloads{now: now}
+	if p.Provenance.UserProperty == viewMarker {
+		return nil, fmt.Errorf("provenance.user_property: %q is reserved for the WAF's own use: choose another name", viewMarker)
+	}
 	var key redact.Secret
 	for _, pp := range p.Payloads {
 		if pp.Redact.usesPseudonym() {
@@ -244,6 +255,8 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 				return nil, fmt.Errorf("payloads[%d].redact: %w", i, err)
 			}
 			e.redactor = rd
+			e.keep = compileKeep(pp.Redact.KeepProperties, p.Provenance.UserProperty, pp.ContentTypes)
+			e.token = viewToken(pp.Redact, key)
 		}
 		r.entries = append(r.entries, e)
 	}
@@ -351,11 +364,21 @@ func contractVerdict(rule string, err error) Verdict {
 	return v
 }
 
-// redact runs the entry's redaction on the (normalised) payload. Without
-// per-subscriber views the redacted payload replaces the message; with
-// them the message keeps its raw payload and the redaction is cached for
-// the deliveries to subscribers without a raw view (WAF.View).
+// redact runs the entry's redaction on the (normalised) payload and makes
+// the message's redacted view (see views). With a raw role anywhere the
+// message keeps its raw payload and properties, and the view is cached for
+// the deliveries to everyone else (WAF.ViewMessage). Without one the view
+// replaces the message: the redacted payload, and the marker in place of
+// the user properties the view removes, so the raw data is neither
+// retained nor queued (the response topic, correlation data and content
+// type are removed at delivery). A message that already carries the
+// marker of these rules (a Last Will checked at CONNECT, checked again when
+// it is sent) is not redacted twice.
 func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdict {
+	if _, marker := unmark(p.Message.Props.User); marker == e.token {
+		return normalized
+	}
+	vw := r.views
 	in := p.Message.Payload
 	out, report, err := e.redactor.Apply(p.Scratch(), in)
 	if err != nil {
@@ -364,19 +387,47 @@ func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdi
 		v.Detail = err.Error()
 		return v
 	}
-	if report.Changed+report.Nulled == 0 {
+	n := report.Changed + report.Nulled
+	props := e.keep.describe(&p.Message.Props)
+	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(n), Detail: joinDetails(reportDetail(report), props)}
+	if vw.anyRaw {
+		k := vw.key(p.Message.Topic, in)
+		if n == 0 {
+			vw.put(k, nil)
+		} else {
+			vw.put(k, append([]byte(nil), out...))
+		}
 		p.Recycle(out)
-		return normalized
-	}
-	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(report.Changed + report.Nulled), Detail: reportDetail(report)}
-	if r.views != nil {
-		r.views.put(r.views.key(p.Message.Topic, in), append([]byte(nil), out...))
-		p.Recycle(out)
+		if n == 0 && props == "" {
+			return normalized
+		}
 		v.Detail = joinDetail("for subscribers without a raw view", v.Detail)
 		return v
 	}
-	p.SetPayload(out)
+	if n > 0 {
+		p.SetPayload(out)
+	} else {
+		p.Recycle(out)
+	}
+	p.SetUserProperties(e.marked(p.Message.Props.User))
+	if n == 0 && props == "" {
+		return normalized
+	}
 	return v
+}
+
+// marked returns the user properties of a message stored as e's redacted
+// view: the marker first, then the properties the view keeps. It always
+// returns a new slice.
+func (e *payloadEntry) marked(in []UserProperty) []UserProperty {
+	out := make([]UserProperty, 1, len(in)+1)
+	out[0] = UserProperty{Key: viewMarker, Value: e.token}
+	for _, u := range in {
+		if e.keep.keepsUser(u.Key) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // validText reports whether b is valid UTF-8 without NUL, as MQTT defines

@@ -1,10 +1,17 @@
 package mqttwaf
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +42,9 @@ type RedactPolicy struct {
 	// ExactPaths matches rule paths key by key as written, not the way
 	// case-insensitive back ends read keys (see redact.Options.ExactPaths).
 	ExactPaths bool `yaml:"exact_paths" json:"exact_paths"`
+	// KeepProperties lists the MQTT 5 properties redacted views deliver
+	// as published; every other one is removed from them.
+	KeepProperties KeepProperties `yaml:"keep_properties" json:"keep_properties"`
 }
 
 func (r RedactPolicy) enabled() bool { return len(r.Rules)+len(r.Detectors) > 0 }
@@ -87,22 +97,227 @@ func (p *Policy) pseudonymKey() (redact.Secret, error) {
 	return "", nil
 }
 
-// views redacts payloads per subscriber. A payload entry with redaction
-// forwards the redacted payload, stored and delivered, unless some role has
-// view: raw. Then the broker keeps the raw (normalised) payload, and each
-// delivery to a subscriber whose role is not raw gets the redacted one. The
-// redaction of a message is done once, at publish, and cached by the
-// message's content; a delivery that misses the cache (a retained message
-// much later, an evicted entry) redacts again.
+// KeepProperties lists the MQTT 5 properties of a message that a redacted
+// view delivers as published. Redaction rules and detectors read the
+// payload only, and the properties a publisher fills freely (user
+// properties, response topic, correlation data, content type) can carry
+// the same personal data, so a redacted view removes them all except those
+// listed here. The zero value keeps none of them, except the provenance
+// property (provenance.user_property: the WAF writes it, it names the
+// publisher's identity) and a content type the entry's content_types
+// allow-list admits (one of the operator's own strings). List only
+// properties that never carry personal data: a kept property is delivered
+// as published, not redacted. Message expiry, payload format indicator
+// and subscription identifiers are always delivered.
+type KeepProperties struct {
+	// User names the user properties delivered as published (exact,
+	// case-sensitive names).
+	User []string `yaml:"user" json:"user"`
+	// ContentType keeps every content type, ResponseTopic the response
+	// topic and CorrelationData the correlation data.
+	ContentType     bool `yaml:"content_type" json:"content_type"`
+	ResponseTopic   bool `yaml:"response_topic" json:"response_topic"`
+	CorrelationData bool `yaml:"correlation_data" json:"correlation_data"`
+}
+
+func (k *KeepProperties) set() bool {
+	return len(k.User) > 0 || k.ContentType || k.ResponseTopic || k.CorrelationData
+}
+
+func (k *KeepProperties) validate(fe *fieldErrors, at string) {
+	for i, name := range k.User {
+		switch {
+		case name == "" || len(name) > maxPropertyName || hasControl(name):
+			fe.add(fmt.Sprintf("%s.user[%d]", at, i), "must be a user property name of 1 to %d printable characters", maxPropertyName)
+		case name == viewMarker:
+			fe.add(fmt.Sprintf("%s.user[%d]", at, i), "%q is reserved for the WAF's own use and never delivered", viewMarker)
+		}
+	}
+}
+
+// maxPropertyName bounds a listed user property name (MQTT allows 65535
+// bytes; limits.user_properties usually allows far fewer).
+const maxPropertyName = 1024
+
+// viewMarker names the user property that marks a stored message as
+// already being its redacted view: without a raw role, redaction replaces
+// the message at publish (so the raw data is neither retained nor queued),
+// and the marker, the first user property, carries the token of the rules
+// that made it. A delivery whose marker matches the rules in force sends
+// the stored payload as it is; any other (rules changed by a reload, a
+// message stored raw, a forged marker) is redacted again, because
+// redacting twice is safe but a second pseudonym no longer joins the first.
+// The token is keyed with a secret of this process, so no client can make
+// one, and the marker is removed from every delivery.
+const viewMarker = "mqttwaf:view"
+
+// viewSecret keys the marker tokens of this process.
+var viewSecret = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails (crypto/rand crashes the program instead)
+	return k
+}()
+
+// viewToken identifies the redacted view that r (and key, if r uses a
+// pseudonym) makes, in this process: equal rule sets give equal tokens, so
+// a reload that leaves an entry's redaction as it was keeps its stored
+// views valid.
+func viewToken(r RedactPolicy, key redact.Secret) string {
+	mac := hmac.New(sha256.New, viewSecret)
+	doc, err := json.Marshal(redact.Options{Rules: r.Rules, Detectors: r.Detectors, MaxDepth: r.MaxDepth,
+		MaxOutput: int(r.MaxOutput), ExactPaths: r.ExactPaths})
+	if err != nil {
+		doc = []byte(rand.Text()) // a token nothing matches: every delivery redacts
+	}
+	mac.Write(doc)
+	if r.usesPseudonym() {
+		mac.Write([]byte{0})
+		mac.Write([]byte(key))
+	}
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+}
+
+// keepProps is a compiled KeepProperties.
+type keepProps struct {
+	user            []string
+	provenance      string   // provenance.user_property, or ""
+	contentTypes    []string // the entry's content_types
+	contentType     bool
+	responseTopic   bool
+	correlationData bool
+}
+
+func compileKeep(k KeepProperties, provenance string, contentTypes []string) keepProps {
+	return keepProps{user: slices.Clone(k.User), provenance: provenance, contentTypes: slices.Clone(contentTypes),
+		contentType: k.ContentType, responseTopic: k.ResponseTopic, correlationData: k.CorrelationData}
+}
+
+func (k *keepProps) keepsUser(name string) bool {
+	return name != viewMarker && (name != "" && name == k.provenance || slices.Contains(k.user, name))
+}
+
+func (k *keepProps) keepsContentType(ct string) bool {
+	return k.contentType || slices.Contains(k.contentTypes, ct)
+}
+
+// filter turns pr into its redacted view: it replaces fields and the user
+// property slice, never writing into them (they may be shared with the
+// broker's stored copy), and reports whether it removed anything.
+func (k *keepProps) filter(pr *Properties) bool {
+	removed := false
+	if pr.ContentType != "" && !k.keepsContentType(pr.ContentType) {
+		pr.ContentType, removed = "", true
+	}
+	if pr.ResponseTopic != "" && !k.responseTopic {
+		pr.ResponseTopic, removed = "", true
+	}
+	if pr.CorrelationData != nil && !k.correlationData {
+		pr.CorrelationData, removed = nil, true
+	}
+	user := keepUser(pr.User, k.keepsUser)
+	removed = removed || len(user) != len(pr.User)
+	pr.User = user
+	return removed
+}
+
+// describe says what the redacted view of pr removes, for an event: how
+// many properties, and their names (never their values); "" if none.
+func (k *keepProps) describe(pr *Properties) string {
+	var names []string
+	for _, u := range pr.User {
+		if !k.keepsUser(u.Key) {
+			names = append(names, "user_property "+u.Key)
+		}
+	}
+	if pr.ContentType != "" && !k.keepsContentType(pr.ContentType) {
+		names = append(names, "content_type")
+	}
+	if pr.ResponseTopic != "" && !k.responseTopic {
+		names = append(names, "response_topic")
+	}
+	if pr.CorrelationData != nil && !k.correlationData {
+		names = append(names, "correlation_data")
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	n := len(names)
+	const show = 8
+	if n > show {
+		names = append(names[:show], "and "+strconv.Itoa(n-show)+" more")
+	}
+	return "properties_removed=" + strconv.Itoa(n) + " (" + strings.Join(names, ", ") + ")"
+}
+
+// keepUser returns the user properties of in that keep accepts: in itself
+// when it accepts all, a suffix of in when only leading ones go (the
+// marker is the first), else a new slice. It never writes into in.
+func keepUser(in []UserProperty, keep func(string) bool) []UserProperty {
+	drop, lead := 0, 0
+	for i, u := range in {
+		if !keep(u.Key) {
+			drop++
+			if lead == i {
+				lead++
+			}
+		}
+	}
+	switch {
+	case drop == 0:
+		return in
+	case drop == len(in):
+		return nil
+	case drop == lead:
+		return in[drop:]
+	}
+	out := make([]UserProperty, 0, len(in)-drop)
+	for _, u := range in {
+		if keep(u.Key) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// unmark returns in without view markers, and the marker's value when in
+// carries exactly one, first, as the payload rule puts it ("" otherwise:
+// then no marker is trusted).
+func unmark(in []UserProperty) ([]UserProperty, string) {
+	n := 0
+	for _, u := range in {
+		if u.Key == viewMarker {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return in, ""
+	case n == 1 && in[0].Key == viewMarker:
+		return in[1:], in[0].Value
+	}
+	return keepUser(in, func(k string) bool { return k != viewMarker }), ""
+}
+
+// views makes the redacted view of messages for subscribers without a raw
+// view. It exists whenever a payload entry redacts, whatever the roles, so
+// that what a subscriber receives never depends on how the message was
+// stored: with a raw role the broker stores messages raw and each delivery
+// to another role is redacted (cached by content, made once at publish);
+// without one, redaction replaces the message at publish and marks it
+// (viewMarker), and deliveries still check it is the view of the rules in
+// force. Retained messages and messages queued for offline sessions are
+// viewed under the policy in force when they are delivered, so a reload
+// can neither hand stored raw bytes to a redacted view nor redact twice.
 type views struct {
 	rawRoles map[string]bool
+	anyRaw   bool // stored raw: some role has view: raw
 	id       *identity
 	payloads *payloads
 
 	seed  maphash.Seed
 	mu    sync.Mutex
-	cache map[viewKey][]byte
-	order []viewKey // insertion order, for eviction
+	cache map[viewKey][]byte // nil value: the payload is its own view
+	order []viewKey          // insertion order, for eviction
 	bytes int
 }
 
@@ -123,23 +338,23 @@ const (
 
 var seed2 = maphash.MakeSeed()
 
-// compileViews returns the views of p, or nil when no role has a raw view
-// or nothing is redacted (then redaction rewrites messages at publish).
+// compileViews returns the views of p, or nil when no payload entry
+// redacts.
 func compileViews(p *Policy, id *identity, pl *payloads) *views {
+	redacts := false
+	for _, e := range pl.entries {
+		redacts = redacts || e.redactor != nil
+	}
+	if !redacts {
+		return nil
+	}
 	raw := map[string]bool{}
 	for name, r := range p.Roles {
 		if r.View == "raw" {
 			raw[name] = true
 		}
 	}
-	redacts := false
-	for _, e := range pl.entries {
-		redacts = redacts || e.redactor != nil
-	}
-	if len(raw) == 0 || !redacts {
-		return nil
-	}
-	return &views{rawRoles: raw, id: id, payloads: pl, seed: maphash.MakeSeed(), cache: map[viewKey][]byte{}}
+	return &views{rawRoles: raw, anyRaw: len(raw) > 0, id: id, payloads: pl, seed: maphash.MakeSeed(), cache: map[viewKey][]byte{}}
 }
 
 func (v *views) key(topic string, payload []byte) viewKey {
@@ -157,6 +372,7 @@ func (v *views) key(topic string, payload []byte) viewKey {
 	return k
 }
 
+// put caches the view out of a payload (nil: the payload is its own view).
 func (v *views) put(k viewKey, out []byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -181,45 +397,101 @@ func (v *views) get(k viewKey) ([]byte, bool) {
 	return out, ok
 }
 
-// View returns the payload subscriber c receives for a message on topic
-// whose stored payload is payload: the same bytes (changed false) unless the
-// topic's payload entry redacts and c's role does not have view: raw. The
-// returned slice is shared and must not be modified. It allocates nothing
-// on a cache hit, and nothing when no redaction applies. In DetectionOnly it
-// never changes anything.
-func (w *WAF) View(c *Client, topic string, payload []byte) (out []byte, changed bool) {
+// ViewMessage returns what subscriber c receives of m, a message as the
+// broker holds it (live, retained, or queued for a persistent session):
+// m's own fields (changed false), or c's view of them. A subscriber whose
+// role has view: raw gets the message as stored; any other gets, on topics
+// whose payload entry redacts, the payload redacted by the entry's rules
+// and only the properties the entry keeps (KeepProperties). Whatever the
+// policy, the WAF's view marker is removed. The view follows the policy in
+// force now, not the one the message was published under.
+//
+// It never writes into m or its slices; the returned slices may be shared
+// with m or with the view cache and must not be modified. A view that
+// cannot be made delivers an empty payload (and a redaction_failed
+// event), never the stored one. It allocates nothing when the view was
+// cached or stored, beyond a new user property slice when properties other
+// than leading ones are removed. In DetectionOnly only the marker is
+// removed.
+func (w *WAF) ViewMessage(c *Client, m *Message) (out Message, changed bool) {
 	e := w.engine.Load()
+	out = *m
+	user, marker := unmark(m.Props.User)
+	out.Props.User = user
+	changed = len(user) != len(m.Props.User)
 	v := e.views
-	if v == nil || !e.enforce {
-		return payload, false
+	if v == nil || !e.enforce || c != nil && v.rawRoles[v.id.roleOf(c)] {
+		return out, changed
 	}
-	if c != nil && v.rawRoles[v.id.roleOf(c)] || len(payload) == 0 {
-		return payload, false // raw view; or no data (an empty retained message deletes)
-	}
-	pe := v.payloads.entryFor(topic, nil)
+	pe := v.payloads.entryFor(m.Topic, nil)
 	if pe == nil || pe.redactor == nil {
-		return payload, false
+		return out, changed
 	}
-	k := v.key(topic, payload)
-	if out, ok := v.get(k); ok {
-		return out, true
+	stored := out.Props // before filtering, for the event
+	if pe.keep.filter(&out.Props) {
+		changed = true
 	}
-	red, report, err := pe.redactor.Apply(nil, payload)
-	verdict := Verdict{Action: Rewrite, Rule: "redact", Reason: "redacted", Value: int64(report.Changed), Detail: reportDetail(report)}
-	if err != nil {
-		verdict.Action, verdict.Reason, verdict.Detail = Drop, "redaction_failed", err.Error()
-		red = nil // the subscriber gets an empty payload, never the raw one
+	if len(m.Payload) == 0 || marker == pe.token {
+		return out, changed // no data (an empty retained message deletes); or stored as this view
 	}
-	e.record(StageDeliver, nil, &verdict, subject{client: c, topic: topic, size: len(payload)})
-	if err == nil {
+	k := v.key(m.Topic, m.Payload)
+	if red, ok := v.get(k); ok {
+		if red != nil {
+			out.Payload, changed = red, true
+		}
+		return out, changed
+	}
+	red, report, err := pe.redactor.Apply(nil, m.Payload)
+	props := pe.keep.describe(&stored)
+	verdict := Verdict{Action: Rewrite, Rule: "redact", Reason: "redacted", Value: int64(report.Changed + report.Nulled),
+		Detail: joinDetails(reportDetail(report), props)}
+	switch {
+	case err != nil:
+		verdict.Action, verdict.Reason, verdict.Value = Drop, "redaction_failed", 0
+		verdict.Detail = joinDetails(err.Error(), props)
+		out.Payload, changed = nil, true // the subscriber gets an empty payload, never the stored one
+	case bytes.Equal(red, m.Payload):
+		v.put(k, nil)
+	default:
 		v.put(k, red)
+		out.Payload, changed = red, true
 	}
-	return red, true
+	if changed {
+		// A copy of the topic: m stays the caller's (its slices may live on its stack).
+		e.record(StageDeliver, nil, &verdict, subject{client: c, topic: strings.Clone(m.Topic), size: len(m.Payload)})
+	}
+	return out, changed
 }
 
-// HasViews reports whether the running policy redacts per subscriber, so
-// an adapter knows whether deliveries need View at all.
-func (w *WAF) HasViews() bool { return w.engine.Load().views != nil }
+// View returns the payload subscriber c receives of a message on topic
+// stored with payload (and no properties): ViewMessage for the payload
+// alone. The returned slice is shared and must not be modified.
+func (w *WAF) View(c *Client, topic string, payload []byte) (out []byte, changed bool) {
+	m := Message{Topic: topic, Payload: payload}
+	view, changed := w.ViewMessage(c, &m)
+	return view.Payload, changed
+}
+
+// HasViews reports whether subscribers of the running policy may receive
+// payloads other than the stored ones: some payload entry redacts and some
+// role has view: raw, so the broker stores messages raw and redacts per
+// delivery. Without a raw role, redaction rewrites the stored message
+// itself. Either way every delivery must go through ViewMessage.
+func (w *WAF) HasViews() bool {
+	v := w.engine.Load().views
+	return v != nil && v.anyRaw
+}
+
+// joinDetails joins two event details with "; ", skipping empty ones.
+func joinDetails(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
 
 // reportDetail lists the rules and detectors that fired and how often.
 // Never values.

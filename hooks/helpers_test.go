@@ -551,3 +551,22 @@ func (b *testBroker) waitSubscribed(t testing.TB, filter string) {
 	}
 	t.Fatalf("nobody subscribed to %q", filter)
 }
+
+// waitSubscribers waits until n clients hold a subscription for filter.
+func (b *testBroker) waitSubscribers(t testing.TB, filter string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := 0
+		for _, cl := range b.server.Clients.GetAll() {
+			if _, ok := cl.State.Subscriptions.Get(filter); ok {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d subscribers to %q ready", got, n, filter)
+		}
+	}
+}

@@ -33,20 +33,7 @@ func TestViewCoversProperties(t *testing.T) {
 	analytics.subscribe(t, 1, "fleet/+/telemetry")
 	wait := mosquittoSub(t, b.addr, "-V", "mqttv5", "-i", "analytics-mosquitto", "-u", "analytics", "-P", "analytics-demo-pass",
 		"-t", "fleet/+/telemetry", "-C", "1", "-W", "20", "-F", mosquittoProps)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n := 0
-		for _, cl := range b.server.Clients.GetAll() {
-			if _, ok := cl.State.Subscriptions.Get("fleet/+/telemetry"); ok {
-				n++
-			}
-		}
-		if n == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("subscribers not ready")
-		}
-	}
+	b.waitSubscribers(t, "fleet/+/telemetry", 3)
 
 	dev1 := mustV5Pass(t, b.addr, "dev1", "dev1", "dev1-demo-pass")
 	publishPersonal(t, dev1, "fleet/dev1/telemetry", false, seed)
@@ -119,20 +106,7 @@ payloads:
 	analytics.subscribe(t, 1, "fleet/#")
 	wait := mosquittoSub(t, b.addr, "-V", "mqttv5", "-i", "analytics-mosquitto", "-u", "analytics", "-P", "analytics-pw",
 		"-t", "fleet/#", "-C", "1", "-W", "20", "-F", mosquittoProps)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n := 0
-		for _, cl := range b.server.Clients.GetAll() {
-			if _, ok := cl.State.Subscriptions.Get("fleet/#"); ok {
-				n++
-			}
-		}
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("subscribers not ready")
-		}
-	}
+	b.waitSubscribers(t, "fleet/#", 2)
 	dev1 := mustV5Pass(t, b.addr, "dev1", "dev1", "dev1-pw")
 	props := &paho.PublishProperties{
 		User:          paho.UserProperties{{Key: "owner-phone", Value: "010-8378-1234"}, {Key: "trace-id", Value: "4bf92f35"}},

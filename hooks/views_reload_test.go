@@ -264,20 +264,7 @@ func TestViewsUnderReloadChurn(t *testing.T) {
 	analytics.subscribe(t, 1, "fleet/+/telemetry")
 	wait := mosquittoSub(t, b.addr, "-V", "mqttv5", "-i", "analytics-mosquitto", "-u", "analytics", "-P", "analytics-demo-pass",
 		"-t", "fleet/+/telemetry", "-C", strconv.Itoa(n), "-W", "60", "-q", "1", "-F", mosquittoProps)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		subs := 0
-		for _, cl := range b.server.Clients.GetAll() {
-			if _, ok := cl.State.Subscriptions.Get("fleet/+/telemetry"); ok {
-				subs++
-			}
-		}
-		if subs == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("subscribers not ready")
-		}
-	}
+	b.waitSubscribers(t, "fleet/+/telemetry", 2)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)

@@ -48,20 +48,7 @@ func TestPerSubscriberViews(t *testing.T) {
 	wait := mosquittoSub(t, b.addr, "-i", "analytics-mosquitto", "-u", "analytics", "-P", "analytics-demo-pass",
 		"-t", "fleet/+/telemetry", "-C", "1", "-W", "20", "-N")
 	b.waitSubscribed(t, "fleet/+/telemetry")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n := 0
-		for _, cl := range b.server.Clients.GetAll() {
-			if _, ok := cl.State.Subscriptions.Get("fleet/+/telemetry"); ok {
-				n++
-			}
-		}
-		if n == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("subscribers not ready")
-		}
-	}
+	b.waitSubscribers(t, "fleet/+/telemetry", 3)
 
 	dev1 := mustV5Pass(t, b.addr, "dev1", "dev1", "dev1-demo-pass")
 	if _, err := dev1.publish(t, "fleet/dev1/telemetry", 1, seed); err != nil {

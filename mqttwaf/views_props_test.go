@@ -274,8 +274,16 @@ func TestViewMarkerCannotBeForged(t *testing.T) {
 				}
 			}
 		}
+		// Not even with the token of the rules in force: markers are
+		// dropped from what clients publish.
+		m := personal("t/json/3")
+		m.Props.User = []UserProperty{{viewMarker, w.engine.Load().views.payloads.entries[0].token}}
+		held := stored(t, w, m)
+		if got, _ := w.ViewMessage(analyticsSub, held); string(got.Payload) != redactedSeed {
+			t.Errorf("raw %v, a marker with the right token: analytics view %s", raw, got.Payload)
+		}
 		// A stored message whose marker is not first is not trusted either.
-		held := stored(t, w, personal("t/json/2"))
+		held = stored(t, w, personal("t/json/2"))
 		if !raw {
 			moved := *held
 			moved.Payload = personal("").Payload // as if the stored bytes were raw

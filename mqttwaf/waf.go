@@ -246,6 +246,13 @@ func (w *WAF) OpenConnections() (sockets, ips int) { return w.st.conns.len() }
 func (w *WAF) Connect(c *Connect) Verdict {
 	e := w.engine.Load()
 	keepalive, will, expiry := c.Keepalive, c.Will, c.SessionExpiry
+	if c.Will != nil {
+		if user, _ := unmark(c.Will.Props.User); len(user) != len(c.Will.Props.User) {
+			w := *c.Will // a client cannot bring the WAF's view marker (see dropMarkers)
+			w.Props.User = user
+			c.Will = &w
+		}
+	}
 	s := subject{client: c.Client}
 	v := stage(e, StageConnect, e.connect, s, func(r ConnectRule) Verdict { return r.CheckConnect(c) })
 	if !v.Blocked() && c.Will != nil {
@@ -360,6 +367,7 @@ func (w *WAF) Publish(c *Client, m *Message) (v Verdict, out *Message) {
 	}
 	p := getPublish(c, m, false)
 	defer putPublish(p)
+	dropMarkers(p)
 	v = stage(e, StagePublish, e.publish, subject{client: c, topic: m.Topic, size: len(m.Payload)}, func(r PublishRule) Verdict {
 		return r.CheckPublish(p)
 	})
@@ -367,6 +375,16 @@ func (w *WAF) Publish(c *Client, m *Message) (v Verdict, out *Message) {
 		return v, nil
 	}
 	return v, p.result()
+}
+
+// dropMarkers removes view markers (viewMarker) from a client's message
+// before any rule sees it: only the WAF makes them, and a message carrying
+// a valid one is delivered as stored, so a client that learnt a token (from
+// a broker's storage, say) must not be able to mark raw data as redacted.
+func dropMarkers(p *Publish) {
+	if user, _ := unmark(p.Message.Props.User); len(user) != len(p.Message.Props.User) {
+		p.SetUserProperties(user)
+	}
 }
 
 // Deliver runs the deliver rules for one message to one subscriber. It is

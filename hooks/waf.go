@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -357,21 +356,9 @@ func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 		return h.sessions.get(cl) != nil
 	}
 	// mochi asks about each filter of a SUBSCRIBE here too, after
-	// OnSubscribe admitted it. A shared subscription's filter is read
-	// through its group prefix: "$share/g/fleet/+/x" reads fleet/+/x.
-	return !h.waf.Deliver(h.sessions.clientOf(cl), unshared(topic)).Blocked()
-}
-
-// unshared strips "$share/<group>/" from a shared subscription's filter.
-// Topic names never start with "$share/" (a client cannot publish to '$'
-// topics), so a delivery's topic passes unchanged.
-func unshared(filter string) string {
-	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
-		if _, f, ok := strings.Cut(rest, "/"); ok {
-			return f
-		}
-	}
-	return filter
+	// OnSubscribe admitted it; Deliver reads a shared subscription's
+	// filter without its "$share/<group>/" prefix.
+	return !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
 }
 
 // OnPublish runs the publish stage and maps its verdict; see the package

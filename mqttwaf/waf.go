@@ -389,12 +389,15 @@ func dropMarkers(p *Publish) {
 
 // Deliver runs the deliver rules for one message to one subscriber. It is
 // called once per message per subscriber and allocates nothing when the
-// rules allow.
+// rules allow. Brokers that check a subscription's read permission here
+// too (mochi) may pass a shared subscription's filter: it is read without
+// its "$share/<group>/" prefix, as topic names never start with "$share/".
 func (w *WAF) Deliver(c *Client, topic string) Verdict {
 	e := w.engine.Load()
 	if len(e.deliver) == 0 {
 		return Verdict{}
 	}
+	topic = sharedFilter(topic)
 	return stage(e, StageDeliver, e.deliver, subject{client: c, topic: topic}, func(r DeliverRule) Verdict {
 		return r.CheckDeliver(c, topic)
 	})

@@ -15,12 +15,9 @@ func (p *parser) subscribe() *Error {
 	}
 	for k := 1; p.i < len(p.b); k++ {
 		off := p.i
-		f, e := p.str("filter", k)
+		f, e := p.filter(k)
 		if e != nil {
 			return e
-		}
-		if why := filterProblem(f); why != "" {
-			return p.fail(off, ReasonMalformed, "filter %d (offset %d) %s", k, off, why)
 		}
 		if p.i == len(p.b) {
 			return p.fail(p.i, ReasonMalformed, "filter %d (offset %d) has no subscription options byte", k, off)
@@ -55,16 +52,25 @@ func (p *parser) unsubscribe() *Error {
 		return e
 	}
 	for k := 1; p.i < len(p.b); k++ {
-		off := p.i
-		f, e := p.str("filter", k)
-		if e != nil {
+		if _, e := p.filter(k); e != nil {
 			return e
-		}
-		if why := filterProblem(f); why != "" {
-			return p.fail(off, ReasonMalformed, "filter %d (offset %d) %s", k, off, why)
 		}
 	}
 	return nil
+}
+
+// filter reads the k-th topic filter of a SUBSCRIBE or UNSUBSCRIBE and
+// checks its syntax.
+func (p *parser) filter(k int) ([]byte, *Error) {
+	off := p.i
+	f, e := p.str("filter", k)
+	if e != nil {
+		return nil, e
+	}
+	if why := filterProblem(f); why != "" {
+		return nil, p.fail(off, ReasonMalformed, "filter %d (offset %d) %s", k, off, why)
+	}
+	return f, nil
 }
 
 // filtersStart checks what SUBSCRIBE and UNSUBSCRIBE share before their

@@ -101,8 +101,8 @@ func (r *lockoutCheck) CheckConnect(c *Connect) Verdict {
 	if cl.Auth != AuthNone || !c.UsernameSet && len(c.Password) == 0 {
 		return Verdict{}
 	}
-	if r.id.certField != "none" && cl.TLS != nil && cl.TLS.Verified {
-		return Verdict{} // the certificate is the identity
+	if r.id.byCertificate(cl) {
+		return Verdict{}
 	}
 	v, _ := r.l.check(cl)
 	return v

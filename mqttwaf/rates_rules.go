@@ -206,6 +206,7 @@ func (r *flapping) CheckConnect(c *Connect) Verdict {
 		return Verdict{}
 	}
 	now, cl := r.now(), c.Client
+	ip := cl.limitKeys(r.st.addrs).ip
 	limit := float64(r.st.policy.Flapping.Connects.N)
 	v := Verdict{Action: Ban, Reason: "flapping", Code: CodeBanned}
 	switch {
@@ -213,7 +214,7 @@ func (r *flapping) CheckConnect(c *Connect) Verdict {
 		v.BanKeys = BanClientID
 	case cl.Username != "" && r.st.flapUser.AddN(now, cl.Username, 1) > limit:
 		v.BanKeys = BanUsername
-	case cl.limitKeys(r.st.addrs).ip != "" && r.st.flapIP.AddN(now, cl.limitKeys(r.st.addrs).ip, 1) > float64(r.st.policy.Flapping.PerIP.N):
+	case ip != "" && r.st.flapIP.AddN(now, ip, 1) > float64(r.st.policy.Flapping.PerIP.N):
 		v.BanKeys = BanIP
 	default:
 		return Verdict{}

@@ -88,6 +88,12 @@ func (id *identity) roleOf(c *Client) string {
 	return ""
 }
 
+// byCertificate reports whether c's verified client certificate is its
+// identity (then no password is checked).
+func (id *identity) byCertificate(c *Client) bool {
+	return id.certField != "none" && c.TLS != nil && c.TLS.Verified
+}
+
 func (id *identity) anonymousFrom(ip netip.Addr) bool {
 	for _, n := range id.anonNets {
 		if n.Contains(ip) {
@@ -167,7 +173,7 @@ func (r *authenticate) CheckConnect(c *Connect) Verdict {
 	if r.p.listener(cl.Listener).RequireClientCertificate && (cl.TLS == nil || !cl.TLS.Verified) {
 		return Deny("", "client_certificate_required", CodeNotAuthorized)
 	}
-	if r.id.certField != "none" && cl.TLS != nil && cl.TLS.Verified {
+	if r.id.byCertificate(cl) {
 		name, values := r.id.certIdentity(cl.TLS)
 		if len(values) > 1 {
 			return r.id.ambiguousCertificate(values)

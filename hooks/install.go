@@ -17,9 +17,10 @@ import (
 // mochi OR-s authentication and ACL hooks: the first hook that allows,
 // allows. A WAF next to auth.AllowHook (or any other auth/ACL hook) would
 // deny nothing, so the hook refuses a server that already has one, naming
-// it; if one is added later, the WAF refuses every client from then on and
-// shuts the server down. The WAF must be the only authentication and ACL
-// provider.
+// it; if one is added later, the WAF closes every connection and refuses
+// every client from then on (it does not close the server: mochi's Close
+// panics when called twice). The WAF must be the only authentication and
+// ACL provider.
 func Install(server *mqtt.Server, w *mqttwaf.WAF) error {
 	if server == nil || w == nil {
 		return errors.New("hooks: Install needs a server and a WAF")

@@ -16,14 +16,11 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// TestAddHookConfigs covers every way of adding the hook with
-// server.AddHook: each either installs a complete WAF or is refused, with
-// mochi's ErrInvalidConfigType for a wrong config.
+// TestAddHookConfigs covers every way of adding the Identity hook (the
+// server's auth/ACL provider) with server.AddHook: each either installs a
+// complete WAF or is refused, with mochi's ErrInvalidConfigType for a wrong
+// config.
 func TestAddHookConfigs(t *testing.T) {
-	w, err := mqttwaf.New(nil, mqttwaf.Options{Sink: newRecorder()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	quiet := func() *mqtt.Server {
 		return mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}
@@ -35,19 +32,19 @@ func TestAddHookConfigs(t *testing.T) {
 		wantErr string    // "" = installed
 		invalid bool      // errors.Is(err, mqtt.ErrInvalidConfigType)
 	}{
-		{name: "complete", config: func(s *mqtt.Server) any { return &Options{WAF: w, Server: s} }},
-		{name: "nil config", config: func(*mqtt.Server) any { return nil }, wantErr: "hooks.Options", invalid: true},
-		{name: "wrong type", config: func(*mqtt.Server) any { return Options{WAF: w} }, wantErr: "hooks.Options", invalid: true},
-		{name: "no WAF", config: func(s *mqtt.Server) any { return &Options{Server: s} }, wantErr: "Options.WAF is nil", invalid: true},
+		{name: "complete", config: func(s *mqtt.Server) any { return &IdentityOptions{Server: s} }},
+		{name: "nil config", config: func(*mqtt.Server) any { return nil }, wantErr: "hooks.IdentityOptions", invalid: true},
+		{name: "wrong type", config: func(*mqtt.Server) any { return IdentityOptions{} }, wantErr: "hooks.IdentityOptions", invalid: true},
+		{name: "wraps a hook that decides nothing", config: func(s *mqtt.Server) any { return &IdentityOptions{Server: s, Wrap: new(mqtt.HookBase)} }, wantErr: "decides neither", invalid: true},
 		// Without the server the hook could neither see an allow-all hook
 		// beside it nor guard sessions: refused, not silently weaker.
-		{name: "no server", config: func(*mqtt.Server) any { return &Options{WAF: w} }, wantErr: "Options.Server is nil", invalid: true},
-		{name: "next to AllowHook", before: new(auth.AllowHook), config: func(s *mqtt.Server) any { return &Options{WAF: w, Server: s} }, wantErr: "allow-all-auth"},
-		{name: "next to a ledger", before: new(auth.Hook), config: func(s *mqtt.Server) any { return &Options{WAF: w, Server: s} }, wantErr: "auth-ledger"},
+		{name: "no server", config: func(*mqtt.Server) any { return &IdentityOptions{} }, wantErr: "Options.Server is nil", invalid: true},
+		{name: "next to AllowHook", before: new(auth.AllowHook), config: func(s *mqtt.Server) any { return &IdentityOptions{Server: s} }, wantErr: "allow-all-auth"},
+		{name: "next to a ledger", before: new(auth.Hook), config: func(s *mqtt.Server) any { return &IdentityOptions{Server: s} }, wantErr: "auth-ledger"},
 		// A non-auth hook beside the WAF is fine.
-		{name: "next to a non-auth hook", before: new(mqtt.HookBase), config: func(s *mqtt.Server) any { return &Options{WAF: w, Server: s} }},
+		{name: "next to a non-auth hook", before: new(mqtt.HookBase), config: func(s *mqtt.Server) any { return &IdentityOptions{Server: s} }},
 		// The server option must be the server the hook is added to.
-		{name: "server is another server", before: new(auth.AllowHook), config: func(*mqtt.Server) any { return &Options{WAF: w, Server: other} }},
+		{name: "server is another server", before: new(auth.AllowHook), config: func(*mqtt.Server) any { return &IdentityOptions{Server: other} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := quiet()
@@ -60,7 +57,7 @@ func TestAddHookConfigs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := s.AddHook(new(WAF), tc.config(s))
+			err := s.AddHook(new(Identity), tc.config(s))
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("AddHook: %v", err)
@@ -77,20 +74,18 @@ func TestAddHookConfigs(t *testing.T) {
 	}
 }
 
-// TestAddHookAppliesBrokerLimits: a WAF added with AddHook, not Install,
-// still replaces mochi's unlimited defaults with the policy's.
+// TestAddHookAppliesBrokerLimits: the Hardening hook added with AddHook,
+// not Install, still replaces mochi's unlimited defaults with the policy's.
 func TestAddHookAppliesBrokerLimits(t *testing.T) {
-	w, err := mqttwaf.New(nil, mqttwaf.Options{Sink: newRecorder()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if s.Options.Capabilities.MaximumPacketSize != 0 {
 		t.Fatalf("mochi's default maximum packet size is %d, expected unlimited (0)", s.Options.Capabilities.MaximumPacketSize)
 	}
-	if err := s.AddHook(new(WAF), &Options{WAF: w, Server: s}); err != nil {
+	h := new(Hardening)
+	if err := s.AddHook(h, &HardeningOptions{Server: s, Shared: Shared{Sink: newRecorder()}}); err != nil {
 		t.Fatal(err)
 	}
+	w := h.WAF()
 	if got, want := s.Options.Capabilities.MaximumPacketSize, uint32(w.Broker().MaxPacketSize); got != want || got == 0 {
 		t.Fatalf("MaximumPacketSize = %d, want the policy's %d", got, want)
 	}
@@ -153,7 +148,7 @@ func TestAllowHookAddedBeforeServeRefusesClients(t *testing.T) {
 	}
 	server := mqtt.New(HardenedOptions(nil))
 	server.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := server.AddHook(new(WAF), &Options{WAF: w, Server: server}); err != nil {
+	if err := Install(server, w); err != nil {
 		t.Fatal(err)
 	}
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {

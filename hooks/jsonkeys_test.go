@@ -77,7 +77,7 @@ func TestJSONCaseVariantKeysRefused(t *testing.T) {
 			t.Fatalf("%s: PUBACK 0x%02x, want 0x99", payload, rc)
 		}
 	}
-	e := b.events.wait(t, "payload", "duplicate_key", time.Second)
+	e := b.events.wait(t, "payload.json", "duplicate_key", time.Second)
 	if e.ClientID != "dev1" || e.Topic != "fleet/dev1/telemetry" || e.Code != 0x99 {
 		t.Fatalf("event %+v", e)
 	}

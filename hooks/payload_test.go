@@ -50,14 +50,14 @@ func TestJSONPayloadsAreNormalised(t *testing.T) {
 		t.Fatalf("late subscriber got %q (retain %v), want the retained %q", m.Payload, m.Retain, want)
 	}
 	// Canonical input is forwarded as it came, without a rewrite event.
-	before := b.events.count("payload", "json_normalized")
+	before := b.events.count("payload.json", "json_normalized")
 	if _, err := pub.publish(t, "fleet/dev1/telemetry", 1, []byte(want)); err != nil {
 		t.Fatal(err)
 	}
 	if m := expectMsg(t, sub.msgs, 5*time.Second); string(m.Payload) != want {
 		t.Fatalf("got %q", m.Payload)
 	}
-	if n := b.events.count("payload", "json_normalized"); n != before {
+	if n := b.events.count("payload.json", "json_normalized"); n != before {
 		t.Fatalf("%d rewrite events for canonical input", n-before)
 	}
 	// Other topics are not touched.
@@ -98,7 +98,7 @@ func TestBadPayloadsRefused(t *testing.T) {
 			if err == nil || resp == nil || resp.ReasonCode != tc.code {
 				t.Fatalf("%v %+v, want 0x%02x", err, resp, tc.code)
 			}
-			e := b.events.wait(t, "payload", tc.reason, time.Second)
+			e := b.events.wait(t, payloadRule(tc.reason), tc.reason, time.Second)
 			if e.Stage != mqttwaf.StagePublish || e.ClientID != "dev1" {
 				t.Fatalf("event %+v", e)
 			}
@@ -107,10 +107,10 @@ func TestBadPayloadsRefused(t *testing.T) {
 	}
 	// MQTT 3.1.1 (and QoS 0): dropped, with an event.
 	pub3 := mustV3(t, b.addr, "dev3", "")
-	before := b.events.count("payload", "duplicate_key")
+	before := b.events.count("payload.json", "duplicate_key")
 	waitToken(t, pub3.Publish("fleet/dev3/telemetry", 1, false, `{"a":1,"a":2}`))
 	waitToken(t, pub3.Publish("fleet/dev3/telemetry", 0, false, `{"a":1,"a":2}`))
-	b.events.waitCount(t, "payload", "duplicate_key", before+2, time.Second)
+	b.events.waitCount(t, "payload.json", "duplicate_key", before+2, time.Second)
 	expectNoMsg(t, sub.msgs, 200*time.Millisecond)
 	// A good message still flows afterwards.
 	waitToken(t, pub3.Publish("fleet/dev3/telemetry", 1, false, `{"a":1}`))
@@ -130,4 +130,15 @@ func TestJSONPayloadsWithMosquitto(t *testing.T) {
 	if err != nil || got != `{"a":[1,2]}` {
 		t.Fatalf("mosquitto_sub got %q, %v", got, err)
 	}
+}
+
+// payloadRule is the rule id of a payload refusal: one id per check.
+func payloadRule(reason string) string {
+	switch reason {
+	case "payload_too_large":
+		return "payload.size"
+	case "payload_not_utf8", "content_type_not_allowed":
+		return "payload.format"
+	}
+	return "payload.json"
 }

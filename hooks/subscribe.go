@@ -18,7 +18,7 @@ import (
 const deniedFilter = "\x00mqttwaf/denied"
 
 // OnSubscribe runs the subscribe stage for every filter of the packet.
-func (h *WAF) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Packet) {
+func (h *stack) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Packet) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.panicked(cl, mqttwaf.StageSubscribe, r)
@@ -107,7 +107,7 @@ func validAck(pk packets.Packet) packets.Packet {
 // a single failure code). It is called for every outbound packet, live,
 // retained or queued for a persistent session, so the view always follows
 // the policy in force; it returns at once for other packets.
-func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Packet) {
+func (h *stack) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Packet) {
 	if pk.FixedHeader.Type == packets.Publish {
 		defer func() {
 			if r := recover(); r != nil {
@@ -158,7 +158,7 @@ func (h *WAF) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.Pa
 // outbound topic aliases off. pk is mochi's copy for this write, whose
 // slices may be shared with the stored and in-flight copies, so its fields
 // are replaced, never written into.
-func (h *WAF) view(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+func (h *stack) view(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	m := mqttwaf.Message{Topic: pk.TopicName, Payload: pk.Payload, Props: mqttwaf.Properties{
 		ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
 		CorrelationData: pk.Properties.CorrelationData,

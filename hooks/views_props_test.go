@@ -72,7 +72,7 @@ func TestViewCoversProperties(t *testing.T) {
 	late.subscribe(t, 1, "fleet/+/status")
 	checkRaw(t, "backend (retained)", expectMsg(t, late.msgs, 5*time.Second))
 
-	e := b.events.wait(t, "payload", "redacted", time.Second)
+	e := b.events.wait(t, "payload.redact", "redacted", time.Second)
 	if want := "properties_removed=4 (user_property owner-phone, content_type, response_topic, correlation_data)"; !strings.Contains(e.Detail, want) {
 		t.Errorf("publish event detail %q, want it to contain %q", e.Detail, want)
 	}

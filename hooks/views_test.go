@@ -68,7 +68,7 @@ func TestPerSubscriberViews(t *testing.T) {
 	if got != string(golden) {
 		t.Fatalf("redacted view (mosquitto_sub):\n got %s\nwant %s", got, golden)
 	}
-	e := b.events.wait(t, "payload", "redacted", time.Second)
+	e := b.events.wait(t, "payload.redact", "redacted", time.Second)
 	if !strings.Contains(e.Detail, "pseudonym:DATA.USER_ID=1") || strings.Contains(e.Detail, "01012344321") {
 		t.Fatalf("event detail %q", e.Detail)
 	}

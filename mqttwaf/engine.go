@@ -24,6 +24,11 @@ type engine struct {
 	views *views    // per-subscriber redaction, or nil
 	id    *identity // the compiled identity section
 
+	// layers are the stack's protections in its order; steps[i] are the
+	// publish rules of layers[i], and the last step the custom ones.
+	layers []Protection
+	steps  [][]PublishRule
+
 	rules     []Rule
 	accept    []AcceptRule
 	connect   []ConnectRule
@@ -45,12 +50,16 @@ type output struct {
 	suppressed atomic.Int64
 }
 
-// compile builds the engine for p (defaults already applied) with the
-// built-in rules in their documented order, then the custom rules, and the
-// rate state it runs on. It changes nothing in st: the caller commits the
-// rate state and the engine together, or neither.
-func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.Time) (*engine, *rateState, error) {
-	e := &engine{policy: p, enforce: p.Mode == Enforce, st: st, out: out, now: now}
+// compile builds the engine for p (defaults already applied) running the
+// protections of layers: the built-in rules of those protections, then the
+// custom rules, and the rate state they run on. CONNECT, SUBSCRIBE and
+// delivery rules run in the fixed order below whatever the stack's order
+// (cheap before expensive, authentication before what is keyed by the
+// authenticated identity); publish rules run protection by protection in
+// the stack's order, as stacked hooks do. It changes nothing in st: the
+// caller commits the rate state and the engine together, or neither.
+func compile(p *Policy, layers []Protection, st *state, out *output, custom []Rule, now func() time.Time) (*engine, *rateState, error) {
+	e := &engine{policy: p, enforce: p.Mode == Enforce, st: st, out: out, now: now, layers: layers}
 	id, err := compileIdentity(p)
 	if err != nil {
 		return nil, nil, err
@@ -69,59 +78,80 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 		}
 		pubRates.topics = append(pubRates.topics, ts)
 	}
-	rates := !p.Rates.Off
-	// on returns r when the rate protections are on, and nil otherwise.
-	on := func(r Rule) Rule {
-		if rates {
-			return r
-		}
-		return nil
-	}
-	topics := &topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels}
-	builtin := []Rule{
-		// Transport first: cheap, and they protect everything after them.
-		&connectionCaps{p: p},
-		&banCheck{bans: st.bans, now: now},
-		&lockoutCheck{l: st.lockouts, id: id},
-		on(&connectRates{st: rs, now: now}),
-		&keepaliveClamp{p: p},
-		&sessionExpiryClamp{p: p},
-		// Shape and rate of what the client sends, before any expensive work.
-		&clientIDLimits{max: p.Limits.ClientID.MaxLength},
-		topics,
-		&userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)},
-		&propertyLimits{topic: topics, maxContentType: p.Limits.ContentType.MaxLength, maxCorrelation: int(p.Limits.CorrelationData.MaxBytes)},
-		on(pubRates),
-		on(&subscribeRates{st: rs, now: now}),
-		// Who the client is, then what it may do.
-		&authenticate{id: id, p: p, lockouts: st.lockouts, passwords: st.passwords},
-		&bindClientID{id: id},
-	}
-	if p.Sessions.Takeover == "same_identity" {
-		builtin = append(builtin, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now})
-	}
-	builtin = append(builtin,
-		on(&flapping{st: rs, now: now}),
-		on(&newClientIDs{st: rs, now: now}),
-		&acl{id: id, roles: compileRoles(p)},
-		on(&newTopics{st: rs, now: now}),
-		on(&retainedBudget{st: rs}),
-	)
-	// Payload rules run on what the ACL let through, normalisation first so
-	// later payload rules see the canonical bytes.
 	pl, err := compilePayloads(p, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	e.views = compileViews(p, id, pl)
-	pl.views = e.views
-	builtin = append(builtin, pl)
-	if name := p.Provenance.UserProperty; name != "" {
-		builtin = append(builtin, &provenance{name: name})
+	if slices.Contains(layers, ProtectRedact) {
+		e.views = compileViews(p, id, pl)
+		pl.views = e.views
 	}
-	builtin = slices.DeleteFunc(builtin, func(r Rule) bool { return r == nil })
+	topics := &topicLimits{maxLen: p.Limits.Topic.MaxLength, maxLevels: p.Limits.Topic.MaxLevels}
+	const (
+		H, A, R, I = ProtectHardening, ProtectAntiFlood, ProtectRateLimit, ProtectIdentity
+	)
+	type tagged struct {
+		prot Protection
+		rule Rule
+	}
+	builtin := []tagged{
+		// Transport first: cheap, and they protect everything after them.
+		{H, &connectionCaps{p: p}},
+		{A, &banCheck{bans: st.bans, now: now}},
+		{I, &lockoutCheck{l: st.lockouts, id: id}},
+		{A, &connectRates{st: rs, now: now}},
+		{H, &keepaliveClamp{p: p}},
+		{H, &sessionExpiryClamp{p: p}},
+		// Shape and rate of what the client sends, before any expensive work.
+		{H, &clientIDLimits{max: p.Limits.ClientID.MaxLength}},
+		{H, topics},
+		{H, &userPropertyLimits{maxCount: p.Limits.UserProperties.MaxCount, maxBytes: int(p.Limits.UserProperties.MaxBytes)}},
+		{H, &propertyLimits{topic: topics, maxContentType: p.Limits.ContentType.MaxLength, maxCorrelation: int(p.Limits.CorrelationData.MaxBytes)}},
+		{R, pubRates},
+		{R, &subscribeRates{st: rs, now: now}},
+		// Who the client is, then what it may do.
+		{I, &authenticate{id: id, p: p, lockouts: st.lockouts, passwords: st.passwords}},
+		{I, &bindClientID{id: id}},
+	}
+	if p.Sessions.Takeover == "same_identity" {
+		builtin = append(builtin, tagged{H, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now}})
+	}
+	builtin = append(builtin,
+		tagged{A, &flapping{st: rs, now: now}},
+		tagged{A, &newClientIDs{st: rs, now: now}},
+		tagged{I, &acl{id: id, roles: compileRoles(p)}},
+		tagged{A, &newTopics{st: rs, now: now}},
+		tagged{R, &retainedBudget{st: rs}},
+		// Payload rules run on what the ACL let through, normalisation first so
+		// later payload rules see the canonical bytes.
+		tagged{ProtectNormalize, &payloadFormat{pl}},
+		tagged{ProtectSchema, &payloadSchema{pl}},
+		tagged{ProtectRedact, &payloadRedact{pl}},
+	)
+	if name := p.Provenance.UserProperty; name != "" {
+		builtin = append(builtin, tagged{ProtectProvenance, &provenance{name: name}})
+	}
+	var rules []Rule
+	steps := make([][]PublishRule, len(layers)+1) // the last step: custom rules
+	for _, t := range builtin {
+		i := slices.Index(layers, t.prot)
+		if i < 0 || p.Rates.Off && (t.prot == A && t.rule.ID() != "bans" || t.prot == R) {
+			continue
+		}
+		rules = append(rules, t.rule)
+		if r, ok := t.rule.(PublishRule); ok {
+			steps[i] = append(steps[i], r)
+		}
+	}
+	for _, r := range custom {
+		if r != nil {
+			if pr, ok := r.(PublishRule); ok {
+				steps[len(layers)] = append(steps[len(layers)], pr)
+			}
+		}
+	}
 	ids := map[string]bool{}
-	for _, r := range append(builtin, custom...) {
+	for _, r := range append(rules, custom...) {
 		if r == nil {
 			return nil, nil, fmt.Errorf("mqttwaf: Options.Rules contains a nil rule")
 		}
@@ -133,6 +163,9 @@ func compile(p *Policy, st *state, out *output, custom []Rule, now func() time.T
 			return nil, nil, fmt.Errorf("mqttwaf: rule %q implements no stage interface (AcceptRule, ConnectRule, SubscribeRule, PublishRule or DeliverRule)", r.ID())
 		}
 	}
+	// Publish rules run in the stack's order, step by step.
+	e.steps = steps
+	e.publish = slices.Concat(steps...)
 	return e, rs, nil
 }
 

@@ -28,6 +28,9 @@ type Client struct {
 	Role string
 
 	keys *clientKeys // rate-limit keys, built at CONNECT (see limitKeys)
+	// stepJSON carries the normalize protection's finding from one stacked
+	// hook to the next (see WAF.PublishLayer).
+	stepJSON jsonOf
 }
 
 // TLSInfo is the TLS peer identity of a connection, as the adapter read it
@@ -107,6 +110,13 @@ type Connect struct {
 	// ID, or is nil. A connection that would take it over is checked against
 	// its owner.
 	Session *SessionInfo
+	// Authenticate, when set, is the embedding application's own
+	// authentication (an existing mochi auth hook wrapped by hooks.Identity):
+	// identity.authenticate calls it in place of the credentials file and the
+	// anonymous policy, and a client it admits gets identity.external_role.
+	// Lockouts, rates and the ACL still apply: its answer is ANDed with the
+	// WAF's, never ORed.
+	Authenticate func() bool
 	// claimed is set by the engine when this CONNECT holds the client-ID
 	// claim (see sessions.go) and must release it.
 	claimed bool
@@ -147,6 +157,7 @@ type Publish struct {
 	bufs        [2][]byte // ping-pong scratch buffers for rewrites
 	cur         int       // index of the buffer backing Message.Payload, or -1
 	userChanged bool      // a rule replaced Message.Props.User
+	json        jsonState // what the normalize protection found
 }
 
 // Scratch returns an empty buffer that does not alias the current payload,
@@ -196,4 +207,5 @@ func (p *Publish) reset(c *Client, m *Message, will bool) {
 	p.Client, p.Message, p.Will = c, &p.msg, will
 	p.cur = -1
 	p.userChanged = false
+	p.json = jsonUnchecked
 }

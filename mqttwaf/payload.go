@@ -54,6 +54,20 @@ type PayloadPolicy struct {
 	// Redact hides personal data (format json only), on the normalised
 	// payload, so escapes cannot hide a value from it.
 	Redact RedactPolicy `yaml:"redact" json:"redact"`
+
+	// only is the one protection that reads the entry, when it belongs to
+	// one hook of a hand-built stack (see compose); at is then its place.
+	only Protection
+	at   string
+}
+
+// path is where messages place the entry: "payloads[i]" in a policy file,
+// "hooks.Schema payloads[i]" in a hand-built stack.
+func (p *PayloadPolicy) path(i int) string {
+	if p.at != "" {
+		return p.at
+	}
+	return fmt.Sprintf("payloads[%d]", i)
 }
 
 func (p *PayloadPolicy) schemaOptions(baseDir string) schema.Options {
@@ -177,6 +191,8 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 
 // payloadEntry is a compiled PayloadPolicy.
 type payloadEntry struct {
+	only     Protection // the one protection that reads the entry, or "" for every one
+	at       string     // the entry's place, for messages ("payloads[2]")
 	topics   []*Template
 	format   string
 	maxSize  int
@@ -222,7 +238,7 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 	}
 	for i := range p.Payloads {
 		pp := &p.Payloads[i]
-		e := &payloadEntry{format: pp.Format, maxSize: int(pp.MaxSize), types: pp.ContentTypes,
+		e := &payloadEntry{only: pp.only, at: pp.path(i), format: pp.Format, maxSize: int(pp.MaxSize), types: pp.ContentTypes,
 			validate: pp.JSON.Output == string(normalize.OutputValidate)}
 		for _, t := range pp.Topics {
 			ct, _ := CompileTemplate(t) // validated
@@ -263,11 +279,12 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 	return r, nil
 }
 
-func (*payloads) ID() string { return "payload" }
-
-// entryFor returns the first entry covering topic, or nil.
-func (r *payloads) entryFor(topic string, c *Client) *payloadEntry {
+// entryFor returns the first entry covering topic that pr reads, or nil.
+func (r *payloads) entryFor(topic string, c *Client, pr Protection) *payloadEntry {
 	for _, e := range r.entries {
+		if e.only != "" && e.only != pr {
+			continue
+		}
 		for _, t := range e.topics {
 			if t.Covers(topic, c) {
 				return e
@@ -277,24 +294,34 @@ func (r *payloads) entryFor(topic string, c *Client) *payloadEntry {
 	return nil
 }
 
-func (r *payloads) CheckPublish(p *Publish) Verdict {
+// deletesRetained reports whether m is a retained PUBLISH with an empty
+// payload, which deletes the topic's retained message (MQTT 3.3.1.3). It
+// carries no data to check, and refusing it would keep a retained message,
+// personal data perhaps, that its publisher wants gone.
+func deletesRetained(m *Message) bool { return m.Retain && len(m.Payload) == 0 }
+
+// payloadFormat is the normalize protection: the payload format indicator,
+// size, content type and format of a message, its JSON checked and
+// normalised. Its verdicts name what they checked: payload.format,
+// payload.size, payload.json.
+type payloadFormat struct{ *payloads }
+
+func (*payloadFormat) ID() string { return "payload.json" }
+
+func (r *payloadFormat) CheckPublish(p *Publish) Verdict {
 	m := p.Message
-	if m.Retain && len(m.Payload) == 0 {
-		// A retained PUBLISH with an empty payload deletes the topic's
-		// retained message (MQTT 3.3.1.3). It carries no data to check, and
-		// refusing it would keep a retained message, personal data perhaps,
-		// that its publisher wants gone.
+	if deletesRetained(m) {
 		return Verdict{}
 	}
-	e := r.entryFor(m.Topic, p.Client)
 	if m.Props.PayloadFormatSet && m.Props.PayloadFormat == 1 && !validText(m.Payload) {
-		return Deny("", "payload_not_utf8", CodePayloadFormatInvalid) // the publisher said it was text
+		return Deny("payload.format", "payload_not_utf8", CodePayloadFormatInvalid) // the publisher said it was text
 	}
+	e := r.entryFor(m.Topic, p.Client, ProtectNormalize)
 	if e == nil {
 		return Verdict{}
 	}
 	if len(m.Payload) > e.maxSize {
-		return OverLimit("", "payload_too_large", CodeQuotaExceeded, int64(len(m.Payload)), int64(e.maxSize))
+		return OverLimit("payload.size", "payload_too_large", CodeQuotaExceeded, int64(len(m.Payload)), int64(e.maxSize))
 	}
 	if len(e.types) > 0 && (m.Props.ContentType != "" || m.Props.PayloadFormatSet && m.Props.PayloadFormat == 1) {
 		ok := false
@@ -302,18 +329,19 @@ func (r *payloads) CheckPublish(p *Publish) Verdict {
 			ok = ok || t == m.Props.ContentType
 		}
 		if !ok {
-			return Deny("", "content_type_not_allowed", CodePayloadFormatInvalid)
+			return Deny("payload.format", "content_type_not_allowed", CodePayloadFormatInvalid)
 		}
 	}
 	switch e.format {
 	case "text":
 		if !validText(m.Payload) {
-			return Deny("", "payload_not_utf8", CodePayloadFormatInvalid)
+			return Deny("payload.format", "payload_not_utf8", CodePayloadFormatInvalid)
 		}
 	case "json":
+		p.json = jsonFailed
 		out, err := e.json.Append(p.Scratch(), m.Payload)
 		if err != nil {
-			v := Deny("", string(normalize.ReasonOf(err)), CodePayloadFormatInvalid)
+			v := Deny("payload.json", string(normalize.ReasonOf(err)), CodePayloadFormatInvalid)
 			if ne, ok := err.(*normalize.Error); ok {
 				v.Detail = "at byte " + strconv.Itoa(ne.Offset)
 			}
@@ -322,31 +350,91 @@ func (r *payloads) CheckPublish(p *Publish) Verdict {
 			}
 			return v
 		}
-		normalized := Verdict{}
+		p.json = jsonChecked
 		if e.validate || bytes.Equal(out, m.Payload) {
 			p.Recycle(out) // already canonical: forward the bytes as received
-		} else {
-			p.SetPayload(out)
-			normalized = Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
+			return Verdict{}
 		}
-		// The contract is checked on the canonical bytes; plausibility last,
-		// so only a message that passed everything else enters the history.
-		if e.schema != nil {
-			if err := e.schema.Validate(p.Message.Payload); err != nil {
-				return contractVerdict("payload.schema", err)
-			}
-		}
-		if e.history != nil && !p.Will {
-			if err := e.history.Check(r.now(), p.Client.ID, p.Message.Payload); err != nil {
-				return contractVerdict("payload.plausibility", err)
-			}
-		}
-		if e.redactor != nil {
-			return r.redact(p, e, normalized)
-		}
-		return normalized
+		p.SetPayload(out)
+		return Verdict{Action: Rewrite, Reason: "json_normalized", Value: int64(len(out))}
 	}
 	return Verdict{}
+}
+
+// jsonState is what the normalize protection found of a message's JSON.
+type jsonState uint8
+
+const (
+	jsonUnchecked jsonState = iota // no normalize entry read it as JSON
+	jsonChecked                    // valid, and normalised unless json.output is validate
+	jsonFailed                     // refused (reported by payload.json)
+)
+
+// needsJSON is the verdict of a schema or redact entry on a message the
+// normalize protection did not check as JSON: refused, because checking or
+// redacting raw bytes could be fooled by escapes and duplicate keys. A
+// message payload.json already refused (in detection-only mode) is
+// passed over: its failure is reported once.
+func needsJSON(rule string, p *Publish, e *payloadEntry) (Verdict, bool) {
+	switch p.json {
+	case jsonChecked:
+		return Verdict{}, true
+	case jsonFailed:
+		return Verdict{}, false
+	}
+	v := Deny(rule, "payload_not_normalized", CodePayloadFormatInvalid)
+	v.Detail = e.at + " applies to this topic but no normalize entry with format json does: add the topic to hooks.Normalize (a payloads entry with format: json)"
+	return v, false
+}
+
+// payloadSchema is the schema protection: field rules and the JSON Schema
+// on the canonical bytes, then plausibility, last, so only a message that
+// passed everything else enters the device's history.
+type payloadSchema struct{ *payloads }
+
+func (*payloadSchema) ID() string { return "payload.schema" }
+
+func (r *payloadSchema) CheckPublish(p *Publish) Verdict {
+	if deletesRetained(p.Message) {
+		return Verdict{}
+	}
+	e := r.entryFor(p.Message.Topic, p.Client, ProtectSchema)
+	if e == nil || e.schema == nil && e.history == nil {
+		return Verdict{}
+	}
+	if v, ok := needsJSON("payload.schema", p, e); !ok {
+		return v
+	}
+	if e.schema != nil {
+		if err := e.schema.Validate(p.Message.Payload); err != nil {
+			return contractVerdict("payload.schema", err)
+		}
+	}
+	if e.history != nil && !p.Will {
+		if err := e.history.Check(r.now(), p.Client.ID, p.Message.Payload); err != nil {
+			return contractVerdict("payload.plausibility", err)
+		}
+	}
+	return Verdict{}
+}
+
+// payloadRedact is the redact protection (see redact).
+type payloadRedact struct{ *payloads }
+
+func (*payloadRedact) ID() string { return "payload.redact" }
+
+func (r *payloadRedact) CheckPublish(p *Publish) Verdict {
+	if deletesRetained(p.Message) {
+		return Verdict{}
+	}
+	e := r.entryFor(p.Message.Topic, p.Client, ProtectRedact)
+	if e == nil || e.redactor == nil {
+		return Verdict{}
+	}
+	if v, ok := needsJSON("payload.redact", p, e); !ok {
+		return v
+	}
+	return r.redact(p, e)
 }
 
 // contractVerdict refuses a payload that broke its contract: the rule,
@@ -374,9 +462,9 @@ func contractVerdict(rule string, err error) Verdict {
 // type are removed at delivery). A message that already carries the
 // marker of these rules (a Last Will checked at CONNECT, checked again when
 // it is sent) is not redacted twice.
-func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdict {
+func (r *payloads) redact(p *Publish, e *payloadEntry) Verdict {
 	if _, marker := unmark(p.Message.Props.User); marker == e.token {
-		return normalized
+		return Verdict{}
 	}
 	vw := r.views
 	in := p.Message.Payload
@@ -399,7 +487,7 @@ func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdi
 		}
 		p.Recycle(out)
 		if n == 0 && props == "" {
-			return normalized
+			return Verdict{}
 		}
 		v.Detail = joinDetail("for subscribers without a raw view", v.Detail)
 		return v
@@ -411,7 +499,7 @@ func (r *payloads) redact(p *Publish, e *payloadEntry, normalized Verdict) Verdi
 	}
 	p.SetUserProperties(e.marked(p.Message.Props.User))
 	if n == 0 && props == "" {
-		return normalized
+		return Verdict{}
 	}
 	return v
 }

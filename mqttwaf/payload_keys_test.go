@@ -50,8 +50,8 @@ func TestPayloadKeysAsBackEndsReadThem(t *testing.T) {
 		detail  string // part of the refusal's detail
 		out     string // forwarded payload ("" = as published)
 	}{
-		{"case variants refused", "", caseVariantAttack, "payload:duplicate_key", "at byte 18", ""},
-		{"fullwidth variant refused", "", `{"DATA":{"CMD":"status","ＣＭＤ":"reboot"}}`, "payload:duplicate_key", "", ""},
+		{"case variants refused", "", caseVariantAttack, "payload.json:duplicate_key", "at byte 18", ""},
+		{"fullwidth variant refused", "", `{"DATA":{"CMD":"status","ＣＭＤ":"reboot"}}`, "payload.json:duplicate_key", "", ""},
 		{"exact_keys, folded fields: lat is checked", "    json: {exact_keys: true}\n", `{"DATA":{"LAT":45,"lat":999}}`,
 			"payload.schema:maximum", "at /DATA/lat", ""},
 		{"exact_keys and exact_field_paths: the bypass is back", "    json: {exact_keys: true}\n    exact_field_paths: true\n",

@@ -268,6 +268,10 @@ type IdentityPolicy struct {
 	ClientID ClientIDBinding `yaml:"client_id" json:"client_id"`
 	// Lockout stops password guessing.
 	Lockout LockoutPolicy `yaml:"lockout" json:"lockout"`
+	// ExternalRole is the role of clients the application's own
+	// authentication admits, when the WAF wraps an existing auth hook
+	// (hooks.IdentityOptions.Wrap). Empty refuses them.
+	ExternalRole string `yaml:"external_role" json:"external_role"`
 }
 
 // LockoutPolicy locks out remote IPs and user names after repeated failed
@@ -641,7 +645,7 @@ func (p *Policy) validate() error {
 	fe.oneOf("responses.mqtt311_publish", p.Responses.MQTT311Publish, "drop", "disconnect")
 	p.validateIdentity(&fe)
 	for i := range p.Payloads {
-		p.Payloads[i].validate(&fe, fmt.Sprintf("payloads[%d]", i), p.Broker.MaxPacketSize)
+		p.Payloads[i].validate(&fe, p.Payloads[i].path(i), p.Broker.MaxPacketSize)
 	}
 	p.Rates.validate(&fe)
 	return errors.Join(fe...)
@@ -673,6 +677,11 @@ func (p *Policy) validateIdentity(fe *fieldErrors) {
 	if r := id.Certificate.Role; r != "" {
 		if _, ok := p.Roles[r]; !ok {
 			fe.add("identity.certificate.role", "unknown role %q: define it under roles", r)
+		}
+	}
+	if r := id.ExternalRole; r != "" {
+		if _, ok := p.Roles[r]; !ok {
+			fe.add("identity.external_role", "unknown role %q: define it under roles", r)
 		}
 	}
 	for i, b := range id.ClientID.Bind {

@@ -15,6 +15,7 @@ const (
 	AuthPassword    AuthMethod = "password"    // user name and password from the credentials file
 	AuthCertificate AuthMethod = "certificate" // verified client certificate
 	AuthAnonymous   AuthMethod = "anonymous"   // no credentials, admitted by identity.anonymous
+	AuthExternal    AuthMethod = "external"    // admitted by the application's own authentication (Connect.Authenticate)
 )
 
 // identity is the compiled identity section: who may connect, as whom, with
@@ -27,6 +28,7 @@ type identity struct {
 	anonRole  string
 	certField string
 	certRole  string
+	extRole   string
 	bind      []*binding
 	dummy     string // compared against for unknown users (see dummyHash)
 }
@@ -40,6 +42,7 @@ func compileIdentity(p *Policy) (*identity, error) {
 		anonRole:  p.Identity.Anonymous.Role,
 		certField: p.Identity.Certificate.Identity,
 		certRole:  p.Identity.Certificate.Role,
+		extRole:   p.Identity.ExternalRole,
 	}
 	switch id.anonAllow {
 	case "loopback":
@@ -84,6 +87,8 @@ func (id *identity) roleOf(c *Client) string {
 			return ""
 		}
 		return id.anonRole
+	case AuthExternal:
+		return id.extRole
 	}
 	return ""
 }
@@ -170,6 +175,9 @@ func (r *authenticate) CheckConnect(c *Connect) Verdict {
 	if cl.Auth != AuthNone {
 		return r.preAuthenticated(cl)
 	}
+	if c.Authenticate != nil {
+		return r.external(c)
+	}
 	if r.p.listener(cl.Listener).RequireClientCertificate && (cl.TLS == nil || !cl.TLS.Verified) {
 		return Deny("", "client_certificate_required", CodeNotAuthorized)
 	}
@@ -218,11 +226,32 @@ func (r *authenticate) preAuthenticated(cl *Client) Verdict {
 		known = known || r.id.certRole != ""
 	case AuthAnonymous:
 		known = r.id.anonAllow != "never" && r.id.anonymousFrom(cl.RemoteIP)
+	case AuthExternal:
+		known = r.id.extRole != ""
 	}
 	if !known {
 		return Deny("", "unknown_identity", CodeNotAuthorized)
 	}
 	cl.Role = r.id.roleOf(cl)
+	return Verdict{}
+}
+
+// external asks the application's own authentication (an existing mochi
+// auth hook the WAF wraps) in place of the policy's credentials: the WAF's
+// lockouts, rates and ACL still apply on top of its answer, never instead.
+func (r *authenticate) external(c *Connect) Verdict {
+	cl := c.Client
+	if r.id.extRole == "" {
+		return Verdict{Action: Reject, Reason: "no_external_role", Code: CodeNotAuthorized,
+			Detail: "identity.external_role is not set: name the role of the clients your own authentication admits"}
+	}
+	if !c.Authenticate() {
+		r.lockouts.failed(cl)
+		return Verdict{Action: Reject, Reason: "bad_credentials", Code: CodeBadUsernameOrPassword,
+			Detail: "refused by the wrapped authentication hook"}
+	}
+	cl.Auth = AuthExternal
+	cl.Role = r.id.extRole
 	return Verdict{}
 }
 

@@ -423,7 +423,7 @@ func (w *WAF) ViewMessage(c *Client, m *Message) (out Message, changed bool) {
 	if v == nil || !e.enforce || c != nil && v.rawRoles[v.id.roleOf(c)] {
 		return out, changed
 	}
-	pe := v.payloads.entryFor(m.Topic, nil)
+	pe := v.payloads.entryFor(m.Topic, nil, ProtectRedact)
 	if pe == nil || pe.redactor == nil {
 		return out, changed
 	}

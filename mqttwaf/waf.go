@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type WAF struct {
 	st     *state
 	opts   Options
 	mu     sync.Mutex // serialises Reload: compile and commit
+	// layers are the stack's protections in its order, fixed for the
+	// WAF's lifetime (a policy runs all of them, in Protections' order).
+	layers []Protection
 }
 
 // Options are the parts of a WAF that are code, not policy.
@@ -47,14 +51,35 @@ type Options struct {
 	Now func() time.Time
 }
 
-// New compiles p (nil means the default policy) into a WAF.
+// New compiles p (nil means the default policy) into a WAF running every
+// protection.
 func New(p *Policy, o Options) (*WAF, error) {
+	if p == nil {
+		p = &Policy{}
+	}
+	return NewStack(policyLayers(p), o)
+}
+
+// NewStack builds a WAF that runs the protections of layers, in their
+// order, each with its own settings; protections not listed do not run.
+// It refuses a stack that cannot be safe (a payload checked before it is
+// normalised, redacted before it is validated, a protection listed twice),
+// saying why and what to do. The hooks package builds one from the hooks
+// a developer adds to a mochi server; New builds one from a policy.
+func NewStack(layers []Layer, o Options) (*WAF, error) {
+	if err := checkStack(layers); err != nil {
+		return nil, err
+	}
+	p, err := compose(layers)
+	if err != nil {
+		return nil, err
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	w := &WAF{st: &state{}, opts: o}
-	if p == nil {
-		p = &Policy{}
+	for _, l := range layers {
+		w.layers = append(w.layers, l.Protection)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, errors.Join(errors.New("mqttwaf: invalid policy"), err)
@@ -71,7 +96,7 @@ func New(p *Policy, o Options) (*WAF, error) {
 	if w.st.bans, err = ratelimit.NewBanList(ratelimit.BanOptions{Duration: f.Ban.D(), MaxDuration: f.MaxBan.D(), MaxBans: f.MaxBanCount}); err != nil {
 		return nil, fmt.Errorf("mqttwaf: rates.flapping: %w", err)
 	}
-	if err := w.Reload(p); err != nil {
+	if err := w.load(p); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -94,10 +119,26 @@ func LoadFile(path string) (*WAF, error) {
 // compiled, under the same lock as the swap. Broker capabilities (the
 // broker section) are applied only when a server is created; they need a
 // restart.
+//
+// In a stack built by NewStack, p's sections configure the protections the
+// stack has; the stack itself (which protections, in which order) stays.
 func (w *WAF) Reload(p *Policy) error {
 	if p == nil {
 		p = &Policy{}
 	}
+	var ls []Layer
+	for _, pr := range w.layers {
+		ls = append(ls, Layer{Protection: pr, Policy: p})
+	}
+	q, err := compose(ls)
+	if err != nil {
+		return err
+	}
+	return w.load(q)
+}
+
+// load validates and compiles the composed policy p and swaps it in.
+func (w *WAF) load(p *Policy) error {
 	q := p.clone()
 	q.applyDefaults()
 	if err := q.validate(); err != nil {
@@ -113,7 +154,7 @@ func (w *WAF) Reload(p *Policy) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e, rs, err := compile(q, w.st, out, w.opts.Rules, w.opts.Now)
+	e, rs, err := compile(q, w.layers, w.st, out, w.opts.Rules, w.opts.Now)
 	if err != nil {
 		return err
 	}
@@ -375,6 +416,72 @@ func (w *WAF) Publish(c *Client, m *Message) (v Verdict, out *Message) {
 		return v, nil
 	}
 	return v, p.result()
+}
+
+// Layers lists the stack's protections in its order.
+func (w *WAF) Layers() []Protection { return slices.Clone(w.layers) }
+
+// PublishLayer runs the publish rules of one protection of the stack on m,
+// as Publish runs them all: an adapter that stacks one hook per protection
+// calls it from each hook, in the stack's order, and passes each the
+// message the previous one returned. The empty protection runs the custom
+// rules (Options.Rules), which come after every protection. The first
+// protection of the stack also removes view markers a client sent.
+func (w *WAF) PublishLayer(pr Protection, c *Client, m *Message) (v Verdict, out *Message) {
+	e := w.engine.Load()
+	i := len(e.layers)
+	if pr != "" {
+		i = slices.Index(e.layers, pr)
+	}
+	if i < 0 || len(e.steps[i]) == 0 && i != 0 {
+		return Verdict{}, nil
+	}
+	p := getPublish(c, m, false)
+	defer putPublish(p)
+	if i == 0 {
+		dropMarkers(p)
+	} else {
+		p.json = c.stepJSON.of(m.Payload)
+	}
+	v = stage(e, StagePublish, e.steps[i], subject{client: c, topic: m.Topic, size: len(m.Payload)}, func(r PublishRule) Verdict {
+		return r.CheckPublish(p)
+	})
+	if v.Blocked() {
+		c.stepJSON = jsonOf{}
+		return v, nil
+	}
+	if !e.enforce || !p.Changed() && !p.userChanged {
+		c.stepJSON.set(m.Payload, p.json)
+		return v, nil
+	}
+	out = p.result()
+	c.stepJSON.set(out.Payload, p.json)
+	return v, out
+}
+
+// jsonOf is what the normalize protection found of the payload a stacked
+// hook passed on, so the next hook's schema and redaction know the bytes
+// they get were checked; bytes that are not the very slice passed on (a
+// hook in between changed them) count as unchecked. A client's publishes
+// are checked one at a time, so it needs no lock.
+type jsonOf struct {
+	at    *byte
+	n     int
+	state jsonState
+}
+
+func (j *jsonOf) set(b []byte, s jsonState) {
+	*j = jsonOf{n: len(b), state: s}
+	if len(b) > 0 {
+		j.at = &b[0]
+	}
+}
+
+func (j jsonOf) of(b []byte) jsonState {
+	if len(b) != j.n || len(b) > 0 && &b[0] != j.at {
+		return jsonUnchecked
+	}
+	return j.state
 }
 
 // dropMarkers removes view markers (viewMarker) from a client's message

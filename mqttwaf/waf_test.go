@@ -427,7 +427,7 @@ func TestCustomRuleErrors(t *testing.T) {
 	if n := len(got); n < 3 || got[0] != "connections.caps" || got[n-2] != "test.upper" || got[n-1] != "test.count" {
 		t.Errorf("Rules() = %v, want connections.caps first and test.upper, test.count last", got)
 	}
-	for _, id := range []string{"identity.authenticate", "sessions.takeover", "acl", "payload", "rates.publish"} {
+	for _, id := range []string{"identity.authenticate", "sessions.takeover", "acl", "payload.json", "payload.schema", "payload.redact", "rates.publish"} {
 		if !slices.Contains(got, id) {
 			t.Errorf("Rules() = %v lacks %s", got, id)
 		}

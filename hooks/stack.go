@@ -1,9 +1,9 @@
 package hooks
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -12,98 +12,61 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// Options configures the WAF hook. Both fields are required: there is no
-// safe default for either, so Init refuses a config without them.
-type Options struct {
-	// WAF is the firewall the hook runs.
-	WAF *mqttwaf.WAF
-	// Server is the broker the hook is added to. The hook needs it to refuse
-	// other authentication and ACL hooks (mochi OR-s them, so one allow-all
-	// hook would open everything the WAF denies), to apply the policy's
-	// broker limits, and to find the owner of an existing session
-	// (sessions.takeover). Install sets it.
-	Server *mqtt.Server
-}
-
-// WAF is the mochi hook that puts a mqttwaf.WAF in the packet path: it runs
-// the WAF's stages at CONNECT, SUBSCRIBE, PUBLISH, each delivery and each
-// Last Will, and turns every verdict into the mochi result that really stops
-// the packet. mochi fails open (a hook error on OnPublish publishes the
-// original message; auth and ACL hooks are OR-ed), so every mapping here is
-// explicit; see the package documentation for the table.
+// stack is what the mqttwaf hooks on one mochi server share: the WAF they
+// run (one engine, one mode, one event stream, one set of counters, one
+// reload), the WAF's view of every admitted client, and the mapping of
+// verdicts to the mochi results that really stop a packet. mochi fails open
+// (a hook error on OnPublish publishes the original message; auth and ACL
+// hooks are OR-ed), so every mapping here is explicit; see the package
+// documentation for the table.
 //
-// The WAF hook is the server's authentication and ACL provider: it allows
-// exactly the clients the WAF's connect rules admitted. Add it with Install,
-// which refuses servers that already have another auth or ACL hook.
-type WAF struct {
-	mqtt.HookBase
+// Its first hook (the leader) answers the callbacks that happen once per
+// packet (CONNECT, SUBSCRIBE, deliveries, wills, encoding); every hook runs
+// its own protection's publish rules in OnPublish, in the order the hooks
+// were added; the Identity hook is the server's authentication and ACL
+// provider.
+type stack struct {
 	waf      *mqttwaf.WAF
-	server   *mqtt.Server
+	server   *mqtt.Server // nil in a hand-built stack without Identity or Hardening
 	sessions sessions
 
-	// hooksSeen is how many hooks the server had when the hook last checked
-	// that none of them decides authentication or ACL; broken is set when one
-	// does, and from then on every connection and publish is refused.
+	mu      sync.Mutex
+	members []*member
+	layers  []mqttwaf.Layer
+	fixed   bool // built by Install from a policy: no hook can be added by hand
+	sealed  bool // its WAF was handed out: no hook can be added
+	started atomic.Bool
+	build   stackBuild // what the hooks' options say beside their protections
+
+	identity *member   // the Identity hook, if stacked
+	wrap     mqtt.Hook // the application's auth hook Identity wraps, or nil
+
+	// hooksSeen is how many hooks the server had when the stack last checked
+	// that none of them decides authentication or ACL beside Identity; broken
+	// is set when one does, and from then on every connection and publish is
+	// refused.
 	hooks     *mqtt.Hooks
 	hooksSeen atomic.Int64
 	broken    atomic.Bool
 }
 
-// ID implements mqtt.Hook.
-func (h *WAF) ID() string { return "mqttwaf" }
-
-// Provides implements mqtt.Hook.
-func (h *WAF) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnStarted,
-		mqtt.OnConnect,
-		mqtt.OnConnectAuthenticate,
-		mqtt.OnACLCheck,
-		mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect,
-		mqtt.OnPacketRead,
-		mqtt.OnPacketEncode,
-		mqtt.OnSubscribe,
-		mqtt.OnPublish,
-		mqtt.OnWill,
-		mqtt.OnPublishDropped,
-		mqtt.OnClientExpired,
-		mqtt.OnRetainMessage,
-		mqtt.OnRetainedExpired,
-	}, []byte{b})
-}
-
-// Init implements mqtt.Hook; config must be *Options with both fields set
-// (mqtt.ErrInvalidConfigType otherwise). It refuses a server that already
-// has another authentication or ACL hook, and applies the policy's broker
-// section to the server's capabilities (so add the hook before Serve). Every
-// way of adding the hook, Install or server.AddHook, therefore yields a
-// working, fail-closed WAF or an error.
-func (h *WAF) Init(config any) error {
-	o, ok := config.(*Options)
-	switch {
-	case !ok || o == nil:
-		return fmt.Errorf("%w: the mqttwaf hook needs &hooks.Options{WAF: waf, Server: server}, got %T", mqtt.ErrInvalidConfigType, config)
-	case o.WAF == nil:
-		return fmt.Errorf("%w: hooks.Options.WAF is nil: create the firewall with mqttwaf.New or mqttwaf.LoadFile", mqtt.ErrInvalidConfigType)
-	case o.Server == nil:
-		return fmt.Errorf("%w: hooks.Options.Server is nil: set it to the server the hook is added to (the WAF must see the server's other hooks), or use hooks.Install(server, waf)", mqtt.ErrInvalidConfigType)
+// bind points the stack at the server: its hooks are watched from now on
+// (when Identity is stacked) and its sessions looked up for takeovers.
+func (h *stack) bind(server *mqtt.Server) error {
+	if server == nil || h.server == server {
+		return nil
 	}
-	hs := serverHooks(o.Server)
+	if h.server != nil {
+		return errors.New("hooks: two hooks of one stack name different servers in Options.Server")
+	}
+	hs := serverHooks(server)
 	if hs == nil {
 		return errors.New("hooks: cannot read the server's hooks, so the WAF cannot check that no other hook overrides it; this mochi version is not supported")
 	}
-	if ids := foreignAuthHooks(o.Server); len(ids) > 0 {
-		return foreignHooksError(ids)
-	}
-	if o.Server.Options != nil && o.Server.Options.Capabilities != nil {
-		applyCapabilities(o.Server.Options.Capabilities, o.WAF.Policy())
-	}
-	h.waf, h.server, h.hooks = o.WAF, o.Server, hs
+	h.server, h.hooks = server, hs
 	h.hooksSeen.Store(hs.Len())
-	h.sessions.max = o.WAF.Broker().MaxConnections
 	h.sessions.held = func(cl *mqtt.Client) bool {
-		cur, ok := h.server.Clients.Get(cl.ID)
+		cur, ok := server.Clients.Get(cl.ID)
 		return ok && cur == cl
 	}
 	return nil
@@ -116,9 +79,12 @@ func (h *WAF) Init(config any) error {
 // delivery. The check costs an atomic load unless the server's hook count
 // changed. (The server is not closed: mochi's Close panics when called
 // twice, and the embedding application will call it at shutdown.)
-func (h *WAF) overridden() bool {
+func (h *stack) overridden() bool {
 	if h.broken.Load() {
 		return true
+	}
+	if h.identity == nil || h.hooks == nil {
+		return false // the application's own auth hook decides, by design
 	}
 	n := h.hooks.Len()
 	if n == h.hooksSeen.Load() {
@@ -147,18 +113,22 @@ func (h *WAF) overridden() bool {
 }
 
 func foreignHooksError(ids []string) error {
-	return fmt.Errorf("hooks: the server already has authentication/ACL hooks %v; mochi OR-s them, so the WAF would deny nothing: remove them and let the WAF be the only auth/ACL provider", ids)
+	return fmt.Errorf("hooks: the server already has authentication/ACL hooks %v; mochi OR-s them, so the WAF's identity and ACL would deny nothing: remove them, or keep your authentication by wrapping it (hooks.IdentityOptions{Wrap: yourHook}) so the WAF's decisions are ANDed with its", ids)
 }
 
-// OnStarted re-checks, now that every hook is added, that no other hook
-// can allow what the WAF denies. If one can, every client is refused: a WAF
-// that another hook overrides protects nothing.
-func (h *WAF) OnStarted() { h.overridden() }
+// OnStarted closes the stack to new hooks and re-checks, now that every
+// hook is added, that no other hook can allow what the WAF denies. If one
+// can, every client is refused: a WAF that another hook overrides protects
+// nothing.
+func (h *stack) OnStarted() {
+	h.started.Store(true)
+	h.overridden()
+}
 
 // OnConnect runs the WAF's connect stage. A refusal is sent as a CONNACK
 // with the verdict's reason code (mapped to a 3.1.1 return code for older
 // clients) before mochi closes the socket.
-func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
+func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.panicked(cl, mqttwaf.StageConnect, r)
@@ -187,6 +157,11 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		UserProperties: userProps(pk.Properties.User),
 	}
 	conn.Session, s.replaces = h.existingSession(cl.ID)
+	if h.wrap != nil {
+		// The application's own authentication, asked where the WAF would
+		// check a password: after bans, lockouts and connect rates.
+		conn.Authenticate = func() bool { return h.wrap.OnConnectAuthenticate(cl, pk) }
+	}
 	if cl.Properties.Will.Flag == 1 {
 		w := cl.Properties.Will
 		conn.Will = &mqttwaf.Message{Topic: w.TopicName, QoS: w.Qos, Retain: w.Retain, Payload: w.Payload,
@@ -230,8 +205,8 @@ func (h *WAF) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 
 // existingSession describes the session mochi holds for a client ID, and
 // returns its client.
-func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
-	if h.server == nil {
+func (h *stack) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
+	if h.server == nil { // a stack without Identity or Hardening: no takeover check
 		return nil, nil
 	}
 	old, ok := h.server.Clients.Get(id)
@@ -251,7 +226,7 @@ func (h *WAF) existingSession(id string) (*mqttwaf.SessionInfo, *mqtt.Client) {
 // in-flight messages and the client itself, so no delivery queues up for a
 // dead connection. record reports the panic first, with the WAF's view of
 // the client.
-func (h *WAF) forgetPanicked(cl *mqtt.Client, reason string, record func(*mqttwaf.Client)) {
+func (h *stack) forgetPanicked(cl *mqtt.Client, reason string, record func(*mqttwaf.Client)) {
 	record(h.sessions.clientOf(cl))
 	err := fmt.Errorf("connection goroutine panicked: %s", reason)
 	cl.Stop(err)
@@ -261,6 +236,9 @@ func (h *WAF) forgetPanicked(cl *mqtt.Client, reason string, record func(*mqttwa
 		s.closedByWAF.Store(true) // recorded by the listener
 	}
 	h.OnDisconnect(cl, err, expire)
+	if h.server == nil {
+		return
+	}
 	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl && expire && !cl.IsTakenOver() {
 		cl.ClearInflights()
 		h.server.UnsubscribeClient(cl)
@@ -269,13 +247,13 @@ func (h *WAF) forgetPanicked(cl *mqtt.Client, reason string, record func(*mqttwa
 }
 
 // OnConnectAuthenticate allows exactly the clients OnConnect admitted.
-func (h *WAF) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+func (h *stack) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.sessions.get(cl) != nil && !cl.Closed() && !h.broken.Load()
 }
 
 // OnSessionEstablished releases the client-ID claim taken at CONNECT and
 // forgets the session this one took over.
-func (h *WAF) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+func (h *stack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if s := h.sessions.get(cl); s != nil {
 		h.waf.Established(&s.client)
 		if s.replaces != nil && s.replaces != cl {
@@ -286,13 +264,13 @@ func (h *WAF) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnClientExpired forgets a persistent session mochi expired.
-func (h *WAF) OnClientExpired(cl *mqtt.Client) { h.sessions.remove(cl) }
+func (h *stack) OnClientExpired(cl *mqtt.Client) { h.sessions.remove(cl) }
 
 // OnDisconnect forgets a connection whose session ends with it (a
 // persistent session is kept until mochi expires it or it is taken over),
 // and reports packets mochi refused for their size after CONNECT (it closes
 // the socket without telling the hooks why otherwise).
-func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	s := h.sessions.get(cl)
 	if expire {
 		h.sessions.remove(cl)
@@ -327,7 +305,7 @@ func (h *WAF) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // registering a topic alias: mochi stores the alias before any publish hook
 // runs, so without this a client could pin topic_alias_maximum oversized
 // topics in memory. The publish itself is then refused in OnPublish.
-func (h *WAF) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *stack) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag &&
 		len(pk.TopicName) > h.waf.Limits().Topic.MaxLength {
 		pk.Properties.TopicAliasFlag = false
@@ -339,7 +317,7 @@ func (h *WAF) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, e
 // OnACLCheck: writes are decided in OnPublish, on the resolved topic (MQTT
 // 5 topic aliases reach this hook as ""); reads run the deliver stage once
 // per message per subscriber, and refuse the filters OnSubscribe marked.
-func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
+func (h *stack) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.panicked(cl, mqttwaf.StageDeliver, r)
@@ -353,17 +331,21 @@ func (h *WAF) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 		return false
 	}
 	if write {
-		return h.sessions.get(cl) != nil
+		ok = h.sessions.get(cl) != nil
+	} else {
+		// mochi asks about each filter of a SUBSCRIBE here too, after
+		// OnSubscribe admitted it; Deliver reads a shared subscription's
+		// filter without its "$share/<group>/" prefix.
+		ok = !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
 	}
-	// mochi asks about each filter of a SUBSCRIBE here too, after
-	// OnSubscribe admitted it; Deliver reads a shared subscription's
-	// filter without its "$share/<group>/" prefix.
-	return !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
+	// A wrapped auth hook's ACL is ANDed with the WAF's.
+	return ok && (h.wrap == nil || h.wrap.OnACLCheck(cl, topic, write))
 }
 
-// OnPublish runs the publish stage and maps its verdict; see the package
-// documentation for the table.
-func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (res packets.Packet, err error) {
+// publish runs one protection's publish rules (m's) and maps the verdict;
+// see the package documentation for the table. The last hook of the stack
+// also runs the custom rules.
+func (h *stack) publish(m *member, cl *mqtt.Client, pk packets.Packet) (res packets.Packet, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.panicked(cl, mqttwaf.StagePublish, r)
@@ -381,8 +363,15 @@ func (h *WAF) OnPublish(cl *mqtt.Client, pk packets.Packet) (res packets.Packet,
 		h.disconnect(cl, mqttwaf.CodeNotAuthorized, "unknown client")
 		return pk, packets.ErrRejectPacket
 	}
-	m := messageOf(pk)
-	v, out := h.waf.Publish(&s.client, &m)
+	if pk, err = h.publishLayer(s, m.prot, cl, pk); err != nil || !m.last {
+		return pk, err
+	}
+	return h.publishLayer(s, "", cl, pk)
+}
+
+func (h *stack) publishLayer(s *session, pr mqttwaf.Protection, cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	msg := messageOf(pk)
+	v, out := h.waf.PublishLayer(pr, &s.client, &msg)
 	if !v.Blocked() {
 		if out != nil {
 			pk.Payload = out.Payload
@@ -407,7 +396,7 @@ func messageOf(pk packets.Packet) mqttwaf.Message {
 }
 
 // refusePublish returns the error that makes mochi stop pk as v says.
-func (h *WAF) refusePublish(cl *mqtt.Client, pk packets.Packet, v mqttwaf.Verdict) error {
+func (h *stack) refusePublish(cl *mqtt.Client, pk packets.Packet, v mqttwaf.Verdict) error {
 	qos := pk.FixedHeader.Qos
 	switch v.Action {
 	case mqttwaf.Disconnect, mqttwaf.Ban:
@@ -441,7 +430,7 @@ func (h *WAF) refusePublish(cl *mqtt.Client, pk packets.Packet, v mqttwaf.Verdic
 }
 
 // disconnect closes cl, telling MQTT 5 clients why.
-func (h *WAF) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string) {
+func (h *stack) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string) {
 	c := packets.Code{Code: byte(code.For(mqttwaf.InDisconnect)), Reason: reason}
 	if s := h.sessions.get(cl); s != nil {
 		s.closedByWAF.Store(true) // the decision is already recorded
@@ -460,7 +449,7 @@ func (h *WAF) disconnect(cl *mqtt.Client, code mqttwaf.ReasonCode, reason string
 // sent (it was checked at CONNECT, but the policy may have been reloaded
 // since). mochi cannot veto a will, so a refused will is redirected to a
 // reserved topic no client may subscribe to, and not retained.
-func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (out mqtt.Will, err error) {
+func (h *stack) OnWill(cl *mqtt.Client, will mqtt.Will) (out mqtt.Will, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.panicked(nil, mqttwaf.StageConnect, r)
@@ -484,7 +473,7 @@ func (h *WAF) OnWill(cl *mqtt.Client, will mqtt.Will) (out mqtt.Will, err error)
 // subscriber's write queue was full. mochi only counts these; the WAF makes
 // each one an event, so a slow consumer can be told from an attack and
 // "nothing lost" can be checked.
-func (h *WAF) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+func (h *stack) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.waf.Record(mqttwaf.StageBroker, h.sessions.clientOf(cl), "", "", pk.TopicName, len(pk.Payload), mqttwaf.Verdict{
 		Action: mqttwaf.Drop, Rule: "broker.delivery_dropped", Reason: "subscriber_queue_full",
 		Limit: int64(h.waf.Broker().ClientWriteQueue),
@@ -493,7 +482,7 @@ func (h *WAF) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 
 // OnRetainMessage keeps the WAF's retained budgets in step with mochi's
 // retained store (a message retained, replaced or deleted).
-func (h *WAF) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+func (h *stack) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 	var c *mqttwaf.Client
 	if cl != nil && !cl.Net.Inline {
 		c = h.sessions.clientOf(cl)
@@ -507,12 +496,12 @@ func (h *WAF) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 }
 
 // OnRetainedExpired forgets a retained message mochi expired.
-func (h *WAF) OnRetainedExpired(topic string) { h.waf.Retained(nil, topic, 0) }
+func (h *stack) OnRetainedExpired(topic string) { h.waf.Retained(nil, topic, 0) }
 
 // panicked reports a panic inside the WAF and stops the client: a bug in a
 // rule (a custom one, say) must not let traffic through, nor take the broker
 // down with it. The caller turns the panic into a refusal.
-func (h *WAF) panicked(cl *mqtt.Client, stage mqttwaf.Stage, r any) {
+func (h *stack) panicked(cl *mqtt.Client, stage mqttwaf.Stage, r any) {
 	var c *mqttwaf.Client
 	if cl != nil {
 		c = h.sessions.clientOf(cl)

@@ -18,6 +18,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
 // benchPublishers is how many clients publish concurrently in the broker
@@ -260,4 +262,56 @@ func BenchmarkBrokerSchema(b *testing.B) {
 		startBroker(b, benchRates+"payloads: [{topics: ['#'], format: json, schema: "+schemaFile+"}]\n", brokerOpts{bench: true}).addr,
 		startBroker(b, benchRates+"payloads:\n  - topics: ['#']\n    format: json\n    fields:\n"+fields, brokerOpts{bench: true}).addr,
 	})
+}
+
+// benchStack is a policy with every protection at work on the benchmark's
+// messages: JSON normalisation, field rules, redaction and provenance on
+// top of the identity, rate, anti-flood and hardening defaults.
+const benchStack = benchRates + openAccess + `
+provenance: {user_property: publisher}
+payloads:
+  - topics: ["bench/#"]
+    format: json
+    fields: [{path: DATA.LAT, type: number}]
+    redact:
+      rules:
+        - {path: DATA.NUMBER_PLATE, op: mask, keep_last: 2}
+        - {paths: [DATA.LAT, DATA.LON], op: coarsen, decimals: 2}
+`
+
+// BenchmarkBrokerStacked runs the same load through the same protections,
+// installed from a policy (hooks.Install) and stacked by hand (one
+// server.AddHook per protection, each with its section of the same policy),
+// and reports both rates and their ratio (stacked/policy):
+//
+//	go test -run '^$' -bench BrokerStacked -benchtime 40000x -count 5 ./hooks/
+func BenchmarkBrokerStacked(b *testing.B) {
+	p, err := mqttwaf.ParsePolicy([]byte(benchStack), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	installed := startBrokerWith(b, p, brokerOpts{bench: true})
+	quiet := mqttwaf.SinkFunc(func(mqttwaf.Event) {})
+	stacked := startStack(b, func(s *mqtt.Server, _ mqttwaf.Sink) []stacked { return stackOf(s, p, quiet) })
+	if got, want := stacked.waf.Rules(), installed.waf.Rules(); !slices.Equal(got, want) {
+		b.Fatalf("stacked rules %v, installed %v", got, want)
+	}
+	compareBrokers(b, []string{"policy", "stacked"}, []string{installed.addr, stacked.addr})
+}
+
+// stackOf is p's protections as hooks, each with its sections of p.
+func stackOf(s *mqtt.Server, p *mqttwaf.Policy, sink mqttwaf.Sink) []stacked {
+	r := p.Rates
+	return []stacked{
+		{new(Hardening), &HardeningOptions{Server: s, Shared: Shared{Sink: sink, Mode: p.Mode, Events: p.Events, Addresses: p.Addresses},
+			Broker: p.Broker, Connections: p.Connections, Listeners: p.Listeners, Limits: p.Limits, Sessions: p.Sessions,
+			Wills: p.Wills, Responses: p.Responses}},
+		{new(AntiFlood), &AntiFloodOptions{Connect: r.Connect, Flapping: r.Flapping, NewClientIDs: r.NewClientIDs, NewTopics: r.NewTopics, MaxKeys: r.MaxKeys}},
+		{new(RateLimit), &RateLimitOptions{Publish: r.Publish, Subscribe: r.Subscribe, Retained: r.Retained, Escalation: r.Escalation, MaxKeys: r.MaxKeys}},
+		{new(Identity), &IdentityOptions{Server: s, Identity: p.Identity, Roles: p.Roles}},
+		{new(Normalize), &NormalizeOptions{Payloads: p.Payloads}},
+		{new(Schema), &SchemaOptions{Payloads: p.Payloads}},
+		{new(Redact), &RedactOptions{Payloads: p.Payloads, Redaction: p.Redaction}},
+		{new(Provenance), &ProvenanceOptions{UserProperty: p.Provenance.UserProperty}},
+	}
 }

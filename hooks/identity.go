@@ -20,9 +20,9 @@ import (
 // ledger, a database, JWT), wrap it: Identity asks it where it would check a
 // password, and ANDs its ACL with the WAF's, never ORs.
 //
-//	ledger := &auth.Hook{}
-//	_ = ledger.Init(&auth.Options{Ledger: myLedger})
-//	server.AddHook(new(hooks.Identity), &hooks.IdentityOptions{Server: server, Wrap: ledger, Roles: roles})
+//	// was: server.AddHook(new(auth.Hook), &auth.Options{Ledger: ledger})
+//	server.AddHook(new(hooks.Identity), &hooks.IdentityOptions{Server: server,
+//		Wrap: new(auth.Hook), WrapConfig: &auth.Options{Ledger: ledger}, Roles: roles})
 type Identity struct{ member }
 
 // IdentityOptions configures Identity. Server is required; the rest's zero
@@ -34,14 +34,16 @@ type IdentityOptions struct {
 	// server's other hooks to refuse an OR-ed auth/ACL hook, now and if one
 	// is added later.
 	Server *mqtt.Server `yaml:"-" json:"-"`
-	// Wrap is your existing authentication hook, not added to the server
-	// itself: its OnConnectAuthenticate replaces the credentials file, and
-	// its OnACLCheck is ANDed with the roles. Init it yourself; it receives
-	// only those two calls. Clients it admits get Identity.ExternalRole
-	// (default: guest when Roles is empty).
-	Wrap     mqtt.Hook                     `yaml:"-" json:"-"`
-	Identity mqttwaf.IdentityPolicy        `yaml:"identity" json:"identity"`
-	Roles    map[string]mqttwaf.RolePolicy `yaml:"roles" json:"roles"`
+	// Wrap is your existing authentication hook, given here instead of to
+	// server.AddHook: its OnConnectAuthenticate replaces the credentials
+	// file, and its OnACLCheck is ANDed with the roles; it receives no other
+	// call. Identity initialises it with WrapConfig, as AddHook would.
+	// Clients it admits get Identity.ExternalRole (default: guest when Roles
+	// is empty).
+	Wrap       mqtt.Hook                     `yaml:"-" json:"-"`
+	WrapConfig any                           `yaml:"-" json:"-"`
+	Identity   mqttwaf.IdentityPolicy        `yaml:"identity" json:"identity"`
+	Roles      map[string]mqttwaf.RolePolicy `yaml:"roles" json:"roles"`
 }
 
 func (h *Identity) init() *member {
@@ -68,8 +70,17 @@ func (h *Identity) Init(config any) error {
 	case o.Wrap != nil && !o.Wrap.Provides(mqtt.OnConnectAuthenticate) && !o.Wrap.Provides(mqtt.OnACLCheck):
 		return fmt.Errorf("%w: hooks.IdentityOptions.Wrap (%s) decides neither authentication nor ACL: wrap your auth hook, or leave Wrap nil", mqtt.ErrInvalidConfigType, o.Wrap.ID())
 	}
+	if o.Wrap != nil {
+		o.Wrap.SetOpts(h.Log, h.Opts)
+		if err := o.Wrap.Init(o.WrapConfig); err != nil {
+			return fmt.Errorf("hooks.IdentityOptions.Wrap (%s): %w", o.Wrap.ID(), err)
+		}
+	}
 	p := o.Shared.policy()
 	p.Identity, p.Roles = o.Identity, o.Roles
+	if o.Wrap != nil && p.Identity.Anonymous.Allow == "" {
+		p.Identity.Anonymous.Allow = "never" // the wrapped hook decides every client
+	}
 	if o.Wrap != nil && p.Identity.ExternalRole == "" {
 		if len(p.Roles) > 0 {
 			return fmt.Errorf("hooks.IdentityOptions.Identity.ExternalRole is empty: name the role (of Roles) the clients %s admits get", o.Wrap.ID())

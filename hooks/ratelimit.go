@@ -7,9 +7,11 @@ import (
 // RateLimit is the rate-limit protection as a mochi hook: publish rates
 // (messages and bytes, per connection, per identity, per address, per topic),
 // subscribe rates and subscription counts, and retained-store budgets, with
-// escalation from refusal to disconnect to ban. Refusals are MQTT 5 0x96
-// (message rate too high) or 0x97 (quota exceeded), events rates.publish,
-// rates.subscribe, rates.retained.
+// escalation from refusal to disconnect to ban. Events rates.publish,
+// rates.subscribe, rates.retained say 0x96 (message rate too high); a
+// refused QoS>0 PUBLISH is acknowledged with 0x97 (quota exceeded), the
+// nearest code MQTT 5 allows in a PUBACK, and escalation disconnects with
+// 0x96.
 //
 //	server.AddHook(new(hooks.RateLimit), &hooks.RateLimitOptions{...}) // nil: defaults
 //

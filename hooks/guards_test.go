@@ -56,17 +56,23 @@ func TestOversizedTopicCannotRegisterAlias(t *testing.T) {
 // then never reads again: a consumer that cannot keep up.
 func rawSubscriber(t *testing.T, addr, filter string) net.Conn {
 	t.Helper()
+	return stuckSubscriber(t, addr, "stuck", filter, 0)
+}
+
+// stuckSubscriber is rawSubscriber with a client ID and QoS (a clean
+// session).
+func stuckSubscriber(t *testing.T, addr, id, filter string, qos byte) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	id := "stuck"
 	connect := []byte{0x10, byte(12 + len(id)), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}
 	connect = append(connect, id...)
 	sub := []byte{0x82, byte(5 + len(filter)), 0, 1, 0, byte(len(filter))}
 	sub = append(sub, filter...)
-	sub = append(sub, 0)
+	sub = append(sub, qos)
 	if _, err := conn.Write(append(connect, sub...)); err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,13 @@ func applyCapabilities(caps *mqtt.Capabilities, p *mqttwaf.Policy) {
 	caps.MaximumClientWritesPending = int32(b.ClientWriteQueue)
 	caps.ReceiveMaximum = uint16(b.ReceiveMaximum)
 	caps.MaximumInflight = uint16(b.MaxInflight)
+	if st := stackFor(caps, false); st != nil {
+		st.mu.Lock()
+		if st.identity != nil {
+			ownInflight(caps)
+		}
+		st.mu.Unlock()
+	}
 	// mochi copies a PUBLISH's properties (user properties included, and
 	// those the WAF added) into its PUBACK or PUBREC, and then also writes
 	// the success reason code as the QoS (0x01), which is not a PUBACK code:

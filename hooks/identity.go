@@ -92,6 +92,7 @@ func (h *Identity) Init(config any) error {
 			return foreignHooksError(ids)
 		}
 		st.identity, st.wrap = &h.member, o.Wrap
+		ownInflight(h.caps)
 		return nil
 	})
 }

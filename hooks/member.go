@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
@@ -100,7 +101,8 @@ func (m *member) Provides(b byte) bool {
 		return m.st != nil && m.st.identity == m
 	case mqtt.OnStarted, mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead,
 		mqtt.OnPacketEncode, mqtt.OnSubscribe, mqtt.OnWill, mqtt.OnPublishDropped, mqtt.OnClientExpired,
-		mqtt.OnRetainMessage, mqtt.OnRetainedExpired:
+		mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnSubscribed, mqtt.OnQosPublish, mqtt.OnQosDropped,
+		mqtt.OnPacketIDExhausted, mqtt.OnSysInfoTick:
 		return m.leader()
 	}
 	return false
@@ -147,6 +149,17 @@ func (m *member) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	m.st.OnRetainMessage(cl, pk, r)
 }
 func (m *member) OnRetainedExpired(topic string) { m.st.OnRetainedExpired(topic) }
+func (m *member) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	m.st.OnSubscribed(cl, pk, codes)
+}
+func (m *member) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	m.st.OnQosPublish(cl, pk, sent, resends)
+}
+func (m *member) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { m.st.OnQosDropped(cl, pk) }
+func (m *member) OnPacketIDExhausted(cl *mqtt.Client, pk packets.Packet) {
+	m.st.OnPacketIDExhausted(cl, pk)
+}
+func (m *member) OnSysInfoTick(info *system.Info) { m.st.OnSysInfoTick(info) }
 
 // stacks maps each server (by its capabilities, weakly: a server that is
 // gone takes its entry with it) to the stack of its mqttwaf hooks.
@@ -277,6 +290,7 @@ func Install(server *mqtt.Server, w *mqttwaf.WAF) error {
 				return foreignHooksError(ids)
 			}
 			st.identity = m
+			ownInflight(server.Options.Capabilities)
 		}
 		if err := server.AddHook(h, &installConfig{st: st}); err != nil {
 			return err

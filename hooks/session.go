@@ -23,6 +23,8 @@ type session struct {
 	// closedByWAF is set when the WAF disconnects the client, so the
 	// disconnect is not reported again as a protocol error.
 	closedByWAF atomic.Bool
+	// queue counts what mochi holds in flight for the client (queue.go).
+	queue queue
 
 	mu          sync.Mutex
 	subackID    uint16

@@ -48,6 +48,12 @@ type stack struct {
 	hooks     *mqtt.Hooks
 	hooksSeen atomic.Int64
 	broken    atomic.Bool
+
+	// exhausted and unattributed count the in-flight drops mochi counts
+	// in Info.InflightDropped that were reported from OnPacketIDExhausted
+	// and from OnSysInfoTick (see queue.go).
+	exhausted    atomic.Int64
+	unattributed atomic.Int64
 }
 
 // bind points the stack at the server: its hooks are watched from now on
@@ -256,6 +262,9 @@ func (h *stack) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 func (h *stack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if s := h.sessions.get(cl); s != nil {
 		h.waf.Established(&s.client)
+		if cl.State.Inflight.Len() > 0 { // messages inherited from the session taken over
+			s.queue.bytes.Store(heldBytes(cl))
+		}
 		if s.replaces != nil && s.replaces != cl {
 			h.sessions.remove(s.replaces)
 			s.replaces = nil
@@ -263,8 +272,12 @@ func (h *stack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
-// OnClientExpired forgets a persistent session mochi expired.
-func (h *stack) OnClientExpired(cl *mqtt.Client) { h.sessions.remove(cl) }
+// OnClientExpired reports the messages a persistent session mochi expired
+// still held, and forgets the session.
+func (h *stack) OnClientExpired(cl *mqtt.Client) {
+	h.expiredSession(cl)
+	h.sessions.remove(cl)
+}
 
 // OnDisconnect forgets a connection whose session ends with it (a
 // persistent session is kept until mochi expires it or it is taken over),
@@ -305,11 +318,18 @@ func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // registering a topic alias: mochi stores the alias before any publish hook
 // runs, so without this a client could pin topic_alias_maximum oversized
 // topics in memory. The publish itself is then refused in OnPublish.
-func (h *stack) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag &&
-		len(pk.TopicName) > h.waf.Limits().Topic.MaxLength {
-		pk.Properties.TopicAliasFlag = false
-		pk.Properties.TopicAlias = 0
+//
+// It also uncounts a delivery the subscriber acknowledges (PUBACK, PUBREC),
+// while mochi still holds it and its size can be read.
+func (h *stack) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if pk.Properties.TopicAliasFlag && len(pk.TopicName) > h.waf.Limits().Topic.MaxLength {
+			pk.Properties.TopicAliasFlag = false
+			pk.Properties.TopicAlias = 0
+		}
+	case packets.Puback, packets.Pubrec:
+		h.released(cl, pk.PacketID)
 	}
 	return pk, nil
 }
@@ -336,7 +356,12 @@ func (h *stack) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) 
 		// mochi asks about each filter of a SUBSCRIBE here too, after
 		// OnSubscribe admitted it; Deliver reads a shared subscription's
 		// filter without its "$share/<group>/" prefix.
-		ok = !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
+		s := h.sessions.get(cl)
+		if s == nil {
+			ok = !h.waf.Deliver(h.sessions.clientOf(cl), topic).Blocked()
+		} else {
+			ok = !h.waf.Deliver(&s.client, topic).Blocked() && h.admitDelivery(cl, s, topic)
+		}
 	}
 	// A wrapped auth hook's ACL is ANDed with the WAF's.
 	return ok && (h.wrap == nil || h.wrap.OnACLCheck(cl, topic, write))
@@ -467,17 +492,6 @@ func (h *stack) OnWill(cl *mqtt.Client, will mqtt.Will) (out mqtt.Will, err erro
 		will.User = mochiProps(conn.Will.Props.User)
 	}
 	return will, nil
-}
-
-// OnPublishDropped reports a delivery mochi dropped because the
-// subscriber's write queue was full. mochi only counts these; the WAF makes
-// each one an event, so a slow consumer can be told from an attack and
-// "nothing lost" can be checked.
-func (h *stack) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	h.waf.Record(mqttwaf.StageBroker, h.sessions.clientOf(cl), "", "", pk.TopicName, len(pk.Payload), mqttwaf.Verdict{
-		Action: mqttwaf.Drop, Rule: "broker.delivery_dropped", Reason: "subscriber_queue_full",
-		Limit: int64(h.waf.Broker().ClientWriteQueue),
-	})
 }
 
 // OnRetainMessage keeps the WAF's retained budgets in step with mochi's

@@ -40,6 +40,11 @@ func (h *stack) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Pac
 		}
 		return pk
 	}
+	names := make([]string, len(pk.Filters))
+	for i, f := range pk.Filters {
+		names[i] = f.Filter
+	}
+	s.queue.subscribing.Store(&names) // until OnSubscribed: see admitDelivery
 	existing := cl.State.Subscriptions.Len()
 	var filters packets.Subscriptions
 	var codes []byte
@@ -76,6 +81,13 @@ func (h *stack) OnSubscribe(cl *mqtt.Client, pk packets.Packet) (out packets.Pac
 	s.subackID, s.subackCodes = pk.PacketID, codes
 	s.mu.Unlock()
 	return pk
+}
+
+// OnSubscribed ends the SUBSCRIBE OnSubscribe began.
+func (h *stack) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	if s := h.sessions.get(cl); s != nil {
+		s.queue.subscribing.Store(nil)
+	}
 }
 
 // validAck keeps an acknowledgement to what MQTT 5 allows it to carry: a

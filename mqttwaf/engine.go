@@ -251,7 +251,7 @@ func (e *engine) ban(v *Verdict, s subject) {
 
 // emit counts a decision and, if the event level wants it, sends its event.
 func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
-	e.st.counters.add(v.Rule, v.Action, enforced)
+	e.st.counters.add(v.Rule, v.Action, v.Reason, enforced)
 	if e.out.sink == nil || (e.out.blocksOnly && !v.Blocked()) {
 		return
 	}

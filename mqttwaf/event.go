@@ -126,10 +126,12 @@ func itoa(n int64) string {
 	return string(b[i:])
 }
 
-// Count is one counter: how many decisions a rule took with an action.
+// Count is one counter: how many decisions a rule took with an action, for
+// a reason (why a message was dropped, say, or which limit refused it).
 type Count struct {
 	Rule     string `json:"rule"`
 	Action   Action `json:"action"`
+	Reason   string `json:"reason"`
 	Enforced bool   `json:"enforced"`
 	N        uint64 `json:"n"`
 }
@@ -137,18 +139,19 @@ type Count struct {
 type counterKey struct {
 	rule     string
 	action   Action
+	reason   string
 	enforced bool
 }
 
-// counters counts events per rule, action and enforcement, for metrics.
-// Keys come from the compiled policy (rule ids), not from clients, so the
-// map stays small.
+// counters counts events per rule, action, reason and enforcement, for
+// metrics. Keys come from the compiled policy and the rules' code (rule ids
+// and reasons), never from clients, so the map stays small.
 type counters struct {
 	m sync.Map // counterKey -> *atomic.Uint64
 }
 
-func (c *counters) add(rule string, a Action, enforced bool) {
-	k := counterKey{rule, a, enforced}
+func (c *counters) add(rule string, a Action, reason string, enforced bool) {
+	k := counterKey{rule, a, reason, enforced}
 	v, ok := c.m.Load(k)
 	if !ok {
 		v, _ = c.m.LoadOrStore(k, new(atomic.Uint64))
@@ -156,12 +159,13 @@ func (c *counters) add(rule string, a Action, enforced bool) {
 	v.(*atomic.Uint64).Add(1)
 }
 
-// snapshot returns the counters sorted by rule, action and enforcement.
+// snapshot returns the counters sorted by rule, action, reason and
+// enforcement.
 func (c *counters) snapshot() []Count {
 	var out []Count
 	c.m.Range(func(k, v any) bool {
 		ck := k.(counterKey)
-		out = append(out, Count{Rule: ck.rule, Action: ck.action, Enforced: ck.enforced, N: v.(*atomic.Uint64).Load()})
+		out = append(out, Count{Rule: ck.rule, Action: ck.action, Reason: ck.reason, Enforced: ck.enforced, N: v.(*atomic.Uint64).Load()})
 		return true
 	})
 	slices.SortFunc(out, func(a, b Count) int {
@@ -170,6 +174,9 @@ func (c *counters) snapshot() []Count {
 		}
 		if a.Action != b.Action {
 			return int(a.Action) - int(b.Action)
+		}
+		if c := strings.Compare(a.Reason, b.Reason); c != 0 {
+			return c
 		}
 		switch {
 		case a.Enforced == b.Enforced:

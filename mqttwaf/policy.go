@@ -113,9 +113,17 @@ type BrokerPolicy struct {
 	// flight towards the broker (default 128).
 	ReceiveMaximum int `yaml:"receive_maximum" json:"receive_maximum"`
 	// MaxInflight is how many QoS>0 messages the broker holds per client,
-	// connected or not (default 1024; with 256KiB packets that bounds one
-	// offline session at 256 MiB).
+	// connected or not, sent and not yet acknowledged or queued for a
+	// client that is offline or whose receive maximum is reached (default
+	// 8192, mochi's own: a subscriber that keeps up with a burst never
+	// reaches it). A delivery that would exceed it or MaxInflightBytes is
+	// dropped and reported (broker.delivery_dropped), never lost silently.
 	MaxInflight int `yaml:"max_inflight" json:"max_inflight"`
+	// MaxInflightBytes bounds the same store in bytes (topic and payload of
+	// the messages held; default 8MiB), so memory per client is bounded
+	// whatever the message sizes: a limit in messages alone lets one client
+	// hold 8192 x max_packet_size.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes" json:"max_inflight_bytes"`
 }
 
 // ConnectionPolicy is the transport protection of a listener.
@@ -417,7 +425,8 @@ func (p *Policy) applyDefaults() {
 	setDefault(&b.MaxMessageExpiry, Duration(24*time.Hour))
 	setDefault(&b.ClientWriteQueue, 1024)
 	setDefault(&b.ReceiveMaximum, 128)
-	setDefault(&b.MaxInflight, 1024)
+	setDefault(&b.MaxInflight, 8192)
+	setDefault(&b.MaxInflightBytes, 8<<20)
 
 	c := &p.Connections
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))
@@ -590,6 +599,7 @@ func (p *Policy) validate() error {
 	fe.intRange("broker.client_write_queue", int64(b.ClientWriteQueue), 16, 65536)
 	fe.intRange("broker.receive_maximum", int64(b.ReceiveMaximum), 1, 65535)
 	fe.intRange("broker.max_inflight", int64(b.MaxInflight), 1, 65535)
+	fe.intRange("broker.max_inflight_bytes", int64(b.MaxInflightBytes), 1<<10, 1<<40)
 
 	validateConn := func(prefix string, c ConnectionPolicy) {
 		fe.durRange(prefix+".connect_timeout", c.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)

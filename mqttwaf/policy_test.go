@@ -385,6 +385,7 @@ func TestValidate(t *testing.T) {
 		{"broker.client_write_queue", Policy{Broker: BrokerPolicy{ClientWriteQueue: 8}}, "broker.client_write_queue: must be between 16 and 65536, got 8"},
 		{"broker.receive_maximum", Policy{Broker: BrokerPolicy{ReceiveMaximum: 70000}}, "broker.receive_maximum: must be between 1 and 65535, got 70000"},
 		{"broker.max_inflight", Policy{Broker: BrokerPolicy{MaxInflight: -1}}, "broker.max_inflight: must be between 1 and 65535, got -1"},
+		{"broker.max_inflight_bytes", Policy{Broker: BrokerPolicy{MaxInflightBytes: 100}}, "broker.max_inflight_bytes: must be between 1024 and 1099511627776, got 100"},
 		{"connections.connect_timeout", Policy{Connections: ConnectionPolicy{ConnectTimeout: Duration(time.Hour)}}, "connections.connect_timeout: must be between 100ms and 5m, got 1h"},
 		{"connections.max_connections_per_ip", Policy{Broker: BrokerPolicy{MaxConnections: 10}, Connections: ConnectionPolicy{MaxConnectionsPerIP: 11}}, "connections.max_connections_per_ip: must be between 1 and 10, got 11"},
 		{"connections.max_keepalive", Policy{Connections: ConnectionPolicy{MaxKeepalive: Duration(65536 * time.Second)}}, "connections.max_keepalive: must be between 1s and 18h12m15s, got 18h12m16s"},

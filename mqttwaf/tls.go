@@ -35,7 +35,7 @@ func (w *WAF) CheckTLSHandshake(listener, remoteAddr string) Verdict {
 	e := w.engine.Load()
 	ip := ParseRemoteIP(remoteAddr)
 	if !ip.IsValid() {
-		w.st.counters.add(RuleTLS, Allow, true)
+		w.st.counters.add(RuleTLS, Allow, "", true)
 		return Verdict{}
 	}
 	// A banned address is refused before the handshake costs anything: its
@@ -54,7 +54,7 @@ func (w *WAF) CheckTLSHandshake(listener, remoteAddr string) Verdict {
 	}
 	lim, err := w.st.handshakes.limiter(section, c, e.policy)
 	if err == nil && lim.Allow(e.now(), w.st.addrs.key(ip)) {
-		w.st.counters.add(RuleTLS, Allow, true)
+		w.st.counters.add(RuleTLS, Allow, "", true)
 		return Verdict{}
 	}
 	v := Verdict{Action: Disconnect, Rule: RuleTLS, Reason: "tls_handshake_rate", Code: CodeConnectionRateExceeded,

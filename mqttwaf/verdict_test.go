@@ -130,8 +130,8 @@ func TestAction(t *testing.T) {
 			t.Errorf("Verdict{%s}.Blocked() = %v", tc.a, got)
 		}
 	}
-	b, err := json.Marshal(Count{Rule: "r", Action: Reject, Enforced: true, N: 3})
-	if err != nil || string(b) != `{"rule":"r","action":"reject","enforced":true,"n":3}` {
+	b, err := json.Marshal(Count{Rule: "r", Action: Reject, Reason: "why", Enforced: true, N: 3})
+	if err != nil || string(b) != `{"rule":"r","action":"reject","reason":"why","enforced":true,"n":3}` {
 		t.Errorf("Count JSON = %s, %v", b, err)
 	}
 }

@@ -299,10 +299,10 @@ func TestCounters(t *testing.T) {
 	tw.Record(StageBroker, c, "", "", "a/b", 10, Verdict{Action: Drop, Rule: "broker.dropped", Reason: "queue_full"})
 
 	want := []Count{
-		{Rule: "broker.dropped", Action: Drop, Enforced: true, N: 1},
-		{Rule: "connections.keepalive", Action: Rewrite, Enforced: true, N: 1},
-		{Rule: "limits.topic", Action: Reject, Enforced: false, N: 1},
-		{Rule: "limits.topic", Action: Reject, Enforced: true, N: 4},
+		{Rule: "broker.dropped", Action: Drop, Reason: "queue_full", Enforced: true, N: 1},
+		{Rule: "connections.keepalive", Action: Rewrite, Reason: "keepalive_clamped", Enforced: true, N: 1},
+		{Rule: "limits.topic", Action: Reject, Reason: "topic_reserved", Enforced: false, N: 1},
+		{Rule: "limits.topic", Action: Reject, Reason: "topic_reserved", Enforced: true, N: 4},
 	}
 	if got := tw.Counters(); !slices.Equal(got, want) {
 		t.Errorf("Counters() = %+v\nwant %+v", got, want)

@@ -153,15 +153,21 @@ func (h *stack) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int)
 	}
 }
 
-// released uncounts the stored message with id: the subscriber acknowledged
-// it (PUBACK, PUBREC) and mochi is about to forget it.
-func (h *stack) released(cl *mqtt.Client, id uint16) {
+// released uncounts the stored message ack acknowledges (PUBACK, PUBREC)
+// before mochi forgets it, and reports a delivery the subscriber refused
+// (a PUBREC with an error code ends a QoS 2 delivery: MQTT 5, 4.13.2).
+func (h *stack) released(cl *mqtt.Client, ack *packets.Packet) {
 	s := h.sessions.get(cl)
 	if s == nil {
 		return
 	}
-	if pk, ok := cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Publish {
-		s.queue.bytes.Add(-inflightSize(&pk))
+	pk, ok := cl.State.Inflight.Get(ack.PacketID)
+	if !ok || pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	s.queue.bytes.Add(-inflightSize(&pk))
+	if ack.FixedHeader.Type == packets.Pubrec && ack.ReasonCode >= packets.ErrUnspecifiedError.Code {
+		h.dropped(cl, pk.TopicName, len(pk.Payload), dropRefused, 0)
 	}
 }
 
@@ -185,12 +191,11 @@ func (h *stack) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 			(max > 0 && now-pk.Created > int64(max/time.Second)) {
 			reason = dropExpired
 		}
-	case packets.Pubrec:
-		// The subscriber answered a QoS 2 delivery with an error code (its
-		// PUBREC was read, and uncounted, in OnPacketRead).
-		reason = dropRefused
 	default:
-		// A QoS 2 flow from the client that the client itself aborted, or
+		// The broker's own PUBREC for a QoS 2 publish from cl, cleared or
+		// expired (that message reached its subscribers already); a PUBREL
+		// waiting for the subscriber's PUBCOMP (it has the message); a PUBREC
+		// with an error code from the subscriber (reported in released); or
 		// mochi's second call for an expired message (an empty packet).
 		return
 	}

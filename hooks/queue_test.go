@@ -185,3 +185,67 @@ func TestUnattributedInflightDrops(t *testing.T) {
 		t.Errorf("mochi dropped %d, want 6", mochi)
 	}
 }
+
+// TestQoS2Accounting: a subscriber that refuses a QoS 2 delivery (PUBREC
+// with an error code) is reported (subscriber_refused); a completed QoS 2
+// delivery, and a publisher that leaves in the middle of its own QoS 2
+// flow (the broker's stored PUBREC is cleared), are not drops.
+func TestQoS2Accounting(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	sub := rawConnectV5(t, b.addr, "r-sub")
+	writeRaw(t, sub, framePacket(0x82, append([]byte{0, 1, 0, 0, 3}, "r/#\x02"...)))
+	if ack := readPacket(t, sub); ack[0] != 0x90 || ack[len(ack)-1] != 2 {
+		t.Fatalf("SUBACK % x", ack)
+	}
+	pub := rawConnectV5(t, b.addr, "r-pub")
+	// The delivery of "refuse": PUBREC 0x80.
+	deliver := func(payload string) uint16 {
+		writeRaw(t, pub, rawPublishV5(2, 7, "r/x", []byte(payload), "k", "v"))
+		if rec := readPacket(t, pub); rec[0] != 0x50 {
+			t.Fatalf("publisher got % x, want PUBREC", rec)
+		}
+		writeRaw(t, pub, []byte{0x62, 2, 0, 7}) // PUBREL
+		if comp := readPacket(t, pub); comp[0] != 0x70 {
+			t.Fatalf("publisher got % x, want PUBCOMP", comp)
+		}
+		p := readPacket(t, sub)
+		if p[0]&0xf0 != 0x30 || !strings.HasSuffix(string(p), payload) {
+			t.Fatalf("subscriber got % x", p)
+		}
+		topicLen := int(p[2])<<8 | int(p[3])
+		return uint16(p[4+topicLen])<<8 | uint16(p[5+topicLen])
+	}
+	id := deliver("refuse")
+	writeRaw(t, sub, []byte{0x50, 3, byte(id >> 8), byte(id), 0x80})
+	e := b.events.wait(t, "broker.delivery_dropped", "subscriber_refused", 5*time.Second)
+	if e.ClientID != "r-sub" || e.Topic != "r/x" || e.Size != len("refuse") {
+		t.Errorf("refused: %+v", e)
+	}
+	id = deliver("accept")
+	writeRaw(t, sub, []byte{0x50, 2, byte(id >> 8), byte(id)})
+	if rel := readPacket(t, sub); rel[0] != 0x62 {
+		t.Fatalf("subscriber got % x, want PUBREL", rel)
+	}
+	writeRaw(t, sub, []byte{0x70, 2, byte(id >> 8), byte(id)})
+	// The publisher starts a QoS 2 flow and leaves before its PUBREL.
+	writeRaw(t, pub, rawPublishV5(2, 8, "r/y", []byte("half"), "k", "v"))
+	if rec := readPacket(t, pub); rec[0] != 0x50 {
+		t.Fatalf("publisher got % x, want PUBREC", rec)
+	}
+	_ = readPacket(t, sub) // "half", which the subscriber leaves unacknowledged
+	_ = pub.Close()
+	_ = sub.Close()
+	// The subscriber's clean session ends with "half" unacknowledged: that
+	// is a drop; the publisher's unfinished flow is not.
+	e = b.events.wait(t, "broker.delivery_dropped", "session_ended", 5*time.Second)
+	if e.ClientID != "r-sub" || e.Topic != "r/y" {
+		t.Errorf("session ended: %+v", e)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := dropsFor(b, "r-sub"); len(got) != 2 || got["subscriber_refused"] != 1 || got["session_ended"] != 1 {
+		t.Errorf("drops for the subscriber %v, want one refused and one at session end", got)
+	}
+	if got := dropsFor(b, "r-pub"); len(got) > 0 {
+		t.Errorf("drops reported for the publisher's own flow: %v", got)
+	}
+}

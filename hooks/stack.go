@@ -329,7 +329,7 @@ func (h *stack) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			pk.Properties.TopicAlias = 0
 		}
 	case packets.Puback, packets.Pubrec:
-		h.released(cl, pk.PacketID)
+		h.released(cl, &pk)
 	}
 	return pk, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -391,4 +392,50 @@ rates: {flapping: {off: true}}
 
 func (r checkResult) String() string {
 	return [...]string{passwordOK: "ok", passwordWrong: "wrong", passwordBusy: "busy"}[r]
+}
+
+// BenchmarkPasswordCheck is one CONNECT's password check, as authenticate
+// makes it: a device secret (right, wrong, unknown user name), and a bcrypt
+// cost 10 password the first time (cold: a full hash) and again within the
+// hour (warm: the verified-password cache):
+//
+//	flock /work/bench.lock go test -run '^$' -bench PasswordCheck ./mqttwaf/
+func BenchmarkPasswordCheck(b *testing.B) {
+	s, h := generated(b)
+	secret := credential{role: "device", hash: h}
+	bc, err := bcrypt.GenerateFromPassword([]byte("a person's password"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	person := credential{role: "device", hash: string(bc)}
+	for _, tc := range []struct {
+		name  string
+		cred  credential
+		known bool
+		dummy string
+		pw    string
+		cold  bool // a fresh checker for every check
+		want  checkResult
+	}{
+		{"device-secret", secret, true, dummyDeviceSecretHash(), s, false, passwordOK},
+		{"device-secret-wrong", secret, true, dummyDeviceSecretHash(), generatedSecret, false, passwordWrong},
+		{"device-secret-unknown-user", credential{}, false, dummyDeviceSecretHash(), s, false, passwordWrong},
+		{"bcrypt-10-cold", person, true, dummyHash(bcrypt.DefaultCost), "a person's password", true, passwordOK},
+		{"bcrypt-10-warm", person, true, dummyHash(bcrypt.DefaultCost), "a person's password", false, passwordOK},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			pc := newPasswordChecker(time.Now)
+			b.ReportAllocs()
+			for b.Loop() {
+				if tc.cold {
+					b.StopTimer()
+					pc = newPasswordChecker(time.Now)
+					b.StartTimer()
+				}
+				if got := pc.check("dev1", tc.cred, tc.known, tc.dummy, []byte(tc.pw)); got != tc.want {
+					b.Fatalf("%v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
@@ -44,15 +43,7 @@ roles: {device: {publish: ["fleet/{username}/#"], subscribe: ["fleet/{username}/
 `, brokerOpts{})
 	connect := func(user, pass string) byte {
 		t.Helper()
-		c, err := dialV5(t, b.addr, &paho.Connect{ClientID: user, Username: user, Password: []byte(pass), PasswordFlag: true, CleanStart: true})
-		if err == nil {
-			_ = c.Disconnect(&paho.Disconnect{})
-			return 0
-		}
-		if c.connack == nil {
-			t.Fatalf("%s: no CONNACK: %v", user, err)
-		}
-		return c.connack.ReasonCode
+		return connectCode(t, b.addr, user, pass)
 	}
 
 	// The right secrets get in, over both protocol versions, and can work.

@@ -97,7 +97,7 @@ func parseDeviceSecretHash(h string) (salt, digest []byte, err error) {
 	if !ok {
 		v, _, _ := strings.Cut(strings.TrimPrefix(h, deviceSecretTag), "$")
 		if !strings.HasPrefix(v, "v=") || len(v) > 8 {
-			return nil, nil, errors.New("the device-secret hash has no version; this broker reads " + deviceSecretScheme + "...")
+			return nil, nil, errors.New("the device-secret hash has no version; this broker reads " + deviceSecretScheme + "<salt>$<digest>")
 		}
 		return nil, nil, errors.New("the device-secret hash has version " + v + "; this broker reads v=1")
 	}

@@ -346,26 +346,14 @@ func TestDeviceSecretLockout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "fleet.creds"), []byte("dev1:device:"+h1+"\ndev2:device:"+h2+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParsePolicy([]byte(`events: {max_per_second: 1000000}
-identity:
+	tw := newPolicyWAF(t, `identity:
   credentials_file: `+filepath.Join(dir, "fleet.creds")+`
   anonymous: {allow: never}
   lockout: {max_failures: 3, window: 5m, duration: 1m}
 roles: {device: {publish: ["fleet/{username}/#"]}}
 rates: {flapping: {off: true}}
-`), "lockout.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := &testWAF{events: &eventLog{}, clock: newFakeClock()}
-	if tw.WAF, err = New(p, Options{Sink: tw.events, Now: tw.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	login := func(user, pass string) Verdict {
-		c := rclient(user, "", "192.0.2.10")
-		c.Username, c.Auth = user, AuthNone // as the adapter hands over a network client
-		return tw.Connect(&Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: true, Password: []byte(pass)})
-	}
+`)
+	login := func(user, pass string) Verdict { return tw.login(user, pass, "192.0.2.10") }
 	bad := refused("identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword)
 	locked := refused("identity.lockout", "authentication_locked_out", CodeBanned)
 	check(t, "dev1, right secret", login("dev1", s1), allowed)

@@ -35,7 +35,7 @@ import (
 // at once, as after a broker restart (cold: a fresh broker, nothing
 // remembered) and after a network blip (warm: the same broker, every device
 // disconnected and connecting again). Real paho.golang MQTT 5 clients, in
-// this process, on the same cores as the broker.
+// a child process (see stormDialerEnv), on the same cores as the broker.
 const (
 	stormDevices = 10_000
 	// stormBcryptDevices: a cold bcrypt storm runs at about 30 CONNECTs a
@@ -44,7 +44,8 @@ const (
 	stormBcryptDevices = 1_000
 	// stormInFlight bounds the CONNECTs in flight (dialled, CONNACK not yet
 	// received): what a fleet's devices waking up together look like from
-	// the broker, without this process opening 10,000 sockets in one go.
+	// the broker, without 10,000 dials at the same instant (which would
+	// measure the listen backlog dropping SYNs, not the broker).
 	stormInFlight = 256
 	// Devices share addresses 4 to one (small NATs, gateways) and the
 	// addresses spread over stormNetworks /24 networks of 127/8 (Linux

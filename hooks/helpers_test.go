@@ -382,6 +382,21 @@ func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
 	return c, err
 }
 
+// connectCode connects (MQTT 5) as user with pass, client ID user, and
+// returns the CONNACK's reason code (0 when admitted, then disconnects).
+func connectCode(t testing.TB, addr, user, pass string) byte {
+	t.Helper()
+	c, err := dialV5(t, addr, &paho.Connect{ClientID: user, Username: user, Password: []byte(pass), PasswordFlag: true, CleanStart: true})
+	if err == nil {
+		_ = c.Disconnect(&paho.Disconnect{})
+		return 0
+	}
+	if c.connack == nil {
+		t.Fatalf("%s: no CONNACK: %v", user, err)
+	}
+	return c.connack.ReasonCode
+}
+
 func mustV5(t testing.TB, addr, clientID, username string) *v5 {
 	t.Helper()
 	return mustV5Pass(t, addr, clientID, username, "")

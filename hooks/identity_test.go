@@ -344,12 +344,7 @@ roles: {device: {publish: ["fleet/{username}/telemetry"]}}
 `, brokerOpts{})
 	connect := func(user, pass string) byte {
 		t.Helper()
-		c, err := dialV5(t, b.addr, &paho.Connect{ClientID: user, Username: user, Password: []byte(pass), PasswordFlag: true, CleanStart: true})
-		if err == nil {
-			_ = c.Disconnect(&paho.Disconnect{})
-			return 0
-		}
-		return c.connack.ReasonCode
+		return connectCode(t, b.addr, user, pass)
 	}
 	if rc := connect("dev1", "dev1-secret"); rc != 0 {
 		t.Fatalf("right password before any failure: 0x%02x", rc)

@@ -150,27 +150,15 @@ func writeCreds(t *testing.T, users ...string) string {
 // through its /64 is one address.
 func TestLockoutThresholds(t *testing.T) {
 	creds := writeCreds(t, "dev1", "dev2", "dev3")
-	p, err := ParsePolicy([]byte(`events: {max_per_second: 1000000}
-identity:
+	tw := newPolicyWAF(t, `identity:
   credentials_file: `+creds+`
   anonymous: {allow: never}
   lockout: {max_failures: 3, max_failures_per_address: 7, window: 5m, duration: 1m}
 roles:
   all: {publish: ["#"]}
 rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
-`), "lockout.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := &testWAF{events: &eventLog{}, clock: newFakeClock()}
-	if tw.WAF, err = New(p, Options{Sink: tw.events, Now: tw.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	login := func(user, pass, ip string) Verdict {
-		c := rclient(user, "", ip)
-		c.Username, c.Auth = user, AuthNone // as the adapter hands over a network client
-		return tw.Connect(&Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: true, Password: []byte(pass)})
-	}
+`)
+	login := tw.login
 	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
 	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
 	const nat = "2001:db8:5::1"

@@ -18,9 +18,12 @@ import (
 
 // credentials are the per-device identities of a credentials file: one line
 // per identity, "name:role:hash", where hash is a bcrypt ($2a$, $2b$, $2y$)
-// or argon2id ($argon2id$v=19$m=...,t=...,p=...$salt$hash) string. Blank
-// lines and lines starting with '#' are ignored. Plaintext passwords are
-// refused when the file is loaded.
+// or argon2id ($argon2id$v=19$m=...,t=...,p=...$salt$hash) string for a
+// person's password, a device-secret hash ($mqttwaf-secret$v=1$salt$digest,
+// see devicesecret.go) for a machine-generated secret, or "-" for an
+// identity that logs in only with a certificate. Blank lines and lines
+// starting with '#' are ignored. Plaintext passwords are refused when the
+// file is loaded.
 type credentials map[string]credential
 
 type credential struct {
@@ -69,8 +72,13 @@ func parseCredentials(data []byte, path string, roles map[string]RolePolicy) (cr
 		if _, ok := roles[role]; !ok {
 			return nil, fmt.Errorf("%s:%d: identity %q: unknown role %q; define it under roles in the policy", path, n, name, role)
 		}
-		if hash != "-" && !isPasswordHash(hash) {
-			return nil, fmt.Errorf("%s:%d: identity %q: the password is not a bcrypt or argon2id hash (plaintext is refused); create one with: go run ./examples/hardened-broker -hash-password", path, n, name)
+		if isDeviceSecretHash(hash) {
+			if _, _, err := parseDeviceSecretHash(hash); err != nil {
+				return nil, fmt.Errorf("%s:%d: identity %q: %w; copy the line -new-device-secret printed", path, n, name, err)
+			}
+		} else if hash != "-" && !isPasswordHash(hash) {
+			return nil, fmt.Errorf("%s:%d: identity %q: the password is not a bcrypt, argon2id or device-secret hash (plaintext is refused); "+
+				"for a person: go run ./examples/hardened-broker -hash-password; for a device: go run ./examples/hardened-broker -new-device-secret", path, n, name)
 		}
 		if _, dup := creds[name]; dup {
 			return nil, fmt.Errorf("%s:%d: identity %q appears twice", path, n, name)
@@ -115,9 +123,12 @@ func HashPassword(password []byte) (string, error) {
 	return string(h), err
 }
 
-// verifyPassword checks password against a bcrypt or argon2id hash in
-// constant time.
+// verifyPassword checks password against a bcrypt, argon2id or
+// device-secret hash in constant time.
 func verifyPassword(hash string, password []byte) bool {
+	if isDeviceSecretHash(hash) {
+		return verifyDeviceSecret(hash, password)
+	}
 	if strings.HasPrefix(hash, "$argon2id$") {
 		p, want, err := parseArgon2(hash)
 		if err != nil {
@@ -147,15 +158,36 @@ func dummyHash(cost int) string {
 	return v.(string)
 }
 
-// typicalCost is the bcrypt cost of the file's first bcrypt hash (the
-// default cost if there is none).
-func (cr credentials) typicalCost() int {
+// dummy is the hash a CONNECT for an unknown user name is checked
+// against: of the kind most of the file's identities have, so that a wrong
+// user name cannot be told from a wrong password of most identities. A
+// fleet's file is mostly device secrets (the dummy is then one too, and an
+// unknown name costs one HMAC); a file of people's passwords gets a bcrypt
+// dummy at the most common cost (the default cost if there is none).
+func (cr credentials) dummy() string {
+	secrets, others := 0, 0
+	costs := map[int]int{}
 	for _, c := range cr {
-		if cost, err := bcrypt.Cost([]byte(c.hash)); err == nil {
-			return cost
+		switch {
+		case isDeviceSecretHash(c.hash):
+			secrets++
+		case c.hash != "-":
+			others++
+			if cost, err := bcrypt.Cost([]byte(c.hash)); err == nil {
+				costs[cost]++
+			}
 		}
 	}
-	return bcrypt.DefaultCost
+	if secrets > others {
+		return dummyDeviceSecretHash()
+	}
+	cost := bcrypt.DefaultCost
+	for c, n := range costs { // the most common cost; the lower one on a tie
+		if n > costs[cost] || n == costs[cost] && c < cost {
+			cost = c
+		}
+	}
+	return dummyHash(cost)
 }
 
 type argon2Params struct {

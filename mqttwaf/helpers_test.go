@@ -103,6 +103,29 @@ func newTestWAF(tb testing.TB, policyYAML string, rules ...Rule) *testWAF {
 	return tw
 }
 
+// newPolicyWAF builds a WAF from a YAML policy as written (no
+// testIdentity), with events unthrottled.
+func newPolicyWAF(tb testing.TB, policyYAML string) *testWAF {
+	tb.Helper()
+	p, err := ParsePolicy([]byte("events: {max_per_second: 1000000}\n"+policyYAML), "test.yaml")
+	if err != nil {
+		tb.Fatalf("ParsePolicy: %v", err)
+	}
+	tw := &testWAF{events: &eventLog{}, clock: newFakeClock()}
+	if tw.WAF, err = New(p, Options{Sink: tw.events, Now: tw.clock.Now}); err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return tw
+}
+
+// login is a CONNECT with a user name and password from ip, as the adapter
+// hands over a network client.
+func (tw *testWAF) login(user, pass, ip string) Verdict {
+	c := rclient(user, "", ip)
+	c.Username, c.Auth = user, AuthNone
+	return tw.Connect(&Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: true, Password: []byte(pass)})
+}
+
 // eventSummary is the part of an event most tests compare.
 type eventSummary struct {
 	Stage    Stage

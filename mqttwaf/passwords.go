@@ -30,6 +30,13 @@ import (
 // file. The timing difference tells a guesser that the name logged in
 // recently, nothing about the password.
 //
+// A device secret (devicesecret.go) takes neither a slot nor a cache entry:
+// its check is one HMAC, what a cache lookup costs, so a reconnect storm
+// of devices after a restart is not queued behind two slow hashes per core,
+// and nothing is gained by remembering it. It keeps everything else: the
+// constant-time compare, the lockouts (the caller counts every failure),
+// and the unknown-user dummy (of the file's most common kind).
+//
 // It lives in the WAF's state, so a reload keeps it; an entry is only used
 // while its credential is unchanged (a new hash in the file invalidates it).
 // A passwordChecker is safe for concurrent use.
@@ -81,6 +88,16 @@ const (
 // user name takes as long as a wrong password).
 func (pc *passwordChecker) check(user string, cred credential, known bool, dummy string, password []byte) checkResult {
 	usable := known && cred.hash != "-"
+	hash := cred.hash
+	if !usable {
+		hash = dummy
+	}
+	if isDeviceSecretHash(hash) {
+		if verifyDeviceSecret(hash, password) && usable {
+			return passwordOK
+		}
+		return passwordWrong
+	}
 	var mac [32]byte
 	if usable {
 		m := hmac.New(sha256.New, pc.key[:])
@@ -105,10 +122,6 @@ func (pc *passwordChecker) check(user string, cred credential, known bool, dummy
 	q := pc.acquire(queue)
 	if q == nil {
 		return passwordBusy
-	}
-	hash := cred.hash
-	if !usable {
-		hash = dummy
 	}
 	ok := verifyPassword(hash, password) && usable
 	pc.release(queue, q)

@@ -265,8 +265,10 @@ type ResponsesPolicy struct {
 // IdentityPolicy says who clients are.
 type IdentityPolicy struct {
 	// CredentialsFile holds one identity per line, "name:role:hash", with a
-	// bcrypt or argon2id hash ("-" for certificate-only identities).
-	// Plaintext is refused. Relative paths are relative to the policy file.
+	// bcrypt or argon2id hash of a person's password, a device-secret hash
+	// ($mqttwaf-secret$v=1$...) of a generated device secret, or "-" for
+	// certificate-only identities. Plaintext is refused. Relative paths are
+	// relative to the policy file.
 	CredentialsFile string `yaml:"credentials_file" json:"credentials_file"`
 	// Anonymous says whether clients without credentials may connect.
 	Anonymous AnonymousPolicy `yaml:"anonymous" json:"anonymous"`

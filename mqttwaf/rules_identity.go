@@ -30,7 +30,7 @@ type identity struct {
 	certRole  string
 	extRole   string
 	bind      []*binding
-	dummy     string // compared against for unknown users (see dummyHash)
+	dummy     string // compared against for unknown users (see credentials.dummy)
 }
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -68,7 +68,7 @@ func compileIdentity(p *Policy) (*identity, error) {
 		cb, _ := compileBinding(b) // validated
 		id.bind = append(id.bind, cb)
 	}
-	id.dummy = dummyHash(id.creds.typicalCost())
+	id.dummy = id.creds.dummy()
 	return id, nil
 }
 
@@ -265,10 +265,17 @@ func (r *authenticate) password(c *Connect) Verdict {
 	}
 	if res != passwordOK {
 		detail := "wrong password"
-		if !known {
+		switch {
+		case !known:
 			detail = "unknown identity"
-		} else if cred.hash == "-" {
+		case cred.hash == "-":
 			detail = "certificate-only identity"
+		case isDeviceSecretHash(cred.hash) && !deviceSecretShaped(c.Password):
+			// Most likely a device still sending its old password after the
+			// migration to device secrets.
+			detail = "the identity logs in with a device secret, and the password sent is not one (43 characters from -new-device-secret)"
+		case isDeviceSecretHash(cred.hash):
+			detail = "wrong device secret"
 		}
 		v := Verdict{Action: Reject, Reason: "bad_credentials", Code: CodeBadUsernameOrPassword, Detail: detail}
 		r.lockouts.failed(cl)

@@ -4,6 +4,8 @@
 //	go run ./examples/hardened-broker                      # 127.0.0.1:1883, embedded default policy
 //	go run ./examples/hardened-broker -policy fleet.yaml   # your policy
 //	go run ./examples/hardened-broker -print-default-policy
+//	echo 'correct horse' | go run ./examples/hardened-broker -hash-password
+//	go run ./examples/hardened-broker -new-device-secret    # secret for the device, hash for the file
 //
 // Security events go to stderr as JSON lines. SIGHUP reloads the policy file
 // (for connected clients too); SIGINT or SIGTERM stops it.
@@ -45,11 +47,12 @@ type config struct {
 	policy                          string
 	tlsCert, tlsKey, tlsClientCA    string
 	printDefault, requireClientCert bool
-	hashPassword                    bool
+	hashPassword, newDeviceSecret   bool
 }
 
 // run serves until ctx is done. Events and logs go to stderr as JSON lines;
-// stdout only carries -print-default-policy.
+// stdout only carries what -print-default-policy, -hash-password and
+// -new-device-secret print.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
 }
@@ -61,7 +64,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "MQTT over TCP listen address (empty disables it); listener id \"tcp\"")
 	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
-	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a password from stdin, print its bcrypt hash for a credentials file, and exit")
+	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a person's password from stdin, print its bcrypt hash for a credentials file, and exit")
+	fs.BoolVar(&c.newDeviceSecret, "new-device-secret", false, "print a new random device secret (line 1, the device's password) and its hash (line 2, for the credentials file), and exit")
 	fs.StringVar(&c.tlsAddr, "tls-addr", "127.0.0.1:8883", "MQTT over TLS listen address, used with -tls-cert and -tls-key; listener id \"tls\"")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TLS and secure WebSocket listeners")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -77,6 +81,9 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	}
 	if c.hashPassword {
 		return hashPassword(stdin, stdout)
+	}
+	if c.newDeviceSecret {
+		return newDeviceSecret(stdout, stderr)
 	}
 
 	policy, err := loadPolicy(c.policy)
@@ -224,5 +231,22 @@ func hashPassword(stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, h)
+	return err
+}
+
+// newDeviceSecret prints a new device secret and its hash, one per line,
+// so a provisioning script can read both (read -r secret; read -r hash)
+// and give the secret to the device and "name:role:hash" to the
+// credentials file. It reads nothing: a device secret is random, never a
+// password someone chose, which is what makes its fast hash safe.
+func newDeviceSecret(stdout, stderr io.Writer) error {
+	secret, hash, err := mqttwaf.NewDeviceSecret()
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n%s\n", secret, hash); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stderr, "line 1: the device's MQTT password (store it on the device only); line 2: its hash, for a credentials-file line name:role:hash")
 	return err
 }

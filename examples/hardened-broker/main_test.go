@@ -239,8 +239,22 @@ func TestHashPassword(t *testing.T) {
 		t.Fatalf("hash %q", line)
 	}
 	// The hash works in a credentials file.
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "c.creds"), []byte("dev9:r:"+line+"\n"), 0o600); err != nil {
+	w := wafWithCredential(t, t.TempDir(), line)
+	for pass, ok := range map[string]bool{"correct horse": true, "wrong horse": false} {
+		if got := loginOK(w, pass); got != ok {
+			t.Fatalf("password %q: admitted %v", pass, got)
+		}
+	}
+	if err := runWithInput(context.Background(), []string{"-hash-password"}, strings.NewReader("short\n"), io.Discard, io.Discard); err == nil {
+		t.Fatal("a 5-character password was hashed")
+	}
+}
+
+// wafWithCredential writes a credentials file with dev9's hash, and a
+// policy using it, into dir and returns a WAF running that policy.
+func wafWithCredential(t *testing.T, dir, hash string) *mqttwaf.WAF {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "c.creds"), []byte("dev9:r:"+hash+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pol := "identity: {credentials_file: c.creds, anonymous: {allow: never}}\nroles: {r: {publish: [x]}}\n"
@@ -255,15 +269,64 @@ func TestHashPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for pass, ok := range map[string]bool{"correct horse": true, "wrong horse": false} {
-		c := &mqttwaf.Client{ID: "dev9", Username: "dev9", RemoteIP: mqttwaf.ParseRemoteIP("192.0.2.7:1")}
-		v := w.Connect(&mqttwaf.Connect{Client: c, Keepalive: 30, UsernameSet: true, Password: []byte(pass)})
-		if v.Blocked() == ok {
-			t.Fatalf("password %q: %+v", pass, v)
+	return w
+}
+
+// loginOK reports whether dev9 gets in with pass.
+func loginOK(w *mqttwaf.WAF, pass string) bool {
+	c := &mqttwaf.Client{ID: "dev9", Username: "dev9", RemoteIP: mqttwaf.ParseRemoteIP("192.0.2.7:1")}
+	return !w.Connect(&mqttwaf.Connect{Client: c, Keepalive: 30, UsernameSet: true, Password: []byte(pass)}).Blocked()
+}
+
+// TestNewDeviceSecret: -new-device-secret prints a secret and its hash, one
+// per line, reading nothing; the pair works in a credentials file, through
+// the broker itself with mosquitto_pub, and every run makes a new one.
+func TestNewDeviceSecret(t *testing.T) {
+	pair := func() (string, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		// Whatever stdin holds is not read: nobody chooses a device secret.
+		if err := runWithInput(context.Background(), []string{"-new-device-secret"}, strings.NewReader("my-chosen-password\n"), &out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != 2 || !strings.Contains(errOut.String(), "line 1") {
+			t.Fatalf("stdout %q, stderr %q: want two lines and an explanation", out.String(), errOut.String())
+		}
+		return lines[0], lines[1]
+	}
+	secret, hash := pair()
+	if len(secret) != 43 || !strings.HasPrefix(hash, "$mqttwaf-secret$v=1$") || strings.Contains(secret+hash, "my-chosen-password") {
+		t.Fatalf("secret %q, hash %q", secret, hash)
+	}
+	if s2, h2 := pair(); s2 == secret || h2 == hash {
+		t.Fatalf("two runs printed the same secret or hash: %q %q", s2, h2)
+	}
+	dir := t.TempDir()
+	w := wafWithCredential(t, dir, hash)
+	for pass, ok := range map[string]bool{secret: true, strings.ToUpper(secret): false, "my-chosen-password": false} {
+		if got := loginOK(w, pass); got != ok {
+			t.Fatalf("password %q: admitted %v", pass, got)
 		}
 	}
-	if err := runWithInput(context.Background(), []string{"-hash-password"}, strings.NewReader("short\n"), io.Discard, io.Discard); err == nil {
-		t.Fatal("a 5-character password was hashed")
+
+	// The same files, served: mosquitto_pub gets in with the secret (QoS 1,
+	// so it waits for the PUBACK) and is refused without it.
+	addr, _ := startBroker(t, "-policy", filepath.Join(dir, "p.yaml"))
+	host, port, _ := net.SplitHostPort(addr)
+	pub := func(pass string) ([]byte, error) {
+		return exec.Command(mosquitto(t, "mosquitto_pub"), "-h", host, "-p", port, "-V", "mqttv5", "-q", "1",
+			"-i", "dev9", "-u", "dev9", "-P", pass, "-t", "x", "-m", "hello").CombinedOutput()
+	}
+	if out, err := pub(secret); err != nil {
+		t.Fatalf("mosquitto_pub with the device secret: %v %s", err, out)
+	}
+	wrong := []byte(secret)
+	if wrong[20] = 'A'; secret[20] == 'A' {
+		wrong[20] = 'B'
+	}
+	if out, err := pub(string(wrong)); err == nil || !strings.Contains(strings.ToLower(string(out)), "bad user name or password") {
+		t.Fatalf("mosquitto_pub with a wrong secret: %v %s", err, out)
 	}
 }
 

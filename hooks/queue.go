@@ -156,13 +156,24 @@ func (h *stack) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int)
 // released uncounts the stored message ack acknowledges (PUBACK, PUBREC)
 // before mochi forgets it, and reports a delivery the subscriber refused
 // (a PUBREC with an error code ends a QoS 2 delivery: MQTT 5, 4.13.2).
+//
+// A PUBACK for a message mochi no longer holds gives the subscriber's send
+// quota back: mochi sends a delivery it held back at the subscriber's
+// receive maximum and forgets it at once (processPacket's NextImmediate),
+// so the PUBACK finds nothing and mochi never returns the quota; after
+// receive-maximum such messages (20 for mosquitto_sub) the subscriber
+// would receive nothing more. The quota never exceeds the client's own
+// receive maximum, so a stray PUBACK buys a client nothing.
 func (h *stack) released(cl *mqtt.Client, ack *packets.Packet) {
-	s := h.sessions.get(cl)
-	if s == nil {
+	pk, ok := cl.State.Inflight.Get(ack.PacketID)
+	if !ok {
+		if ack.FixedHeader.Type == packets.Puback {
+			cl.State.Inflight.IncreaseSendQuota()
+		}
 		return
 	}
-	pk, ok := cl.State.Inflight.Get(ack.PacketID)
-	if !ok || pk.FixedHeader.Type != packets.Publish {
+	s := h.sessions.get(cl)
+	if s == nil || pk.FixedHeader.Type != packets.Publish {
 		return
 	}
 	s.queue.bytes.Add(-inflightSize(&pk))

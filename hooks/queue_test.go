@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,51 @@ func TestQoS2Accounting(t *testing.T) {
 	}
 	if got := dropsFor(b, "r-pub"); len(got) > 0 {
 		t.Errorf("drops reported for the publisher's own flow: %v", got)
+	}
+}
+
+// TestReceiveMaximumDoesNotStall: mochi holds back deliveries beyond an
+// MQTT 5 subscriber's receive maximum and sends them as acknowledgements
+// come in, but it forgets each such message once sent, so its PUBACK never
+// gives the send quota back (mochi v2.7.9): after receive-maximum of them
+// the subscriber received nothing more, ever (mosquitto_sub's receive
+// maximum is 20). The hook gives the quota back; the subscriber receives
+// everything.
+func TestReceiveMaximumDoesNotStall(t *testing.T) {
+	b := startBroker(t, "", brokerOpts{})
+	conn, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	id := "small-window"
+	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, 0, 2} // Receive Maximum 2
+	vh = append(vh, 0, byte(len(id)))
+	writeRaw(t, conn, framePacket(0x10, append(vh, id...)))
+	if ack := readPacket(t, conn); ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("CONNACK % x", ack)
+	}
+	writeRaw(t, conn, framePacket(0x82, append([]byte{0, 1, 0, 0, 3}, "w/#\x01"...)))
+	if ack := readPacket(t, conn); ack[0] != 0x90 {
+		t.Fatalf("SUBACK % x", ack)
+	}
+	pub := mustV5(t, b.addr, "pub", "")
+	const n = 12
+	for i := range n {
+		if _, err := pub.publish(t, "w/x", 1, []byte{byte('a' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read and acknowledge, one at a time, as a client with a window of 2.
+	got := map[byte]bool{}
+	for len(got) < n {
+		p := readPacket(t, conn) // fails the test after 5 s without a packet
+		if p[0]&0xf0 != 0x30 {
+			t.Fatalf("got % x, want PUBLISH", p)
+		}
+		topicLen := int(p[2])<<8 | int(p[3])
+		pid := p[4+topicLen : 6+topicLen]
+		got[p[len(p)-1]] = true
+		writeRaw(t, conn, []byte{0x40, 2, pid[0], pid[1]})
 	}
 }

@@ -30,8 +30,16 @@ const benchPublishers = 8
 // startPlainBroker is mochi as its README sets it up: default options,
 // AllowHook, a plain TCP listener. It is the baseline.
 func startPlainBroker(tb testing.TB) string {
+	_, addr := newPlainBroker(tb, &mqtt.Options{})
+	return addr
+}
+
+// newPlainBroker starts the baseline broker with opts (its logger replaced
+// by a silent one) and returns it with its address.
+func newPlainBroker(tb testing.TB, opts *mqtt.Options) (*mqtt.Server, string) {
 	tb.Helper()
-	server := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	server := mqtt.New(opts)
 	_ = server.AddHook(new(auth.AllowHook), nil)
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
 	if err := server.AddListener(l); err != nil {
@@ -41,7 +49,7 @@ func startPlainBroker(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = server.Close() })
-	return l.Address()
+	return server, l.Address()
 }
 
 // rig is a subscriber and benchPublishers publishers connected to one

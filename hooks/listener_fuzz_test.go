@@ -209,7 +209,7 @@ func (wb *wireBroker) run(tb testing.TB, mode byte, data []byte) {
 }
 
 // readPacketErr reads one whole MQTT packet.
-func readPacketErr(conn net.Conn) ([]byte, error) {
+func readPacketErr(conn io.Reader) ([]byte, error) {
 	hdr := make([]byte, 1, 5)
 	if _, err := io.ReadFull(conn, hdr); err != nil {
 		return nil, err

@@ -266,8 +266,13 @@ func rawConnectV5(t testing.TB, addr, clientID string) net.Conn {
 // rawConnect is a CONNECT for protocol level 4 or 5 with a clean start and
 // a 30 s keepalive.
 func rawConnect(level byte, clientID string) []byte {
+	return rawConnectKeepalive(level, clientID, 30)
+}
+
+// rawConnectKeepalive is rawConnect with a keepalive in seconds.
+func rawConnectKeepalive(level byte, clientID string, keepalive uint16) []byte {
 	var vh []byte
-	vh = append(vh, 0, 4, 'M', 'Q', 'T', 'T', level, 0x02, 0, 30)
+	vh = append(vh, 0, 4, 'M', 'Q', 'T', 'T', level, 0x02, byte(keepalive>>8), byte(keepalive))
 	if level == 5 {
 		vh = append(vh, 0) // no properties
 	}
@@ -278,17 +283,22 @@ func rawConnect(level byte, clientID string) []byte {
 
 // rawPublishV5 is an MQTT 5 PUBLISH with one user property.
 func rawPublishV5(qos byte, id uint16, topic string, payload []byte, key, val string) []byte {
+	var props []byte
+	props = append(props, 0x26, byte(len(key)>>8), byte(len(key)))
+	props = append(props, key...)
+	props = append(props, byte(len(val)>>8), byte(len(val)))
+	props = append(props, val...)
+	return rawPublishProps(qos, id, topic, props, payload)
+}
+
+// rawPublishProps is an MQTT 5 PUBLISH with the encoded properties props.
+func rawPublishProps(qos byte, id uint16, topic string, props, payload []byte) []byte {
 	var b []byte
 	b = append(b, byte(len(topic)>>8), byte(len(topic)))
 	b = append(b, topic...)
 	if qos > 0 {
 		b = append(b, byte(id>>8), byte(id))
 	}
-	var props []byte
-	props = append(props, 0x26, byte(len(key)>>8), byte(len(key)))
-	props = append(props, key...)
-	props = append(props, byte(len(val)>>8), byte(len(val)))
-	props = append(props, val...)
 	b = appendVarint(b, len(props))
 	b = append(b, props...)
 	b = append(b, payload...)

@@ -120,9 +120,13 @@ type BrokerPolicy struct {
 	// dropped and reported (broker.delivery_dropped), never lost silently.
 	MaxInflight int `yaml:"max_inflight" json:"max_inflight"`
 	// MaxInflightBytes bounds the same store in bytes (topic and payload of
-	// the messages held; default 8MiB), so memory per client is bounded
+	// the messages held; default 2MiB), so memory per client is bounded
 	// whatever the message sizes: a limit in messages alone lets one client
-	// hold 8192 x max_packet_size.
+	// hold 8192 x max_packet_size. It is kept below what TCP buffers hold,
+	// so a subscriber that stops reading fills its store before the
+	// broker's writer blocks on its socket: mochi's writer holds the client's
+	// lock while it writes, and every QoS>0 delivery to that client would
+	// wait for it.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes" json:"max_inflight_bytes"`
 }
 
@@ -428,7 +432,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&b.ClientWriteQueue, 1024)
 	setDefault(&b.ReceiveMaximum, 128)
 	setDefault(&b.MaxInflight, 8192)
-	setDefault(&b.MaxInflightBytes, 8<<20)
+	setDefault(&b.MaxInflightBytes, 2<<20)
 
 	c := &p.Connections
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))

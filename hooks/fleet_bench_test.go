@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // fleetPublishers is how many devices publish in BenchmarkFleetScenario.
@@ -88,6 +89,15 @@ var fleetLoad = load{
 //
 //	go test -run '^$' -bench FleetScenario -benchtime 20000x -count 5 ./hooks/
 func BenchmarkFleetScenario(b *testing.B) {
+	fleet := startFleet(b)
+	checkFleetView(b, fleet.addr)
+	compareLoads(b, fleetLoad, []string{"mochi", "fleet"}, []string{startPlainBroker(b), fleet.addr})
+}
+
+// startFleet starts a broker running fleetBenchPolicy, with credentials for
+// the devices, the analytics subscriber and a back end.
+func startFleet(b *testing.B) *testBroker {
+	b.Helper()
 	b.Setenv("MQTTWAF_BENCH_PSEUDONYM_KEY", "benchmark-pseudonym-key-0123456789")
 	entries := []string{"backend:backend:backend-pw", "analytics:analytics:analytics-pw"}
 	for i := 1; i <= fleetPublishers; i++ {
@@ -95,9 +105,51 @@ func BenchmarkFleetScenario(b *testing.B) {
 		entries = append(entries, user+":device:"+user+"-pw")
 	}
 	policy := strings.Replace(fleetBenchPolicy, "%s", credsFile(b, entries...), 1)
-	fleet := startBroker(b, policy, brokerOpts{bench: true})
-	checkFleetView(b, fleet.addr)
-	compareLoads(b, fleetLoad, []string{"mochi", "fleet"}, []string{startPlainBroker(b), fleet.addr})
+	return startBroker(b, policy, brokerOpts{bench: true})
+}
+
+// BenchmarkFleetHooks is the WAF's share of BenchmarkFleetScenario without
+// sockets or clients: one device's PUBLISH through mochi's OnPublish (every
+// hook of the stack, as mochi calls them), and one delivery to the
+// analytics subscriber (the read ACL, then the view in OnPacketEncode).
+//
+//	go test -run '^$' -bench FleetHooks -benchmem ./hooks/
+func BenchmarkFleetHooks(b *testing.B) {
+	fleet := startFleet(b)
+	_ = fleetLoad.subscriber(b, fleet.addr)
+	_, _ = fleetLoad.publisher(b, fleet.addr, 0)
+	hs := serverHooks(fleet.server)
+	dev, ok1 := fleet.server.Clients.Get("dev1")
+	sub, ok2 := fleet.server.Clients.Get("analytics")
+	if !ok1 || !ok2 {
+		b.Fatal("clients not connected")
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "fleet/dev1/telemetry",
+		Payload: seedPayload(b), PacketID: 7}
+	published, err := hs.OnPublish(dev, pk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("publish", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := hs.OnPublish(dev, pk); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("deliver", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !hs.OnACLCheck(sub, published.TopicName, false) {
+				b.Fatal("delivery refused")
+			}
+			out := published.Copy(false)
+			if out = hs.OnPacketEncode(sub, out); bytes.Equal(out.Payload, published.Payload) {
+				b.Fatal("not redacted")
+			}
+		}
+	})
 }
 
 // checkFleetView makes sure the fleet broker does the work the benchmark

@@ -265,6 +265,9 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 		Reason: v.Reason, Code: codeOf(v), Listener: s.listener, Topic: s.topic, Size: s.size,
 		Limit: v.Limit, Value: v.Value, Detail: v.Detail,
 	}
+	if v.explain != nil {
+		ev.Detail = v.explain.detail()
+	}
 	ip := s.ip
 	if c := s.client; c != nil {
 		ev.Listener, ev.ClientID, ev.Username, ip = c.Listener, c.ID, c.Username, c.RemoteIP

@@ -160,7 +160,8 @@ type Publish struct {
 	// replaced the payload or the user properties (a step is all the rules,
 	// or one protection's: see engine.publishSteps).
 	changed, userChanged bool
-	json                 jsonState // what the normalize protection found
+	json                 jsonState  // what the normalize protection found
+	redacted             redactNote // what the redaction did, for its event's detail
 }
 
 // Scratch returns an empty buffer that does not alias the current payload,

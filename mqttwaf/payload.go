@@ -476,20 +476,21 @@ func (r *payloads) redact(p *Publish, e *payloadEntry) Verdict {
 		return v
 	}
 	n := report.Changed + report.Nulled
-	props := e.keep.describe(&p.Message.Props)
-	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(n), Detail: joinDetails(reportDetail(report), props)}
+	// The event's detail is written only if the event is sent.
+	p.redacted = redactNote{report: report, keep: &e.keep, props: p.Message.Props, raw: vw.anyRaw}
+	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(n), explain: &p.redacted}
+	removes := e.keep.removes(&p.Message.Props)
 	if vw.anyRaw {
 		k := vw.key(p.Message.Topic, in)
 		if n == 0 {
-			vw.put(k, nil)
+			vw.put(k, nil, false)
 		} else {
-			vw.put(k, append([]byte(nil), out...))
+			vw.put(k, out, true)
 		}
 		p.Recycle(out)
-		if n == 0 && props == "" {
+		if n == 0 && !removes {
 			return Verdict{}
 		}
-		v.Detail = joinDetail("for subscribers without a raw view", v.Detail)
 		return v
 	}
 	if n > 0 {
@@ -498,10 +499,28 @@ func (r *payloads) redact(p *Publish, e *payloadEntry) Verdict {
 		p.Recycle(out)
 	}
 	p.SetUserProperties(e.marked(p.Message.Props.User))
-	if n == 0 && props == "" {
+	if n == 0 && !removes {
 		return Verdict{}
 	}
 	return v
+}
+
+// redactNote is what a redaction at publish did, kept in the Publish
+// until its event is sent: the values it changed, and the properties of
+// the message it redacted, which the view removes.
+type redactNote struct {
+	report redact.Report
+	keep   *keepProps
+	props  Properties
+	raw    bool // the message is stored raw, its view made for others
+}
+
+func (n *redactNote) detail() string {
+	d := joinDetails(reportDetail(n.report), n.keep.describe(&n.props))
+	if n.raw {
+		d = joinDetail("for subscribers without a raw view", d)
+	}
+	return d
 }
 
 // marked returns the user properties of a message stored as e's redacted

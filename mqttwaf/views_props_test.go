@@ -472,3 +472,29 @@ func BenchmarkViewMessage(b *testing.B) {
 		}
 	}
 }
+
+// TestRedactPublishEventDetail pins the detail of the redaction's event at
+// publish (written only when the event is sent): the rules and detectors
+// that fired, the properties the view removes, and, when the message is
+// stored raw, for whom the view is made.
+func TestRedactPublishEventDetail(t *testing.T) {
+	const fired = "remove:name=1, pseudonym:id=1, detect:phone=1; " +
+		"properties_removed=5 (user_property owner-phone, user_property trace, content_type, response_topic, correlation_data)"
+	for _, raw := range []bool{false, true} {
+		w := newViewWAF(t, viewPolicy(t, raw, "", ""))
+		stored(t, w, personal("t/json/1"))
+		want := fired
+		if raw {
+			want = "for subscribers without a raw view: " + fired
+		}
+		var got []string
+		for _, e := range w.events.take() {
+			if e.Rule == "payload.redact" {
+				got = append(got, e.Detail)
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("raw role %v: details %q, want [%q]", raw, got, want)
+		}
+	}
+}

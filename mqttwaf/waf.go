@@ -603,6 +603,6 @@ func putPublish(p *Publish) {
 			p.bufs[i] = nil
 		}
 	}
-	p.Client, p.Message, p.msg = nil, nil, Message{}
+	p.Client, p.Message, p.msg, p.redacted = nil, nil, Message{}, redactNote{}
 	publishPool.Put(p)
 }

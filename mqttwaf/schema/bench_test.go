@@ -136,6 +136,41 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		})
 	}
+	// Four rules on the seed, as BenchmarkFleetScenario's policy has them:
+	// most members are named by no rule. Baseline: gjson.ForEach over the
+	// same two objects, which decodes every member (the walk did so before).
+	fleet, err := New(Options{Fields: []FieldRule{
+		{Path: "DATA.LAT", Required: true, Type: "number", Min: f64(-90), Max: f64(90)},
+		{Path: "DATA.LON", Required: true, Type: "number", Min: f64(-180), Max: f64(180)},
+		{Path: "DATA.REPORT_TIME", Required: true, Type: "string", Pattern: `^[0-9]{14}$`},
+		{Path: "TYPE", Required: true, Enum: []any{"MALARM_INFO", "MALARM_CLEAR"}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seed := seeds[0].payload
+	b.Run("komdi/fleet-fields/walk", func(b *testing.B) {
+		var sc fieldScratch
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := fleet.fields.check(seed, &sc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("komdi/fleet-fields/baseline-gjson.ForEach", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			gjson.Parse(seed).ForEach(func(_, v gjson.Result) bool {
+				v.ForEach(func(gjson.Result, gjson.Result) bool { n++; return true })
+				return true
+			})
+		}
+		if n == 0 {
+			b.Fatal("no members")
+		}
+	})
 	b.Run("komdi-invalid/fields", func(b *testing.B) {
 		in := []byte(seeds[4].payload) // lat-too-big
 		b.ReportAllocs()

@@ -149,15 +149,23 @@ func BenchmarkValidate(b *testing.B) {
 		b.Fatal(err)
 	}
 	seed := seeds[0].payload
-	b.Run("komdi/fleet-fields/walk", func(b *testing.B) {
-		var sc fieldScratch
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := fleet.fields.check(seed, &sc); err != nil {
-				b.Fatal(err)
+	// The same rules through Validate (the decoder's scan, then the walk)
+	// and ValidateChecked (the walk alone, for a payload normalize
+	// checked as strictly), on the normalised seed.
+	compact := []byte(seed)
+	for _, c := range []struct {
+		name     string
+		validate func([]byte) error
+	}{{"Validate", fleet.Validate}, {"ValidateChecked", fleet.ValidateChecked}} {
+		b.Run("komdi/fleet-fields/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.validate(compact); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("komdi/fleet-fields/baseline-gjson.ForEach", func(b *testing.B) {
 		b.ReportAllocs()
 		n := 0

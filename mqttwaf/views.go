@@ -328,7 +328,7 @@ type views struct {
 	id       *identity
 	payloads *payloads
 
-	seed  maphash.Seed
+	seeds [4]maphash.Seed // see key
 	mu    sync.Mutex
 	cache map[viewKey][]byte // nil value: the payload is its own view
 	order []viewKey          // insertion order, for eviction
@@ -336,8 +336,8 @@ type views struct {
 }
 
 // viewKey identifies a message by two independent 64-bit hashes of its
-// topic and payload (with process-random seeds, so nobody can make two
-// messages collide on purpose), plus its length.
+// topic and payload (with random seeds, so nobody can make two messages
+// collide on purpose), plus its length.
 type viewKey struct {
 	h1, h2 uint64
 	n      int
@@ -349,8 +349,6 @@ const (
 	maxViewEntries = 4096
 	maxViewBytes   = 32 << 20
 )
-
-var seed2 = maphash.MakeSeed()
 
 // compileViews returns the views of p, or nil when no payload entry
 // redacts.
@@ -368,22 +366,24 @@ func compileViews(p *Policy, id *identity, pl *payloads) *views {
 			raw[name] = true
 		}
 	}
-	return &views{rawRoles: raw, anyRaw: len(raw) > 0, id: id, payloads: pl, seed: maphash.MakeSeed(), cache: map[viewKey][]byte{}}
+	vw := &views{rawRoles: raw, anyRaw: len(raw) > 0, id: id, payloads: pl, cache: map[viewKey][]byte{}}
+	for i := range vw.seeds {
+		vw.seeds[i] = maphash.MakeSeed()
+	}
+	return vw
 }
 
+// key is computed at publish and again at every delivery, so it hashes
+// each part in one call (a maphash.Hash streams the payload through a
+// small buffer, several times slower), under a seed of its own per part
+// and per half: the halves are independent, and a topic and a payload
+// that swap places do not collide.
 func (v *views) key(topic string, payload []byte) viewKey {
-	var h maphash.Hash
-	h.SetSeed(v.seed)
-	h.WriteString(topic)
-	h.WriteByte(0)
-	h.Write(payload)
-	k := viewKey{h1: h.Sum64(), n: len(payload)}
-	h.SetSeed(seed2)
-	h.WriteString(topic)
-	h.WriteByte(0)
-	h.Write(payload)
-	k.h2 = h.Sum64()
-	return k
+	return viewKey{
+		h1: maphash.String(v.seeds[0], topic) ^ maphash.Bytes(v.seeds[1], payload),
+		h2: maphash.String(v.seeds[2], topic) ^ maphash.Bytes(v.seeds[3], payload),
+		n:  len(payload),
+	}
 }
 
 // put caches the view out of a payload (nil: the payload is its own

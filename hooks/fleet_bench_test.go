@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -108,23 +109,40 @@ func startFleet(b *testing.B) *testBroker {
 	return startBroker(b, policy, brokerOpts{bench: true})
 }
 
-// BenchmarkFleetHooks is the WAF's share of BenchmarkFleetScenario without
-// sockets or clients: one device's PUBLISH through mochi's OnPublish (every
-// hook of the stack, as mochi calls them), and one delivery to the
-// analytics subscriber (the read ACL, then the view in OnPacketEncode).
+// BenchmarkHooks is the WAF's share of the broker benchmarks without
+// sockets or clients: one PUBLISH through mochi's OnPublish (every hook of
+// the stack, as mochi calls them), and one delivery to the subscriber (the
+// read ACL, mochi's copy, then the view in OnPacketEncode), under the fleet
+// policy (BenchmarkFleetScenario: the subscriber gets the redacted view)
+// and the default one (BenchmarkBrokerThroughput):
 //
-//	go test -run '^$' -bench FleetHooks -benchmem ./hooks/
-func BenchmarkFleetHooks(b *testing.B) {
+//	go test -run '^$' -bench BenchmarkHooks -benchmem ./hooks/
+func BenchmarkHooks(b *testing.B) {
 	fleet := startFleet(b)
-	_ = fleetLoad.subscriber(b, fleet.addr)
-	_, _ = fleetLoad.publisher(b, fleet.addr, 0)
-	hs := serverHooks(fleet.server)
-	dev, ok1 := fleet.server.Clients.Get("dev1")
-	sub, ok2 := fleet.server.Clients.Get("analytics")
-	if !ok1 || !ok2 {
+	b.Run("fleet", func(b *testing.B) { benchHooks(b, fleet, fleetLoad, true) })
+	hardened := startBroker(b, benchRates, brokerOpts{bench: true})
+	b.Run("default", func(b *testing.B) { benchHooks(b, hardened, benchLoad, false) })
+}
+
+// benchHooks connects l's subscriber and first publisher to tb and runs
+// their publish and delivery through the server's hooks.
+func benchHooks(b *testing.B, tb *testBroker, l load, redacted bool) {
+	sub := l.subscriber(b, tb.addr)
+	pub, topic := l.publisher(b, tb.addr, 0)
+	hs := serverHooks(tb.server)
+	var dev, reader *mqtt.Client
+	for _, cl := range tb.server.Clients.GetAll() {
+		switch cl.ID {
+		case pub.ClientID():
+			dev = cl
+		case sub.ClientID():
+			reader = cl
+		}
+	}
+	if dev == nil || reader == nil {
 		b.Fatal("clients not connected")
 	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "fleet/dev1/telemetry",
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: topic,
 		Payload: seedPayload(b), PacketID: 7}
 	published, err := hs.OnPublish(dev, pk)
 	if err != nil {
@@ -141,12 +159,12 @@ func BenchmarkFleetHooks(b *testing.B) {
 	b.Run("deliver", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if !hs.OnACLCheck(sub, published.TopicName, false) {
+			if !hs.OnACLCheck(reader, published.TopicName, false) {
 				b.Fatal("delivery refused")
 			}
 			out := published.Copy(false)
-			if out = hs.OnPacketEncode(sub, out); bytes.Equal(out.Payload, published.Payload) {
-				b.Fatal("not redacted")
+			if out = hs.OnPacketEncode(reader, out); bytes.Equal(out.Payload, published.Payload) == redacted {
+				b.Fatal("not the view the policy makes")
 			}
 		}
 	})

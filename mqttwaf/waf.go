@@ -458,7 +458,12 @@ func (w *WAF) PublishLayers(c *Client, m *Message) (v Verdict, out *Message) {
 // carries that between separate calls). Each step's events name the size
 // of the message it got.
 func (e *engine) publishSteps(c *Client, m *Message, from, to int) (v Verdict, out *Message) {
-	var p *Publish
+	var p *Publish // taken from the pool by the first step that runs
+	defer func() {
+		if p != nil {
+			putPublish(p)
+		}
+	}()
 	json := c.stepJSON.of(m.Payload)
 	rewrote := false // some step changed the message (enforce)
 	for i := from; i <= to; i++ {
@@ -468,7 +473,6 @@ func (e *engine) publishSteps(c *Client, m *Message, from, to int) (v Verdict, o
 		switch {
 		case p == nil:
 			p = getPublish(c, m, false)
-			defer putPublish(p)
 		case !e.enforce:
 			p.reset(c, m, false)
 		default:

@@ -484,16 +484,18 @@ func (e *engine) publishSteps(c *Client, m *Message, from, to int) (v Verdict, o
 		} else {
 			p.json = json
 		}
-		in := p.Message
-		v = stage(e, StagePublish, e.steps[i], subject{client: c, topic: in.Topic, size: len(in.Payload)}, func(r PublishRule) Verdict {
-			return r.CheckPublish(p)
-		})
-		if v.Blocked() {
-			c.stepJSON = jsonOf{}
-			return v, nil
+		// The stage loop (see stage), written out: a hot path, and the
+		// generic one with its closure cost a tenth of an allow decision.
+		s := subject{client: c, topic: p.Message.Topic, size: len(p.Message.Payload)}
+		for _, r := range e.steps[i] {
+			if v = r.CheckPublish(p); v.Action != Allow && e.decided(StagePublish, r, &v, s) {
+				c.stepJSON = jsonOf{}
+				return v, nil
+			}
 		}
 		json = p.json
 	}
+	v = Verdict{}
 	if p == nil {
 		return Verdict{}, nil
 	}

@@ -270,19 +270,23 @@ func BenchmarkBrokerRates(b *testing.B) {
 	})
 }
 
-// benchRedaction is the README's redaction rule set for the seed message,
-// on every topic.
-const benchRedaction = `payloads:
-  - topics: ["#"]
-    format: json
-    redact:
+// benchRedactRules are the README's redaction rules for the seed message,
+// as a payload entry's redact section lists them.
+const benchRedactRules = `    redact:
       rules:
         - {path: DATA.USER_NAME, op: remove}
         - {path: DATA.USER_MOBILE, op: mask, keep_last: 4}
         - {path: DATA.USER_ID, op: pseudonym}
         - {paths: [DATA.LAT, DATA.LON], op: coarsen, cell_metres: 1000}
         - {path: DATA.NUMBER_PLATE, op: mask, keep_first: 3}
-redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
+`
+
+// benchRedaction is the README's redaction rule set for the seed message,
+// on every topic.
+const benchRedaction = `payloads:
+  - topics: ["#"]
+    format: json
+` + benchRedactRules + `redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
 `
 
 // BenchmarkBrokerRedact compares the hardened broker without payload rules,

@@ -47,14 +47,7 @@ payloads:
       - {path: DATA.LON, required: true, type: number, min: -180, max: 180}
       - {path: DATA.REPORT_TIME, required: true, type: string, pattern: '^[0-9]{14}$'}
       - {path: TYPE, required: true, enum: [MALARM_INFO, MALARM_CLEAR]}
-    redact:
-      rules:
-        - {path: DATA.USER_NAME, op: remove}
-        - {path: DATA.USER_MOBILE, op: mask, keep_last: 4}
-        - {path: DATA.USER_ID, op: pseudonym}
-        - {paths: [DATA.LAT, DATA.LON], op: coarsen, cell_metres: 1000}
-        - {path: DATA.NUMBER_PLATE, op: mask, keep_first: 3}
-      detectors:
+` + benchRedactRules + `      detectors:
         - {kind: phone, op: mask, keep_last: 4}
         - {kind: email}
 redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}

@@ -353,27 +353,23 @@ func (fs *fieldSet) missing(n *fieldNode, sc *fieldScratch, stamp uint32, which 
 // past raw.
 func members(raw string, yield func(key string, escaped bool, val string) int) int {
 	i := skipWS(raw, 1)
+	if i < len(raw) && raw[i] == '}' {
+		return i + 1
+	}
 	for i < len(raw) && raw[i] == '"' {
 		end, escaped := stringEnd(raw, i)
 		j := skipWS(raw, end)
 		if j >= len(raw) || raw[j] != ':' {
-			return len(raw)
+			break
 		}
 		vs := skipWS(raw, j+1)
 		if vs >= len(raw) {
-			return len(raw)
-		}
-		l := yield(raw[i:end], escaped, raw[vs:])
-		if l < 0 {
-			l = valueEnd(raw[vs:], 0)
-		}
-		if i = skipWS(raw, vs+l); i >= len(raw) || raw[i] != ',' {
 			break
 		}
-		i = skipWS(raw, i+1)
-	}
-	if i < len(raw) && raw[i] == '}' {
-		return i + 1
+		more := false
+		if i, more = next(raw, vs, yield(raw[i:end], escaped, raw[vs:]), '}'); !more {
+			return i
+		}
 	}
 	return len(raw)
 }
@@ -383,23 +379,36 @@ func members(raw string, yield func(key string, escaped bool, val string) int) i
 // array's length.
 func elements(raw string, yield func(val string) int) int {
 	i := skipWS(raw, 1)
-	for i < len(raw) && raw[i] != ']' {
-		l := yield(raw[i:])
-		if l < 0 {
-			l = valueEnd(raw[i:], 0)
-		}
-		if l == 0 {
-			return len(raw) // not a value
-		}
-		if i = skipWS(raw, i+l); i >= len(raw) || raw[i] != ',' {
-			break
-		}
-		i = skipWS(raw, i+1)
-	}
 	if i < len(raw) && raw[i] == ']' {
 		return i + 1
 	}
+	for i < len(raw) {
+		more := false
+		if i, more = next(raw, i, yield(raw[i:]), ']'); !more {
+			return i
+		}
+	}
 	return len(raw)
+}
+
+// next steps over the value at start, l bytes long (-1: not known yet), and
+// what follows it in its object or array: it returns where the next member
+// or element starts and true, or, at the closing byte, the container's
+// length and false (len(raw) if what follows is not JSON).
+func next(raw string, start, l int, closing byte) (int, bool) {
+	if l < 0 {
+		l = valueEnd(raw[start:], 0)
+	}
+	if l <= 0 {
+		return len(raw), false
+	}
+	switch i := skipWS(raw, start+l); {
+	case i < len(raw) && raw[i] == ',':
+		return skipWS(raw, i+1), true
+	case i < len(raw) && raw[i] == closing:
+		return i + 1, false
+	}
+	return len(raw), false
 }
 
 func skipWS(s string, i int) int {

@@ -554,9 +554,14 @@ func (w *WAF) Deliver(c *Client, topic string) Verdict {
 		return Verdict{}
 	}
 	topic = sharedFilter(topic)
-	return stage(e, StageDeliver, e.deliver, subject{client: c, topic: topic}, func(r DeliverRule) Verdict {
-		return r.CheckDeliver(c, topic)
-	})
+	// The stage loop written out, as in publishSteps: once per delivery.
+	s := subject{client: c, topic: topic}
+	for _, r := range e.deliver {
+		if v := r.CheckDeliver(c, topic); v.Action != Allow && e.decided(StageDeliver, r, &v, s) {
+			return v
+		}
+	}
+	return Verdict{}
 }
 
 // Record counts and emits a decision the adapter took itself (a socket

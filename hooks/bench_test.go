@@ -52,62 +52,101 @@ func newPlainBroker(tb testing.TB, opts *mqtt.Options) (*mqtt.Server, string) {
 	return server, l.Address()
 }
 
-// rig is a subscriber and benchPublishers publishers connected to one
-// broker, reused across measurement rounds.
-type rig struct {
-	sub  *v5
-	pubs []*v5
-	got  atomic.Int64
+// load is who publishes and who reads in a broker benchmark: one
+// subscriber, and publishers that each publish to their own topic.
+type load struct {
+	publishers int
+	// subscriber connects the subscriber and subscribes it (QoS 1).
+	subscriber func(tb testing.TB, addr string) *v5
+	// publisher connects publisher i and returns it with its topic.
+	publisher func(tb testing.TB, addr string, i int) (*v5, string)
 }
 
-func newRig(tb testing.TB, addr string) *rig {
+// benchLoad is the default load: benchPublishers anonymous publishers, each
+// on its own topic under bench/, and a subscriber to bench/#.
+var benchLoad = load{
+	publishers: benchPublishers,
+	subscriber: func(tb testing.TB, addr string) *v5 {
+		sub := mustV5(tb, addr, "bench-sub", "")
+		sub.subscribe(tb, 1, "bench/#")
+		return sub
+	},
+	publisher: func(tb testing.TB, addr string, i int) (*v5, string) {
+		name := string(rune('a' + i))
+		return mustV5(tb, addr, "bench-pub-"+name, ""), "bench/dev" + name + "/telemetry"
+	},
+}
+
+// rig is a load's clients connected to one broker, reused across
+// measurement rounds. It counts what the broker acknowledged and what the
+// subscriber received, so a message the broker accepted and then lost is
+// seen, not waited for.
+type rig struct {
+	sub    *v5
+	pubs   []*v5
+	topics []string
+	got    atomic.Int64 // messages the subscriber received
+	acked  atomic.Int64 // publishes the broker acknowledged with success
+}
+
+func newRig(tb testing.TB, addr string, l load) *rig {
 	tb.Helper()
-	r := &rig{sub: mustV5(tb, addr, "bench-sub", "")}
-	r.sub.subscribe(tb, 1, "bench/#")
+	r := &rig{sub: l.subscriber(tb, addr)}
 	go func() {
 		for range r.sub.msgs {
 			r.got.Add(1)
 		}
 	}()
-	for i := 0; i < benchPublishers; i++ {
-		r.pubs = append(r.pubs, mustV5(tb, addr, "bench-pub-"+string(rune('a'+i)), ""))
+	for i := 0; i < l.publishers; i++ {
+		p, topic := l.publisher(tb, addr, i)
+		r.pubs, r.topics = append(r.pubs, p), append(r.topics, topic)
 	}
 	return r
 }
 
-// run publishes n messages and returns how long it took until the
-// subscriber had them all.
+// stallTimeout is how long a round waits for the subscriber to make any
+// progress before the messages still missing count as lost.
+const stallTimeout = 3 * time.Second
+
+// run publishes n messages, each publisher waiting for the PUBACK of one
+// before sending the next, and returns how long it took until the
+// subscriber had every acknowledged message, or until it stopped receiving
+// (lost messages are rig.lost()).
 func (r *rig) run(tb testing.TB, n int, payload []byte) time.Duration {
 	tb.Helper()
-	want := r.got.Load() + int64(n)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, p := range r.pubs {
 		wg.Add(1)
 		go func(i int, p *v5) {
 			defer wg.Done()
-			topic := "bench/dev" + string(rune('a'+i)) + "/telemetry"
-			for j := i; j < n; j += benchPublishers {
+			for j := i; j < n; j += len(r.pubs) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := p.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+				_, err := p.Publish(ctx, &paho.Publish{Topic: r.topics[i], QoS: 1, Payload: payload})
 				cancel()
 				if err != nil {
 					tb.Error(err)
 					return
 				}
+				r.acked.Add(1)
 			}
 		}(i, p)
 	}
 	wg.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for r.got.Load() < want {
-		if time.Now().After(deadline) {
-			tb.Fatalf("delivered %d of %d", r.got.Load()-want+int64(n), n)
+	last, progress := r.got.Load(), time.Now()
+	for r.got.Load() < r.acked.Load() {
+		if got := r.got.Load(); got != last {
+			last, progress = got, time.Now()
+		} else if time.Since(progress) > stallTimeout {
+			break // the rest is lost; compareLoads reports it
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
 	return time.Since(start)
 }
+
+// lost is how many acknowledged messages the subscriber never received.
+func (r *rig) lost() int64 { return max(0, r.acked.Load()-r.got.Load()) }
 
 func seedPayload(tb testing.TB) []byte {
 	tb.Helper()
@@ -118,17 +157,26 @@ func seedPayload(tb testing.TB) []byte {
 	return b
 }
 
-// compareBrokers runs the same load through every broker in addrs in one
-// run and reports each one's delivered messages per second and its ratio to
+// compareBrokers runs benchLoad through every broker in addrs; see
+// compareLoads.
+func compareBrokers(b *testing.B, names []string, addrs []string) {
+	compareLoads(b, benchLoad, names, addrs)
+}
+
+// compareLoads runs the same load through every broker in addrs in one run
+// and reports each one's delivered messages per second and its ratio to
 // the first. The load goes in rounds; in each round every broker gets the
 // same share, in rotating order, after a GC, and the ratio reported is the
-// median of the per-round ratios: pairing runs that are seconds apart
-// cancels the drift of a shared machine, which summed times do not.
-func compareBrokers(b *testing.B, names []string, addrs []string) {
+// median of the per-round ratios (with the lowest and highest): pairing
+// runs that are seconds apart cancels the drift of a shared machine, which
+// summed times do not. It also reports each broker's lost messages
+// (acknowledged to the publisher, never delivered) and fails if there are
+// any.
+func compareLoads(b *testing.B, l load, names []string, addrs []string) {
 	payload := seedPayload(b)
 	rigs := make([]*rig, len(addrs))
 	for i, a := range addrs {
-		rigs[i] = newRig(b, a)
+		rigs[i] = newRig(b, a, l)
 		rigs[i].run(b, 200, payload) // warm up connections and buffers
 	}
 	rounds := max(1, min(20, b.N/500))
@@ -152,6 +200,11 @@ func compareBrokers(b *testing.B, names []string, addrs []string) {
 	b.StopTimer()
 	for i, name := range names {
 		b.ReportMetric(float64(b.N)/spent[i].Seconds(), name+"_msgs/s")
+		lost := rigs[i].lost()
+		b.ReportMetric(float64(lost), name+"_lost")
+		if lost > 0 {
+			b.Errorf("%s: %d of %d acknowledged messages were never delivered", name, lost, rigs[i].acked.Load())
+		}
 		if i == 0 {
 			continue
 		}
@@ -161,6 +214,10 @@ func compareBrokers(b *testing.B, names []string, addrs []string) {
 		}
 		slices.Sort(ratios)
 		b.ReportMetric(ratios[len(ratios)/2], name+"/"+names[0])
+		if rounds > 1 {
+			b.ReportMetric(ratios[0], name+"/"+names[0]+"_min")
+			b.ReportMetric(ratios[len(ratios)-1], name+"/"+names[0]+"_max")
+		}
 	}
 }
 
@@ -221,19 +278,23 @@ func BenchmarkBrokerRates(b *testing.B) {
 	})
 }
 
-// benchRedaction is the README's redaction rule set for the seed message,
-// on every topic.
-const benchRedaction = `payloads:
-  - topics: ["#"]
-    format: json
-    redact:
+// benchRedactRules are the README's redaction rules for the seed message,
+// as a payload entry's redact section lists them.
+const benchRedactRules = `    redact:
       rules:
         - {path: DATA.USER_NAME, op: remove}
         - {path: DATA.USER_MOBILE, op: mask, keep_last: 4}
         - {path: DATA.USER_ID, op: pseudonym}
         - {paths: [DATA.LAT, DATA.LON], op: coarsen, cell_metres: 1000}
         - {path: DATA.NUMBER_PLATE, op: mask, keep_first: 3}
-redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
+`
+
+// benchRedaction is the README's redaction rule set for the seed message,
+// on every topic.
+const benchRedaction = `payloads:
+  - topics: ["#"]
+    format: json
+` + benchRedactRules + `redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
 `
 
 // BenchmarkBrokerRedact compares the hardened broker without payload rules,

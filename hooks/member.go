@@ -96,7 +96,11 @@ func (m *member) leader() bool { return m.st != nil && len(m.st.members) > 0 && 
 func (m *member) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish:
-		return m.st != nil
+		// A stack Install built has nothing between its hooks (it adds them
+		// in one go), so its leader runs every layer's publish rules in one
+		// call, as the hooks would one after the other, and the others
+		// are not called (mochi asks Provides at every publish).
+		return m.st != nil && (!m.st.fixed || m.leader())
 	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck:
 		return m.st != nil && m.st.identity == m
 	case mqtt.OnStarted, mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead,

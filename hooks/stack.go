@@ -388,15 +388,27 @@ func (h *stack) publish(m *member, cl *mqtt.Client, pk packets.Packet) (res pack
 		h.disconnect(cl, mqttwaf.CodeNotAuthorized, "unknown client")
 		return pk, packets.ErrRejectPacket
 	}
-	if pk, err = h.publishLayer(s, m.prot, cl, pk); err != nil || !m.last {
+	if h.fixed { // Install's hooks follow each other: the leader runs every layer (see member.Provides)
+		return h.publishLayer(s, "", true, cl, pk)
+	}
+	if pk, err = h.publishLayer(s, m.prot, false, cl, pk); err != nil || !m.last {
 		return pk, err
 	}
-	return h.publishLayer(s, "", cl, pk)
+	return h.publishLayer(s, "", false, cl, pk)
 }
 
-func (h *stack) publishLayer(s *session, pr mqttwaf.Protection, cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+// publishLayer runs the publish rules of protection pr (the custom rules
+// if ""), or of every layer and then the custom rules if all, and maps the
+// verdict.
+func (h *stack) publishLayer(s *session, pr mqttwaf.Protection, all bool, cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	msg := messageOf(pk)
-	v, out := h.waf.PublishLayer(pr, &s.client, &msg)
+	var v mqttwaf.Verdict
+	var out *mqttwaf.Message
+	if all {
+		v, out = h.waf.PublishLayers(&s.client, &msg)
+	} else {
+		v, out = h.waf.PublishLayer(pr, &s.client, &msg)
+	}
 	if !v.Blocked() {
 		if out != nil {
 			pk.Payload = out.Payload

@@ -265,6 +265,9 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 		Reason: v.Reason, Code: codeOf(v), Listener: s.listener, Topic: s.topic, Size: s.size,
 		Limit: v.Limit, Value: v.Value, Detail: v.Detail,
 	}
+	if v.explain != nil {
+		ev.Detail = v.explain.detail()
+	}
 	ip := s.ip
 	if c := s.client; c != nil {
 		ev.Listener, ev.ClientID, ev.Username, ip = c.Listener, c.ID, c.Username, c.RemoteIP
@@ -309,16 +312,18 @@ func verdictFor(v Verdict) Verdict {
 // and returns the zero (allow) verdict.
 func stage[R Rule](e *engine, st Stage, rules []R, s subject, check func(R) Verdict) Verdict {
 	for _, r := range rules {
-		v := check(r)
-		if v.Action == Allow {
-			continue
-		}
-		e.record(st, r, &v, s)
-		if v.Blocked() && e.enforce {
+		if v := check(r); v.Action != Allow && e.decided(st, r, &v, s) {
 			return v
 		}
 	}
 	return Verdict{}
+}
+
+// decided records rule r's verdict v (not allow) and reports whether it
+// ends the stage: a block, in enforce.
+func (e *engine) decided(st Stage, r Rule, v *Verdict, s subject) bool {
+	e.record(st, r, v, s)
+	return v.Blocked() && e.enforce
 }
 
 // ruleIDs lists the compiled rules, for introspection and tests.

@@ -153,11 +153,15 @@ type Publish struct {
 	// is checked against the publish rules at CONNECT time.
 	Will bool
 
-	msg         Message   // the working copy Message points to
-	bufs        [2][]byte // ping-pong scratch buffers for rewrites
-	cur         int       // index of the buffer backing Message.Payload, or -1
-	userChanged bool      // a rule replaced Message.Props.User
-	json        jsonState // what the normalize protection found
+	msg  Message   // the working copy Message points to
+	bufs [2][]byte // ping-pong scratch buffers for rewrites
+	cur  int       // index of the buffer backing Message.Payload, or -1
+	// changed and userChanged say whether a rule of the step under way
+	// replaced the payload or the user properties (a step is all the rules,
+	// or one protection's: see engine.publishSteps).
+	changed, userChanged bool
+	json                 jsonState  // what the normalize protection found
+	redacted             redactNote // what the redaction did, for its event's detail
 }
 
 // Scratch returns an empty buffer that does not alias the current payload,
@@ -178,7 +182,7 @@ func (p *Publish) SetPayload(b []byte) {
 		i = 1
 	}
 	p.bufs[i] = b[:0]
-	p.cur = i
+	p.cur, p.changed = i, true
 	p.Message.Payload = b
 }
 
@@ -199,13 +203,13 @@ func (p *Publish) SetUserProperties(u []UserProperty) {
 }
 
 // Changed reports whether a rule replaced the payload.
-func (p *Publish) Changed() bool { return p.cur >= 0 }
+func (p *Publish) Changed() bool { return p.changed }
 
 // reset prepares p for a new message, keeping its buffers.
 func (p *Publish) reset(c *Client, m *Message, will bool) {
 	p.msg = *m
 	p.Client, p.Message, p.Will = c, &p.msg, will
 	p.cur = -1
-	p.userChanged = false
+	p.changed, p.userChanged = false, false
 	p.json = jsonUnchecked
 }

@@ -199,9 +199,13 @@ type payloadEntry struct {
 	types    []string
 	json     *normalize.Normalizer
 	validate bool // JSON output validate: no rewrite
-	schema   *schema.Validator
-	history  *schema.Plausibility
-	redactor *redact.Redactor
+	// strict: what json accepts without a number exponent is what the
+	// schema decoder would accept (see jsonStrict); trusts: schema skips
+	// its decoder for such a payload.
+	strict, trusts bool
+	schema         *schema.Validator
+	history        *schema.Plausibility
+	redactor       *redact.Redactor
 	// keep and token describe the entry's redacted view: the properties it
 	// keeps, and the marker of a payload stored as this view (see views).
 	keep  keepProps
@@ -250,6 +254,14 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 				return nil, fmt.Errorf("payloads[%d].json: %w", i, err)
 			}
 			e.json = n
+			// I-JSON refuses invalid UTF-8, lone surrogates and duplicate
+			// keys, as the schema decoder does; its depth and digit limits
+			// must be within the decoder's (a number without exponent has
+			// at most two characters besides its digits); JCS rewrites
+			// numbers, so its output is not covered.
+			b, j := schema.DefaultBounds(), pp.JSON
+			e.strict = j.Profile == string(normalize.ProfileIJSON) && j.Output != string(normalize.OutputJCS) &&
+				j.MaxDepth <= b.MaxDepth && j.MaxNumberDigits+2 <= b.MaxNumberLen
 		}
 		if pp.validates() {
 			v, err := schema.New(pp.schemaOptions(p.baseDir))
@@ -257,6 +269,7 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 				return nil, fmt.Errorf("payloads[%d]: %w", i, err)
 			}
 			e.schema = v
+			e.trusts = v.Bounds() == schema.DefaultBounds()
 		}
 		if pp.plausible() {
 			h, err := schema.NewPlausibility(pp.Plausibility)
@@ -339,7 +352,7 @@ func (r *payloadFormat) CheckPublish(p *Publish) Verdict {
 		}
 	case "json":
 		p.json = jsonFailed
-		out, err := e.json.Append(p.Scratch(), m.Payload)
+		out, facts, err := e.json.AppendFacts(p.Scratch(), m.Payload)
 		if err != nil {
 			v := Deny("payload.json", string(normalize.ReasonOf(err)), CodePayloadFormatInvalid)
 			if ne, ok := err.(*normalize.Error); ok {
@@ -351,6 +364,9 @@ func (r *payloadFormat) CheckPublish(p *Publish) Verdict {
 			return v
 		}
 		p.json = jsonChecked
+		if e.strict && !facts.Exponent {
+			p.json = jsonStrict
+		}
 		if e.validate || bytes.Equal(out, m.Payload) {
 			p.Recycle(out) // already canonical: forward the bytes as received
 			return Verdict{}
@@ -368,6 +384,11 @@ const (
 	jsonUnchecked jsonState = iota // no normalize entry read it as JSON
 	jsonChecked                    // valid, and normalised unless json.output is validate
 	jsonFailed                     // refused (reported by payload.json)
+	// jsonStrict is jsonChecked by an entry whose checks cover the schema
+	// decoder's (payloadEntry.strict) on a payload without number exponents
+	// (their size is the one thing I-JSON leaves unbounded), so the schema
+	// protection does not decode it again.
+	jsonStrict
 )
 
 // needsJSON is the verdict of a schema or redact entry on a message the
@@ -377,7 +398,7 @@ const (
 // passed over: its failure is reported once.
 func needsJSON(rule string, p *Publish, e *payloadEntry) (Verdict, bool) {
 	switch p.json {
-	case jsonChecked:
+	case jsonChecked, jsonStrict:
 		return Verdict{}, true
 	case jsonFailed:
 		return Verdict{}, false
@@ -406,7 +427,11 @@ func (r *payloadSchema) CheckPublish(p *Publish) Verdict {
 		return v
 	}
 	if e.schema != nil {
-		if err := e.schema.Validate(p.Message.Payload); err != nil {
+		validate := e.schema.Validate
+		if p.json == jsonStrict && e.trusts {
+			validate = e.schema.ValidateChecked // checked as strictly already: one reading fewer
+		}
+		if err := validate(p.Message.Payload); err != nil {
 			return contractVerdict("payload.schema", err)
 		}
 	}
@@ -476,20 +501,21 @@ func (r *payloads) redact(p *Publish, e *payloadEntry) Verdict {
 		return v
 	}
 	n := report.Changed + report.Nulled
-	props := e.keep.describe(&p.Message.Props)
-	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(n), Detail: joinDetails(reportDetail(report), props)}
+	// The event's detail is written only if the event is sent.
+	p.redacted = redactNote{report: report, keep: &e.keep, props: p.Message.Props, raw: vw.anyRaw}
+	v := Verdict{Action: Rewrite, Reason: "redacted", Value: int64(n), explain: &p.redacted}
+	removes := e.keep.removes(&p.Message.Props)
 	if vw.anyRaw {
 		k := vw.key(p.Message.Topic, in)
 		if n == 0 {
-			vw.put(k, nil)
+			vw.put(k, nil, false)
 		} else {
-			vw.put(k, append([]byte(nil), out...))
+			vw.put(k, out, true)
 		}
 		p.Recycle(out)
-		if n == 0 && props == "" {
+		if n == 0 && !removes {
 			return Verdict{}
 		}
-		v.Detail = joinDetail("for subscribers without a raw view", v.Detail)
 		return v
 	}
 	if n > 0 {
@@ -498,10 +524,28 @@ func (r *payloads) redact(p *Publish, e *payloadEntry) Verdict {
 		p.Recycle(out)
 	}
 	p.SetUserProperties(e.marked(p.Message.Props.User))
-	if n == 0 && props == "" {
+	if n == 0 && !removes {
 		return Verdict{}
 	}
 	return v
+}
+
+// redactNote is what a redaction at publish did, kept in the Publish
+// until its event is sent: the values it changed, and the properties of
+// the message it redacted, which the view removes.
+type redactNote struct {
+	report redact.Report
+	keep   *keepProps
+	props  Properties
+	raw    bool // the message is stored raw, its view made for others
+}
+
+func (n *redactNote) detail() string {
+	d := joinDetails(reportDetail(n.report), n.keep.describe(&n.props))
+	if n.raw {
+		d = joinDetail("for subscribers without a raw view", d)
+	}
+	return d
 }
 
 // marked returns the user properties of a message stored as e's redacted

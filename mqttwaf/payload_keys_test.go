@@ -182,3 +182,39 @@ func TestDefaultPolicyPayloadExample(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaAfterNormalizeKeepsDecoderBounds: the schema protection skips
+// its own JSON decoding only after a normalize entry that checks at least
+// as much; a payload past one of the decoder's bounds that normalize lets
+// through (an exponent of 5000, a looser depth or digit limit, duplicate
+// keys under rfc8259) is still refused by the schema, as before.
+func TestSchemaAfterNormalizeKeepsDecoderBounds(t *testing.T) {
+	deep := strings.Repeat(`{"DATA":`, 65) + `1` + strings.Repeat(`}`, 65)
+	long := `{"DATA":{"LAT":-1.` + strings.Repeat("5", 998) + `}}`
+	for _, tc := range []struct {
+		name, json, payload, reject string
+	}{
+		{"within every bound", "", `{"DATA":{"LAT":45}}`, ""},
+		{"field rule after the skipped decoding", "", `{"DATA":{"LAT":99}}`, "payload.schema:maximum"},
+		{"exponent past the decoder's", "", `{"DATA":{"LAT":1e-5000}}`, "payload.schema:number"},
+		{"deeper than the decoder reads", "{max_depth: 100}", deep, "payload.schema:depth"},
+		{"longer number than the decoder reads", "{max_number_digits: 1000}", long, "payload.schema:number"},
+		{"duplicate keys under rfc8259", "{profile: rfc8259}", `{"DATA":{"LAT":1,"LAT":2}}`, "payload.schema:duplicateKey"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := ""
+			if tc.json != "" {
+				opt = "    json: " + tc.json + "\n"
+			}
+			tw := newTestWAF(t, keysPolicy(opt))
+			v, _ := publishResult(tw, "t/1", false, tc.payload)
+			got := ""
+			if v.Blocked() {
+				got = v.Rule + ":" + v.Reason
+			}
+			if got != tc.reject {
+				t.Errorf("verdict %q (%s), want %q", got, v.Detail, tc.reject)
+			}
+		})
+	}
+}

@@ -215,7 +215,17 @@ type Verdict struct {
 	// BanKeys says what Action Ban bans; zero means the client ID and the
 	// user name.
 	BanKeys BanKeys
+
+	// explain, if set, writes Detail when the decision's event is sent: a
+	// rule that decides on every message (a redaction) builds no string
+	// for events the event rate or level suppresses. It may point into
+	// the rule's working state, so only verdicts recorded at once (not
+	// blocking ones, which are returned) carry it.
+	explain explainer
 }
+
+// explainer writes the detail of a verdict (see Verdict.explain).
+type explainer interface{ detail() string }
 
 // BanKeys selects what a ban applies to.
 type BanKeys uint8

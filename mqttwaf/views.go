@@ -220,24 +220,38 @@ func (k *keepProps) filter(pr *Properties) bool {
 	return removed
 }
 
+// removed yields each property the redacted view of pr removes, by kind
+// and, for a user property, name (never values), until yield returns
+// false.
+func (k *keepProps) removed(pr *Properties, yield func(kind, name string) bool) {
+	for _, u := range pr.User {
+		if !k.keepsUser(u.Key) && !yield("user_property ", u.Key) {
+			return
+		}
+	}
+	if pr.ContentType != "" && !k.keepsContentType(pr.ContentType) && !yield("content_type", "") {
+		return
+	}
+	if pr.ResponseTopic != "" && !k.responseTopic && !yield("response_topic", "") {
+		return
+	}
+	if pr.CorrelationData != nil && !k.correlationData {
+		yield("correlation_data", "")
+	}
+}
+
+// removes reports whether the redacted view of pr removes any property.
+func (k *keepProps) removes(pr *Properties) bool {
+	found := false
+	k.removed(pr, func(string, string) bool { found = true; return false })
+	return found
+}
+
 // describe says what the redacted view of pr removes, for an event: how
 // many properties, and their names (never their values); "" if none.
 func (k *keepProps) describe(pr *Properties) string {
 	var names []string
-	for _, u := range pr.User {
-		if !k.keepsUser(u.Key) {
-			names = append(names, "user_property "+u.Key)
-		}
-	}
-	if pr.ContentType != "" && !k.keepsContentType(pr.ContentType) {
-		names = append(names, "content_type")
-	}
-	if pr.ResponseTopic != "" && !k.responseTopic {
-		names = append(names, "response_topic")
-	}
-	if pr.CorrelationData != nil && !k.correlationData {
-		names = append(names, "correlation_data")
-	}
+	k.removed(pr, func(kind, name string) bool { names = append(names, kind+name); return true })
 	if len(names) == 0 {
 		return ""
 	}
@@ -314,7 +328,7 @@ type views struct {
 	id       *identity
 	payloads *payloads
 
-	seed  maphash.Seed
+	seeds [4]maphash.Seed // see key
 	mu    sync.Mutex
 	cache map[viewKey][]byte // nil value: the payload is its own view
 	order []viewKey          // insertion order, for eviction
@@ -322,8 +336,8 @@ type views struct {
 }
 
 // viewKey identifies a message by two independent 64-bit hashes of its
-// topic and payload (with process-random seeds, so nobody can make two
-// messages collide on purpose), plus its length.
+// topic and payload (with random seeds, so nobody can make two messages
+// collide on purpose), plus its length.
 type viewKey struct {
 	h1, h2 uint64
 	n      int
@@ -335,8 +349,6 @@ const (
 	maxViewEntries = 4096
 	maxViewBytes   = 32 << 20
 )
-
-var seed2 = maphash.MakeSeed()
 
 // compileViews returns the views of p, or nil when no payload entry
 // redacts.
@@ -354,30 +366,37 @@ func compileViews(p *Policy, id *identity, pl *payloads) *views {
 			raw[name] = true
 		}
 	}
-	return &views{rawRoles: raw, anyRaw: len(raw) > 0, id: id, payloads: pl, seed: maphash.MakeSeed(), cache: map[viewKey][]byte{}}
+	vw := &views{rawRoles: raw, anyRaw: len(raw) > 0, id: id, payloads: pl, cache: map[viewKey][]byte{}}
+	for i := range vw.seeds {
+		vw.seeds[i] = maphash.MakeSeed()
+	}
+	return vw
 }
 
+// key is computed at publish and again at every delivery, so it hashes
+// each part in one call (a maphash.Hash streams the payload through a
+// small buffer, several times slower), under a seed of its own per part
+// and per half: the halves are independent, and a topic and a payload
+// that swap places do not collide.
 func (v *views) key(topic string, payload []byte) viewKey {
-	var h maphash.Hash
-	h.SetSeed(v.seed)
-	h.WriteString(topic)
-	h.WriteByte(0)
-	h.Write(payload)
-	k := viewKey{h1: h.Sum64(), n: len(payload)}
-	h.SetSeed(seed2)
-	h.WriteString(topic)
-	h.WriteByte(0)
-	h.Write(payload)
-	k.h2 = h.Sum64()
-	return k
+	return viewKey{
+		h1: maphash.String(v.seeds[0], topic) ^ maphash.Bytes(v.seeds[1], payload),
+		h2: maphash.String(v.seeds[2], topic) ^ maphash.Bytes(v.seeds[3], payload),
+		n:  len(payload),
+	}
 }
 
-// put caches the view out of a payload (nil: the payload is its own view).
-func (v *views) put(k viewKey, out []byte) {
+// put caches the view out of a payload (nil: the payload is its own
+// view); a copy of out if it is the caller's scratch, made only if the
+// view was not cached yet.
+func (v *views) put(k viewKey, out []byte, scratch bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.cache[k]; ok {
 		return
+	}
+	if scratch && out != nil {
+		out = append([]byte(nil), out...)
 	}
 	for len(v.order) > 0 && (len(v.order) >= maxViewEntries || v.bytes+len(out) > maxViewBytes) {
 		old := v.order[0]
@@ -451,9 +470,9 @@ func (w *WAF) ViewMessage(c *Client, m *Message) (out Message, changed bool) {
 		verdict.Detail = joinDetails(err.Error(), props)
 		out.Payload, changed = nil, true // the subscriber gets an empty payload, never the stored one
 	case bytes.Equal(red, m.Payload):
-		v.put(k, nil)
+		v.put(k, nil, false)
 	default:
-		v.put(k, red)
+		v.put(k, red, false)
 		out.Payload, changed = red, true
 	}
 	if changed {

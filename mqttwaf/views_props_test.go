@@ -2,6 +2,7 @@ package mqttwaf
 
 import (
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -471,4 +472,65 @@ func BenchmarkViewMessage(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestRedactPublishEventDetail pins the detail of the redaction's event at
+// publish (written only when the event is sent): the rules and detectors
+// that fired, the properties the view removes, and, when the message is
+// stored raw, for whom the view is made.
+func TestRedactPublishEventDetail(t *testing.T) {
+	const fired = "remove:name=1, pseudonym:id=1, detect:phone=1; " +
+		"properties_removed=5 (user_property owner-phone, user_property trace, content_type, response_topic, correlation_data)"
+	for _, raw := range []bool{false, true} {
+		w := newViewWAF(t, viewPolicy(t, raw, "", ""))
+		stored(t, w, personal("t/json/1"))
+		want := fired
+		if raw {
+			want = "for subscribers without a raw view: " + fired
+		}
+		var got []string
+		for _, e := range w.events.take() {
+			if e.Rule == "payload.redact" {
+				got = append(got, e.Detail)
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("raw role %v: details %q, want [%q]", raw, got, want)
+		}
+	}
+}
+
+// BenchmarkViewKey: the view cache's key of the seed message, computed at
+// publish and at every delivery, against the streaming maphash.Hash it
+// replaced (topic, a zero byte and the payload, under two seeds).
+func BenchmarkViewKey(b *testing.B) {
+	seed, err := os.ReadFile("testdata/komdi-alarm.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := compileViews(viewPolicy(b, true, "", ""), nil, &payloads{entries: []*payloadEntry{{redactor: &redact.Redactor{}}}})
+	const topic = "fleet/dev1/telemetry"
+	b.Run("oneshot", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v.key(topic, seed)
+		}
+	})
+	b.Run("baseline-streaming", func(b *testing.B) {
+		s1, s2 := maphash.MakeSeed(), maphash.MakeSeed()
+		b.ReportAllocs()
+		for b.Loop() {
+			var h maphash.Hash
+			h.SetSeed(s1)
+			h.WriteString(topic)
+			h.WriteByte(0)
+			h.Write(seed)
+			k := viewKey{h1: h.Sum64(), n: len(seed)}
+			h.SetSeed(s2)
+			h.WriteString(topic)
+			h.WriteByte(0)
+			h.Write(seed)
+			k.h2 = h.Sum64()
+		}
+	})
 }

@@ -797,6 +797,7 @@ func TestAllowPathAllocsNoRace(t *testing.T) {
 		f    func() bool
 	}{
 		{"Publish", func() bool { v, out := w.Publish(c, m); return v == Verdict{} && out == nil }},
+		{"PublishLayers", func() bool { v, out := w.PublishLayers(c, m); return v == Verdict{} && out == nil }},
 		{"Deliver", func() bool { return w.Deliver(c, "fleet/device-0042/cmd/reboot") == Verdict{} }},
 		{"Subscribe", func() bool { return w.Subscribe(c, sub) == Verdict{} }},
 	}

@@ -79,11 +79,26 @@ func (n *Normalizer) Options() Options { return n.opts }
 // On rejection it returns dst unchanged and an *Error carrying the offset and Reason. Bytes past
 // len(dst) in dst's backing array may have been overwritten by then, but no byte of dst[:len(dst)].
 func (n *Normalizer) Append(dst, src []byte) ([]byte, error) {
+	out, _, err := n.AppendFacts(dst, src)
+	return out, err
+}
+
+// Facts are what Append learnt about a JSON text it accepted, for a later reader that holds the
+// text to limits of its own and need not read it again to know it is within them. They hold for
+// the output too, except in JCS form, which rewrites numbers.
+type Facts struct {
+	// Exponent is true if some number has an exponent part (1e5, 2.5E-3). Without one, every
+	// number is within MaxNumberDigits digits and at most two other characters ('-', '.').
+	Exponent bool
+}
+
+// AppendFacts is Append, and also returns Facts about the accepted text (zero on rejection).
+func (n *Normalizer) AppendFacts(dst, src []byte) ([]byte, Facts, error) {
 	if len(src) > n.cfg.maxBytes || n.cfg.maxBytes == 0 {
 		if n.cfg.maxBytes == 0 {
-			return dst, ErrNotConfigured
+			return dst, Facts{}, ErrNotConfigured
 		}
-		return dst, &Error{Offset: n.cfg.maxBytes, Reason: ReasonTooLarge}
+		return dst, Facts{}, &Error{Offset: n.cfg.maxBytes, Reason: ReasonTooLarge}
 	}
 	s := n.cache.Swap(nil)
 	if s == nil {
@@ -94,20 +109,22 @@ func (n *Normalizer) Append(dst, src []byte) ([]byte, error) {
 		r   Reason
 		off int
 	)
+	s.exponent = false
 	if n.cfg.emit {
 		out, r, off = s.run(dst, src)
 	} else {
 		r, off = s.validate(src)
 	}
+	facts := Facts{Exponent: s.exponent}
 	s.release()
 	if !n.cache.CompareAndSwap(nil, s) {
 		n.pool.Put(s)
 	}
 	if r != reasonNone {
-		return dst, &Error{Offset: off, Reason: r}
+		return dst, Facts{}, &Error{Offset: off, Reason: r}
 	}
 	if !n.cfg.emit {
 		out = append(out, src...)
 	}
-	return out, nil
+	return out, facts, nil
 }

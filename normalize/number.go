@@ -65,6 +65,7 @@ func (s *state) number(src []byte, i int) (int, Reason) {
 			return i, needDigit(src, i)
 		}
 		expEnd = i
+		s.exponent = true
 	}
 	if (intEnd-intStart)+(fracEnd-fracStart)+(expEnd-expStart) > c.maxDigits {
 		return start, ReasonNumberTooLong

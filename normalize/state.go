@@ -16,6 +16,7 @@ type state struct {
 	rewrite   bool    // set by str: the string scanned is not canonical as written
 	esValue   bool    // set by number (JCS): write esFloat instead of the literal
 	esFloat   float64 // the value for esValue
+	exponent  bool    // set by number: some number has an exponent (Facts)
 }
 
 // Scratch larger than this is dropped instead of pooled (entries, not bytes, for retainTable).

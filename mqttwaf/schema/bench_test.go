@@ -136,6 +136,49 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		})
 	}
+	// Four rules on the seed, as BenchmarkFleetScenario's policy has them:
+	// most members are named by no rule. Baseline: gjson.ForEach over the
+	// same two objects, which decodes every member (the walk did so before).
+	fleet, err := New(Options{Fields: []FieldRule{
+		{Path: "DATA.LAT", Required: true, Type: "number", Min: f64(-90), Max: f64(90)},
+		{Path: "DATA.LON", Required: true, Type: "number", Min: f64(-180), Max: f64(180)},
+		{Path: "DATA.REPORT_TIME", Required: true, Type: "string", Pattern: `^[0-9]{14}$`},
+		{Path: "TYPE", Required: true, Enum: []any{"MALARM_INFO", "MALARM_CLEAR"}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seed := seeds[0].payload
+	// The same rules through Validate (the decoder's scan, then the walk)
+	// and ValidateChecked (the walk alone, for a payload normalize
+	// checked as strictly), on the normalised seed.
+	compact := []byte(seed)
+	for _, c := range []struct {
+		name     string
+		validate func([]byte) error
+	}{{"Validate", fleet.Validate}, {"ValidateChecked", fleet.ValidateChecked}} {
+		b.Run("komdi/fleet-fields/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.validate(compact); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("komdi/fleet-fields/baseline-gjson.ForEach", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			gjson.Parse(seed).ForEach(func(_, v gjson.Result) bool {
+				v.ForEach(func(gjson.Result, gjson.Result) bool { n++; return true })
+				return true
+			})
+		}
+		if n == 0 {
+			b.Fatal("no members")
+		}
+	})
 	b.Run("komdi-invalid/fields", func(b *testing.B) {
 		in := []byte(seeds[4].payload) // lat-too-big
 		b.ReportAllocs()

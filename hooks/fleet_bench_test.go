@@ -51,11 +51,6 @@ payloads:
         - {kind: phone, op: mask, keep_last: 4}
         - {kind: email}
 redaction: {pseudonym_key_env: MQTTWAF_BENCH_PSEUDONYM_KEY}
-# Until mochi's silent inflight drops are answered (a subscriber's inflight
-# store full at broker.max_inflight, 1024 by default, drops QoS 1
-# deliveries without a hook), the benchmark raises the quota so it measures
-# cost, not loss. Remove once that fix is on main.
-broker: {max_inflight: 65535}
 ` + benchRates
 
 // fleetLoad is the fleet's traffic: fleetPublishers devices, each with its

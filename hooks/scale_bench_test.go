@@ -281,18 +281,7 @@ func startScaleBroker(tb testing.TB, kind string, env ...string) *scaleBroker {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestScaleBroker$")
 	cmd.Env = append(append(os.Environ(), scaleEnv+"="+kind), env...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
+	in, out := startChild(tb, cmd)
 	s := &scaleBroker{kind: kind, cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	tb.Cleanup(s.stop)
 	addr, err := s.reply("scale-addr ")

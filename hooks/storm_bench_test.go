@@ -156,18 +156,10 @@ type stormDialer struct {
 	close func() // ends the child and waits for it
 }
 
-func startStormDialer(tb testing.TB, addr string, devs []*stormDevice) *stormDialer {
+// startChild starts cmd (this test binary in another role) with its
+// standard input and output piped to the caller and its errors to ours.
+func startChild(tb testing.TB, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser) {
 	tb.Helper()
-	data, err := json.Marshal(devs)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	path := filepath.Join(tb.TempDir(), "fleet.json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), stormDialerEnv+"="+path+" "+addr)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -180,6 +172,22 @@ func startStormDialer(tb testing.TB, addr string, devs []*stormDevice) *stormDia
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	return in, out
+}
+
+func startStormDialer(tb testing.TB, addr string, devs []*stormDevice) *stormDialer {
+	tb.Helper()
+	data, err := json.Marshal(devs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "fleet.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), stormDialerEnv+"="+path+" "+addr)
+	in, out := startChild(tb, cmd)
 	end := sync.OnceFunc(func() {
 		_ = in.Close() // the child exits at the end of its input
 		if err := cmd.Wait(); err != nil {

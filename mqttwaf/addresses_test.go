@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttwaf/mqttwaf/ratelimit"
+
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -185,5 +187,39 @@ rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 1000
 	}
 	if !strings.Contains(detail, "the address 2001:db8:5::/64 is locked out") {
 		t.Fatalf("lockout event detail %q does not say what is locked out", detail)
+	}
+}
+
+// TestLockoutsLift: operators see a lockout in WAF.Lockouts and lifting it
+// lets the user in at once, with its failure count forgiven (one more typo
+// does not lock it out again).
+func TestLockoutsLift(t *testing.T) {
+	creds := writeCreds(t, "dev1")
+	tw := newPolicyWAF(t, `identity:
+  credentials_file: `+creds+`
+  anonymous: {allow: never}
+  lockout: {max_failures: 2, max_failures_per_address: 100, window: 5m, duration: 1m}
+roles:
+  all: {publish: ["#"]}
+rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
+`)
+	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
+	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
+	const ip = "192.0.2.7"
+	for range 3 {
+		check(t, "dev1 guess", tw.login("dev1", "guess", ip), bad)
+	}
+	check(t, "dev1 locked out", tw.login("dev1", "dev1-pass", ip), locked)
+	list, err := tw.Lockouts().List(tw.clock.Now())
+	if err != nil || len(list) != 1 || list[0].Target != ratelimit.UsernameTarget("dev1") {
+		t.Fatalf("Lockouts().List = %v, %v; want the user name dev1", list, err)
+	}
+	if ok, err := tw.Lockouts().Remove(ratelimit.UsernameTarget("dev1")); !ok || err != nil {
+		t.Fatalf("Remove = %v, %v; want true", ok, err)
+	}
+	check(t, "one more typo after the lift", tw.login("dev1", "guess", ip), bad)
+	check(t, "dev1 after the lift", tw.login("dev1", "dev1-pass", ip), allowed)
+	if list, _ := tw.Lockouts().List(tw.clock.Now()); len(list) != 0 {
+		t.Fatalf("after the lift Lockouts().List = %v, want none", list)
 	}
 }

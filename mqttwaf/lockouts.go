@@ -1,6 +1,7 @@
 package mqttwaf
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/ratelimit"
@@ -106,4 +107,42 @@ func (r *lockoutCheck) CheckConnect(c *Connect) Verdict {
 	}
 	v, _ := r.l.check(cl)
 	return v
+}
+
+// Lockouts is the password-lockout list (identity.lockout): the user names
+// and address networks locked out of password login, as a BanStore that
+// operators list, add to and lift at run time. It lives in the WAF's state
+// like Bans. Lifting a lockout also forgives its target: its strikes and its
+// failure count, so its next wrong password does not lock it out again at
+// once. Locking out a client ID has no effect (lockouts are per user name
+// and address).
+func (w *WAF) Lockouts() ratelimit.BanStore { return operatorLockouts{w.st.lockouts} }
+
+// operatorLockouts is the lockout list as operators see it.
+type operatorLockouts struct{ l *lockouts }
+
+func (o operatorLockouts) Check(now time.Time, clientID, username string, ip netip.Addr) (ratelimit.Ban, bool) {
+	return o.l.bans.Check(now, clientID, username, ip)
+}
+
+func (o operatorLockouts) Strike(now time.Time, t ratelimit.Target, reason string) (ratelimit.Ban, error) {
+	return o.l.bans.Strike(now, t, reason)
+}
+
+func (o operatorLockouts) Add(now time.Time, b ratelimit.Ban) error { return o.l.bans.Add(now, b) }
+
+func (o operatorLockouts) List(now time.Time) ([]ratelimit.Ban, error) { return o.l.bans.List(now) }
+
+func (o operatorLockouts) Remove(t ratelimit.Target) (bool, error) {
+	ok, err := o.l.bans.Remove(t)
+	o.l.bans.Forgive(t)
+	switch t.Kind {
+	case ratelimit.KindUsername:
+		o.l.userFailures.Reset(t.Value)
+	case ratelimit.KindIP:
+		if n := o.l.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
+			o.l.addrFailures.Reset(o.l.addrs.key(t.Prefix.Addr()))
+		}
+	}
+	return ok, err
 }

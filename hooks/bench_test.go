@@ -226,9 +226,9 @@ func compareLoads(b *testing.B, l load, names []string, addrs []string) {
 // would refuse it): the benchmarks measure the cost of the checks.
 const benchRates = `rates:
   publish:
-    per_connection: {messages: 1000000/s, bytes: 10GiB/s}
-    per_username: {messages: 1000000/s, bytes: 10GiB/s}
-    per_ip: {messages: 1000000/s, bytes: 10GiB/s}
+    per_connection: {messages: 100000000/s, bytes: 100GiB/s}
+    per_username: {messages: 100000000/s, bytes: 100GiB/s}
+    per_ip: {messages: 100000000/s, bytes: 100GiB/s}
 `
 
 // BenchmarkBrokerThroughput runs the same load through plain mochi and

@@ -16,7 +16,14 @@ import "time"
 
 // SetDeadline sets the read and write deadlines, no later than the CONNECT
 // deadline before CONNECT.
-func (g *guardConn) SetDeadline(t time.Time) error { return g.Conn.SetDeadline(g.clamp(t)) }
+// After CONNECT it sets the read deadline only: writes never wait
+// (writeQueue), and the queue keeps its own write deadline.
+func (g *guardConn) SetDeadline(t time.Time) error {
+	if g.queued.Load() {
+		return g.Conn.SetReadDeadline(t)
+	}
+	return g.Conn.SetDeadline(g.clamp(t))
+}
 
 // SetReadDeadline sets the read deadline, no later than the CONNECT
 // deadline before CONNECT.
@@ -24,7 +31,13 @@ func (g *guardConn) SetReadDeadline(t time.Time) error { return g.Conn.SetReadDe
 
 // SetWriteDeadline sets the write deadline, no later than the CONNECT
 // deadline before CONNECT.
-func (g *guardConn) SetWriteDeadline(t time.Time) error { return g.Conn.SetWriteDeadline(g.clamp(t)) }
+// After CONNECT it does nothing: writes never wait (writeQueue).
+func (g *guardConn) SetWriteDeadline(t time.Time) error {
+	if g.queued.Load() {
+		return nil
+	}
+	return g.Conn.SetWriteDeadline(g.clamp(t))
+}
 
 // clamp returns t, or the CONNECT deadline if t is later (or zero: no
 // deadline) and the client has not connected yet.

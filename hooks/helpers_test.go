@@ -585,3 +585,16 @@ func (b *testBroker) waitSubscribers(t testing.TB, filter string, n int) {
 		}
 	}
 }
+
+// waitGone waits until the broker no longer holds a connected client id.
+func (b *testBroker) waitGone(t testing.TB, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if cl, ok := b.server.Clients.Get(id); !ok || cl.Closed() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client %q still connected", id)
+		}
+	}
+}

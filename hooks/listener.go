@@ -387,6 +387,34 @@ type guardConn struct {
 	onPanic atomic.Pointer[func(reason string, record func(*mqttwaf.Client))]
 	// client is the mochi client once CONNECT is accepted.
 	client atomic.Pointer[mqtt.Client]
+	// out holds what the socket does not take at once, after CONNECT
+	// (writequeue.go); queued says it is in use.
+	out    writeQueue
+	queued atomic.Bool
+	// onWAFClose, set by the hook once CONNECT is accepted, records a
+	// disconnection the listener decided (a client that does not read)
+	// with the WAF's view of the client, and marks it as reported.
+	onWAFClose atomic.Pointer[func(mqttwaf.Verdict)]
+}
+
+// Write writes to the socket; after CONNECT it never waits (writeQueue).
+func (g *guardConn) Write(b []byte) (int, error) {
+	if g.queued.Load() {
+		return g.out.write(g, b)
+	}
+	return g.Conn.Write(b)
+}
+
+// stalled records v, the disconnection of a client that does not read,
+// and closes its socket; mochi's read loop then ends the session as for
+// any lost connection. No DISCONNECT is sent: the socket takes nothing.
+func (g *guardConn) stalled(v mqttwaf.Verdict) {
+	if f := g.onWAFClose.Load(); f != nil {
+		(*f)(v)
+	} else {
+		g.waf.Record(mqttwaf.StageBroker, nil, g.l.id, g.remote, "", 0, v)
+	}
+	_ = g.Conn.Close()
 }
 
 func (g *guardConn) Close() error {

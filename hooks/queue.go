@@ -45,6 +45,7 @@ const (
 	dropInflightBytes = "subscriber_inflight_bytes"
 	dropPacketIDs     = "packet_ids_exhausted"
 	dropQueueFull     = "subscriber_queue_full"
+	dropUnsentBytes   = "subscriber_unsent_bytes"
 	dropExpired       = "message_expired"
 	dropSessionEnded  = "session_ended"
 	dropSessionExpiry = "session_expired"
@@ -91,6 +92,12 @@ func inflightSize(pk *packets.Packet) int64 { return int64(len(pk.TopicName) + l
 func (h *stack) admitDelivery(cl *mqtt.Client, s *session, topic string) bool {
 	if f := s.queue.subscribing.Load(); f != nil && slices.Contains(*f, topic) {
 		return true // a SUBSCRIBE's filter, not a delivery
+	}
+	if s.out != nil && s.out.Unsent() > 0 {
+		if limit := int64(h.waf.Broker().MaxUnsentBytes); s.out.Unsent() >= limit {
+			h.dropped(cl, topic, 0, dropUnsentBytes, limit)
+			return false
+		}
 	}
 	n := cl.State.Inflight.Len()
 	if n == 0 {

@@ -22,7 +22,7 @@ import (
 // defaults (8192 messages, 8 MiB), so the overload test
 // reaches them with a few thousand messages, and still large enough for a
 // subscriber that keeps up with four publishers at full speed.
-const soakPolicy = `broker: {max_inflight: 1024, max_inflight_bytes: 1MiB}
+const soakPolicy = `broker: {max_inflight: 2048, max_inflight_bytes: 2MiB}
 rates:
   connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}

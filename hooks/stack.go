@@ -152,6 +152,13 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		end := func(reason string, record func(*mqttwaf.Client)) { h.forgetPanicked(cl, reason, record) }
 		g.onPanic.Store(&end)
 		g.client.Store(cl)
+		closed := func(v mqttwaf.Verdict) {
+			s.closedByWAF.Store(true)
+			h.waf.Record(mqttwaf.StageBroker, h.sessions.clientOf(cl), "", "", "", 0, v)
+		}
+		g.onWAFClose.Store(&closed)
+		g.armWrites()
+		s.out = &g.out
 	}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,

@@ -122,12 +122,21 @@ type BrokerPolicy struct {
 	// MaxInflightBytes bounds the same store in bytes (topic and payload of
 	// the messages held; default 2MiB), so memory per client is bounded
 	// whatever the message sizes: a limit in messages alone lets one client
-	// hold 8192 x max_packet_size. It is kept below what TCP buffers hold,
-	// so a subscriber that stops reading fills its store before the
-	// broker's writer blocks on its socket: mochi's writer holds the client's
-	// lock while it writes, and every QoS>0 delivery to that client would
-	// wait for it.
+	// hold 8192 x max_packet_size.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes" json:"max_inflight_bytes"`
+	// MaxUnsentBytes bounds what the broker holds for a client whose socket
+	// does not take it (default 1MiB). Writes to a client never wait for
+	// its socket (a subscriber that stops reading would otherwise stall
+	// every publisher whose messages it receives); what the kernel does not
+	// take waits here. While this much waits, deliveries to the client are
+	// dropped and reported (broker.delivery_dropped,
+	// subscriber_unsent_bytes); a client with twice this plus one packet
+	// waiting is disconnected (broker.max_unsent_bytes).
+	MaxUnsentBytes ByteSize `yaml:"max_unsent_bytes" json:"max_unsent_bytes"`
+	// WriteTimeout disconnects a client whose socket takes nothing of what
+	// waits for it for this long (default 30s; broker.write_timeout): it
+	// has stopped reading.
+	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout"`
 }
 
 // ConnectionPolicy is the transport protection of a listener.
@@ -433,6 +442,8 @@ func (p *Policy) applyDefaults() {
 	setDefault(&b.ReceiveMaximum, 128)
 	setDefault(&b.MaxInflight, 8192)
 	setDefault(&b.MaxInflightBytes, 2<<20)
+	setDefault(&b.MaxUnsentBytes, 1<<20)
+	setDefault(&b.WriteTimeout, Duration(30*time.Second))
 
 	c := &p.Connections
 	setDefault(&c.ConnectTimeout, Duration(10*time.Second))
@@ -606,6 +617,8 @@ func (p *Policy) validate() error {
 	fe.intRange("broker.receive_maximum", int64(b.ReceiveMaximum), 1, 65535)
 	fe.intRange("broker.max_inflight", int64(b.MaxInflight), 1, 65535)
 	fe.intRange("broker.max_inflight_bytes", int64(b.MaxInflightBytes), 1<<10, 1<<40)
+	fe.intRange("broker.max_unsent_bytes", int64(b.MaxUnsentBytes), 16<<10, 1<<30)
+	fe.durRange("broker.write_timeout", b.WriteTimeout, time.Second, time.Hour)
 
 	validateConn := func(prefix string, c ConnectionPolicy) {
 		fe.durRange(prefix+".connect_timeout", c.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)

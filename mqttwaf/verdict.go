@@ -74,6 +74,7 @@ const (
 	CodeServerBusy              ReasonCode = 0x89
 	CodeBanned                  ReasonCode = 0x8A
 	CodeBadAuthMethod           ReasonCode = 0x8C
+	CodeKeepAliveTimeout        ReasonCode = 0x8D
 	CodeSessionTakenOver        ReasonCode = 0x8E
 	CodeTopicFilterInvalid      ReasonCode = 0x8F
 	CodeTopicNameInvalid        ReasonCode = 0x90
@@ -98,6 +99,7 @@ var codeNames = map[ReasonCode]string{
 	CodeServerUnavailable:       "server unavailable",
 	CodeServerBusy:              "server busy",
 	CodeBanned:                  "banned",
+	CodeKeepAliveTimeout:        "keep alive timeout",
 	CodeBadAuthMethod:           "bad authentication method",
 	CodeSessionTakenOver:        "session taken over",
 	CodeTopicFilterInvalid:      "topic filter invalid",
@@ -109,7 +111,6 @@ var codeNames = map[ReasonCode]string{
 	CodeConnectionRateExceeded:  "connection rate exceeded",
 	CodeWildcardSubsUnsupported: "wildcard subscriptions not supported",
 	0x8B:                        "server shutting down",
-	0x8D:                        "keep alive timeout",
 	0x91:                        "packet identifier in use",
 	0x93:                        "receive maximum exceeded",
 	0x94:                        "topic alias invalid",

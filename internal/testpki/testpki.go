@@ -83,7 +83,9 @@ func (ca *CA) Issue(tb testing.TB, cn string, server bool, notBefore, notAfter t
 }
 
 // Valid is an hour ago to a day ahead: a certificate valid now.
-func Valid() (time.Time, time.Time) { return time.Now().Add(-time.Hour), time.Now().Add(24 * time.Hour) }
+func Valid() (time.Time, time.Time) {
+	return time.Now().Add(-time.Hour), time.Now().Add(24 * time.Hour)
+}
 
 // WriteFile writes b to path (0600), failing the test on error.
 func WriteFile(tb testing.TB, path string, b []byte) {

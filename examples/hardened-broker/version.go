@@ -14,9 +14,13 @@ import (
 // the tree had uncommitted changes), and the Go toolchain, so a bug report
 // or the admin API's status names exactly what runs.
 func version() string {
+	info, ok := debug.ReadBuildInfo()
+	return versionOf(info, ok)
+}
+
+func versionOf(info *debug.BuildInfo, ok bool) string {
 	var b strings.Builder
 	b.WriteString("hardened-broker")
-	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		b.WriteString(" (no build information)")
 	} else {

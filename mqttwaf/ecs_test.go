@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -108,24 +107,12 @@ func equalAny(a, b any) bool {
 	return bytes.Equal(ja, jb)
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // TestEventsFormatECS: a policy with events.format ecs makes the WAF's own
 // sink write ECS lines to Options.EventOutput, from a real decision (a
 // refused publish, with the client's address and port), and a reload back
 // to json switches the format.
 func TestEventsFormatECS(t *testing.T) {
-	var out lockedBuffer
+	var out bytes.Buffer // written synchronously by the calls below
 	w, err := New(mustParse(t, "events: {format: ecs}\nlimits: {topic: {max_levels: 2}}\n"), Options{EventOutput: &out})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +121,7 @@ func TestEventsFormatECS(t *testing.T) {
 	if v, _ := w.Publish(c, &Message{Topic: "a/b/c/d", Payload: []byte("x")}); !v.Blocked() {
 		t.Fatalf("a 4-level topic passed: %+v", v)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
 	if !sc.Scan() {
 		t.Fatal("no event written")
 	}
@@ -152,11 +139,11 @@ func TestEventsFormatECS(t *testing.T) {
 	if err := w.Reload(mustParse(t, "limits: {topic: {max_levels: 2}}\n")); err != nil {
 		t.Fatal(err)
 	}
-	out.b.Reset()
+	out.Reset()
 	w.Publish(c, &Message{Topic: "a/b/c/d", Payload: []byte("x")})
 	var line map[string]any
-	if err := json.Unmarshal(out.b.Bytes(), &line); err != nil || line["msg"] != "mqttwaf" || line["remote_port"] != 50123.0 {
-		t.Fatalf("after a reload to events.format json: %v %s", err, out.b.String())
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line["msg"] != "mqttwaf" || line["remote_port"] != 50123.0 {
+		t.Fatalf("after a reload to events.format json: %v %s", err, out.String())
 	}
 
 	if _, err := ParsePolicy([]byte("events: {format: cef}\n"), "p.yaml"); err == nil || !strings.Contains(err.Error(), "events.format") {

@@ -198,6 +198,7 @@ type subject struct {
 	client   *Client
 	listener string     // when client is nil (accept stage)
 	ip       netip.Addr // when client is nil
+	addr     string     // "ip:port" when client is nil, for the event's port
 	topic    string
 	size     int
 }
@@ -268,12 +269,15 @@ func (e *engine) emit(stage Stage, v *Verdict, s subject, enforced bool) {
 	if v.explain != nil {
 		ev.Detail = v.explain.detail()
 	}
-	ip := s.ip
+	ip, addr := s.ip, s.addr
 	if c := s.client; c != nil {
-		ev.Listener, ev.ClientID, ev.Username, ip = c.Listener, c.ID, c.Username, c.RemoteIP
+		ev.Listener, ev.ClientID, ev.Username, ip, addr = c.Listener, c.ID, c.Username, c.RemoteIP, c.RemoteAddr
 	}
 	if ip.IsValid() {
 		ev.RemoteIP = ip.String()
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			ev.RemotePort = int(ap.Port())
+		}
 	}
 	if n := e.out.suppressed.Swap(0); n > 0 {
 		note := "events_suppressed_before=" + itoa(n)

@@ -41,7 +41,10 @@ type Event struct {
 	ClientID string `json:"client_id,omitempty"`
 	Username string `json:"username,omitempty"`
 	RemoteIP string `json:"remote_ip,omitempty"`
-	Topic    string `json:"topic,omitempty"` // topic or filter; empty for connection-level events
+	// RemotePort is the client's source port: with RemoteIP it tells two
+	// devices behind one NAT apart in a log. 0 when unknown.
+	RemotePort int    `json:"remote_port,omitempty"`
+	Topic      string `json:"topic,omitempty"` // topic or filter; empty for connection-level events
 
 	Size   int    `json:"size,omitempty"`  // payload bytes (publish) or packet bytes, when known
 	Limit  int64  `json:"limit,omitempty"` // the limit crossed...
@@ -93,14 +96,20 @@ func (s *LogSink) Emit(e Event) {
 		code, _ := e.Code.MarshalText()
 		attrs = append(attrs, slog.String("code", string(code)))
 	}
-	for _, kv := range [...]struct{ k, v string }{
-		{"listener", e.Listener}, {"client_id", e.ClientID}, {"username", e.Username},
-		{"remote_ip", e.RemoteIP}, {"topic", e.Topic}, {"detail", e.Detail},
-	} {
-		if kv.v != "" {
-			attrs = append(attrs, slog.String(kv.k, kv.v))
+	str := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
 		}
 	}
+	str("listener", e.Listener)
+	str("client_id", e.ClientID)
+	str("username", e.Username)
+	str("remote_ip", e.RemoteIP)
+	if e.RemotePort != 0 {
+		attrs = append(attrs, slog.Int("remote_port", e.RemotePort))
+	}
+	str("topic", e.Topic)
+	str("detail", e.Detail)
 	if e.Size != 0 {
 		attrs = append(attrs, slog.Int("size", e.Size))
 	}

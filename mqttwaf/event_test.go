@@ -34,7 +34,7 @@ func TestLogSink(t *testing.T) {
 	full := Event{
 		Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Stage: StagePublish, Rule: "limits.topic", Action: Reject,
 		Enforced: true, Reason: "topic_too_long", Code: CodeTopicNameInvalid, Listener: "tls", ClientID: "dev1",
-		Username: "alice", RemoteIP: "192.0.2.7", Topic: "a/b", Size: 42, Limit: 256, Value: 300, Detail: "context",
+		Username: "alice", RemoteIP: "192.0.2.7", RemotePort: 50123, Topic: "a/b", Size: 42, Limit: 256, Value: 300, Detail: "context",
 	}
 	tests := []struct {
 		name      string
@@ -45,7 +45,7 @@ func TestLogSink(t *testing.T) {
 		{"block with every field", full, "WARN", map[string]any{
 			"stage": "publish", "rule": "limits.topic", "action": "reject", "enforced": true, "reason": "topic_too_long",
 			"code": "0x90", "listener": "tls", "client_id": "dev1", "username": "alice", "remote_ip": "192.0.2.7",
-			"topic": "a/b", "size": 42.0, "limit": 256.0, "value": 300.0, "detail": "context",
+			"remote_port": 50123.0, "topic": "a/b", "size": 42.0, "limit": 256.0, "value": 300.0, "detail": "context",
 		}},
 		{"rewrite", Event{Stage: StageConnect, Rule: "connections.keepalive", Action: Rewrite, Enforced: false, Reason: "keepalive_clamped", ClientID: "dev1", Limit: 1200}, "INFO", map[string]any{
 			"stage": "connect", "rule": "connections.keepalive", "action": "rewrite", "enforced": false,
@@ -97,7 +97,7 @@ func TestEventJSON(t *testing.T) {
 	e := Event{
 		Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Stage: StageSubscribe, Rule: "limits.topic", Action: Reject,
 		Enforced: true, Reason: "topic_reserved", Code: CodeNotAuthorized, Listener: "ws", ClientID: "c", Username: "u",
-		RemoteIP: "2001:db8::1", Topic: "$mqttwaf/#", Size: 1, Limit: 2, Value: 3, Detail: "d",
+		RemoteIP: "2001:db8::1", RemotePort: 8883, Topic: "$mqttwaf/#", Size: 1, Limit: 2, Value: 3, Detail: "d",
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -107,7 +107,7 @@ func TestEventJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"action", "client_id", "code", "detail", "enforced", "limit", "listener", "reason", "remote_ip", "rule", "size", "stage", "time", "topic", "username", "value"}
+	want := []string{"action", "client_id", "code", "detail", "enforced", "limit", "listener", "reason", "remote_ip", "remote_port", "rule", "size", "stage", "time", "topic", "username", "value"}
 	if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, want) {
 		t.Errorf("JSON keys %v\nwant %v", got, want)
 	}

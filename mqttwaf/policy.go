@@ -83,6 +83,11 @@ type EventsPolicy struct {
 	Log string `yaml:"log" json:"log"`
 	// Level is info (default: blocks and rewrites) or warn (blocks only).
 	Level string `yaml:"level" json:"level"`
+	// Format is json (default: the snake_case keys of Event, through
+	// log/slog) or ecs (Elastic Common Schema field names: @timestamp,
+	// event.action, source.ip..., see ECSSink), for SIEMs that read ECS
+	// without a parser of their own. A Sink passed in Options replaces it.
+	Format string `yaml:"format" json:"format"`
 	// MaxPerSecond caps the events written per second (default 100, burst
 	// 10x), so a flood of bad packets cannot flood the log. Counters still
 	// count every event.
@@ -430,6 +435,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&p.Mode, Enforce)
 	setDefault(&p.Events.Log, "stderr")
 	setDefault(&p.Events.Level, "info")
+	setDefault(&p.Events.Format, "json")
 	setDefault(&p.Events.MaxPerSecond, 100)
 
 	b := &p.Broker
@@ -605,6 +611,7 @@ func (p *Policy) validate() error {
 	fe.oneOf("mode", string(p.Mode), string(Enforce), string(DetectionOnly))
 	fe.oneOf("events.log", p.Events.Log, "stderr", "stdout", "off")
 	fe.oneOf("events.level", p.Events.Level, "info", "warn")
+	fe.oneOf("events.format", p.Events.Format, "json", "ecs")
 	fe.intRange("events.max_per_second", int64(p.Events.MaxPerSecond), 1, 1_000_000)
 
 	b := p.Broker

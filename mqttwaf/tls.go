@@ -43,7 +43,7 @@ func (w *WAF) CheckTLSHandshake(listener, remoteAddr string) Verdict {
 	if b, banned := w.st.bans.Check(e.now(), "", "", ip); banned {
 		v := Verdict{Action: Disconnect, Rule: RuleTLS, Reason: "banned", Code: CodeBanned,
 			Detail: b.Target.String() + " is banned: handshake aborted before the key exchange"}
-		e.record(StageAccept, nil, &v, subject{listener: listener, ip: ip})
+		e.record(StageAccept, nil, &v, subject{listener: listener, ip: ip, addr: remoteAddr})
 		if e.enforce {
 			return v
 		}
@@ -65,7 +65,7 @@ func (w *WAF) CheckTLSHandshake(listener, remoteAddr string) Verdict {
 		v.Detail = fmt.Sprintf("more than %s.tls_handshakes_per_ip %s (burst %d) from this address: handshake aborted before the key exchange",
 			section, c.TLSHandshakesPerIP, lim.Burst())
 	}
-	e.record(StageAccept, nil, &v, subject{listener: listener, ip: ip})
+	e.record(StageAccept, nil, &v, subject{listener: listener, ip: ip, addr: remoteAddr})
 	if !e.enforce {
 		return Verdict{}
 	}

@@ -42,8 +42,17 @@ type Options struct {
 	// as JSON lines (through Logger if set).
 	Sink Sink
 	// Logger, if set, is used by the default sink instead of a JSON handler
-	// on stderr/stdout.
+	// on stderr/stdout, for events.format json (slog's own keys are not
+	// ECS's: events.format ecs writes to EventOutput or events.log).
 	Logger *slog.Logger
+	// EventOutput, if set, is where the default sink writes its JSON lines
+	// (in events.format) instead of events.log's stderr or stdout; events.log
+	// off still turns events off. Each event is one Write of one whole
+	// line, but sinks of successive reloads may write concurrently: the
+	// writer must be safe for concurrent use and keep each Write whole. A
+	// slow or failing writer slows or fails nothing else only if it says so
+	// itself (buffer, count errors): the sink does not look at the result.
+	EventOutput io.Writer
 	// Rules are custom rules, evaluated after the built-in ones in the
 	// order given.
 	Rules []Rule
@@ -150,7 +159,7 @@ func (w *WAF) load(p *Policy) error {
 	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn",
 		lim: rate.NewLimiter(rate.Limit(q.Events.MaxPerSecond), 10*q.Events.MaxPerSecond)}
 	if out.sink == nil {
-		out.sink = defaultSink(q.Events, w.opts.Logger)
+		out.sink = defaultSink(q.Events, w.opts)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -164,18 +173,28 @@ func (w *WAF) load(p *Policy) error {
 	return nil
 }
 
-func defaultSink(ev EventsPolicy, l *slog.Logger) Sink {
-	if l != nil {
-		return &LogSink{Logger: l}
-	}
+// defaultSink is the sink of the events section when Options has none:
+// events.format on Options.EventOutput, through Options.Logger, or on
+// events.log's stream, in that order.
+func defaultSink(ev EventsPolicy, o Options) Sink {
 	var out io.Writer
-	switch ev.Log {
-	case "stdout":
+	switch {
+	case o.EventOutput != nil:
+		if ev.Log == "off" {
+			return nil
+		}
+		out = o.EventOutput
+	case o.Logger != nil && ev.Format != "ecs":
+		return &LogSink{Logger: o.Logger}
+	case ev.Log == "stdout":
 		out = os.Stdout
-	case "stderr":
+	case ev.Log == "stderr":
 		out = os.Stderr
 	default:
 		return nil
+	}
+	if ev.Format == "ecs" {
+		return NewECSSink(out)
 	}
 	return &LogSink{Logger: slog.New(slog.NewJSONHandler(out, nil))}
 }
@@ -261,7 +280,7 @@ func (w *WAF) Open(listener, remoteAddr string) Verdict {
 	a := Accept{Listener: listener, RemoteAddr: remoteAddr, RemoteIP: ParseRemoteIP(remoteAddr)}
 	network := w.st.addrs.network(a.RemoteIP)
 	a.Open, a.OpenFromIP = w.st.conns.add(network)
-	v := stage(e, StageAccept, e.accept, subject{listener: listener, ip: a.RemoteIP}, func(r AcceptRule) Verdict {
+	v := stage(e, StageAccept, e.accept, subject{listener: listener, ip: a.RemoteIP, addr: remoteAddr}, func(r AcceptRule) Verdict {
 		return r.CheckAccept(&a)
 	})
 	if v.Blocked() {
@@ -570,7 +589,7 @@ func (w *WAF) Deliver(c *Client, topic string) Verdict {
 func (w *WAF) Record(stage Stage, c *Client, listener, remoteAddr, topic string, size int, v Verdict) {
 	s := subject{client: c, listener: listener, topic: topic, size: size}
 	if c == nil {
-		s.ip = ParseRemoteIP(remoteAddr)
+		s.ip, s.addr = ParseRemoteIP(remoteAddr), remoteAddr
 	}
 	w.engine.Load().emit(stage, &v, s, true)
 }

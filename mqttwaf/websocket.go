@@ -25,7 +25,7 @@ func (w *WAF) CheckWebSocket(listener, remoteAddr, host string, origins []string
 	if v.Action == Allow {
 		return v
 	}
-	e.record(StageAccept, nil, &v, subject{listener: listener, ip: ParseRemoteIP(remoteAddr)})
+	e.record(StageAccept, nil, &v, subject{listener: listener, ip: ParseRemoteIP(remoteAddr), addr: remoteAddr})
 	if !e.enforce {
 		return Verdict{}
 	}

@@ -6,16 +6,18 @@
 //	go run ./examples/hardened-broker -print-default-policy
 //	echo 'correct horse' | go run ./examples/hardened-broker -hash-password
 //	go run ./examples/hardened-broker -new-device-secret    # secret for the device, hash for the file
+//	go run ./examples/hardened-broker -version
 //
-// Security events go to stderr as JSON lines. SIGHUP reloads the policy file
-// (for connected clients too); SIGINT or SIGTERM stops it.
+// Security events go to stderr as JSON lines (events.format json or ecs),
+// and with -events-file to a file as well. SIGHUP reloads the policy file
+// (for connected clients too), the TLS certificate, key and client CA, and
+// reopens the events file; SIGINT or SIGTERM stops it.
 package main
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +50,8 @@ type config struct {
 	tlsCert, tlsKey, tlsClientCA    string
 	printDefault, requireClientCert bool
 	hashPassword, newDeviceSecret   bool
+	eventsFile                      string
+	version                         bool
 }
 
 // run serves until ctx is done. Events and logs go to stderr as JSON lines;
@@ -72,8 +76,13 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA bundle (PEM) that client certificates must chain to (mutual TLS)")
 	fs.BoolVar(&c.requireClientCert, "tls-require-client-cert", true, "with -tls-client-ca: refuse TLS clients without a valid certificate")
 	fs.StringVar(&c.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address (wss with -tls-cert); listener id \"ws\"")
+	fs.StringVar(&c.eventsFile, "events-file", "", "also append security events to this file (JSON lines, reopened on SIGHUP for log rotation)")
+	fs.BoolVar(&c.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.version {
+		return printVersion(stdout)
 	}
 	if c.printDefault {
 		_, err := stdout.Write(mqttwaf.DefaultPolicyYAML)
@@ -90,8 +99,14 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return err
 	}
+	stderr = &lockedWriter{w: stderr} // log lines and event lines, whole
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	waf, err := mqttwaf.New(policy, mqttwaf.Options{Logger: logger})
+	events, err := newEventOutput(c.eventsFile, stderr, logger)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	waf, err := mqttwaf.New(policy, mqttwaf.Options{EventOutput: events})
 	if err != nil {
 		return err
 	}
@@ -103,7 +118,11 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err := hooks.Install(server, waf); err != nil {
 		return err
 	}
-	addrs, err := addListeners(server, waf, c)
+	certs, err := newTLSSource(waf, c)
+	if err != nil {
+		return err
+	}
+	addrs, err := addListeners(server, waf, c, certs)
 	if err != nil {
 		return err
 	}
@@ -111,7 +130,9 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return err
 	}
 	// SIGHUP re-reads the policy file and swaps it in for connected clients
-	// too; a policy that does not load leaves the running one in force.
+	// too, reloads the certificates and reopens the events file (reload.go);
+	// a part that does not load leaves its running state in force.
+	reloadAll := reloader(waf, c.policy, certs, events)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -123,10 +144,10 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			logger.Info("hardened-broker stopping")
 			return server.Close()
 		case <-hup:
-			if err := reload(waf, c.policy); err != nil {
-				logger.Error("policy reload failed; the running policy stays in force", "error", err.Error())
+			if err := reloadAll(); err != nil {
+				logger.Error("reload failed; what failed stays as it was, the rest is reloaded", "error", err.Error())
 			} else {
-				logger.Info("policy reloaded", "policy", policyName(c.policy), "mode", waf.Policy().Mode)
+				logger.Info("policy reloaded", append([]any{"policy", policyName(c.policy), "mode", waf.Policy().Mode}, tlsAttrs(certs)...)...)
 			}
 		}
 	}
@@ -158,10 +179,10 @@ func policyName(path string) string {
 
 // addListeners adds the listeners the flags ask for and returns their bound
 // addresses by listener id.
-func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) (map[string]string, error) {
-	tlsConfig, err := tlsConfig(c)
-	if err != nil {
-		return nil, err
+func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config, certs *mqttwaf.TLSSource) (map[string]string, error) {
+	var tlsConfig *tls.Config
+	if certs != nil {
+		tlsConfig = certs.Config()
 	}
 	var cfgs []listeners.Config
 	if c.addr != "" {
@@ -188,36 +209,6 @@ func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config) (map[string]s
 		addrs[cfg.ID] = l.Address()
 	}
 	return addrs, nil
-}
-
-func tlsConfig(c config) (*tls.Config, error) {
-	if c.tlsCert == "" && c.tlsKey == "" {
-		if c.tlsClientCA != "" {
-			return nil, errors.New("-tls-client-ca needs -tls-cert and -tls-key")
-		}
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-	if err != nil {
-		return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.tlsClientCA != "" {
-		pem, err := os.ReadFile(c.tlsClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("-tls-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-tls-client-ca %s: no PEM certificates found", c.tlsClientCA)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		if c.requireClientCert {
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-	}
-	return cfg, nil
 }
 
 // hashPassword reads one line (the password) and prints its hash.

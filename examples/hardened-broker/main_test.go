@@ -362,5 +362,5 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("policy reload failed")
+	waitFor(`"msg":"reload failed`)
 }

@@ -76,9 +76,14 @@ func parseCredentials(data []byte, path string, roles map[string]RolePolicy) (cr
 			if _, _, err := parseDeviceSecretHash(hash); err != nil {
 				return nil, fmt.Errorf("%s:%d: identity %q: %w; copy the line -new-device-secret printed", path, n, name, err)
 			}
+		} else if isMosquittoHash(hash) || strings.HasPrefix(hash, mosquittoSHA512Prefix) {
+			if _, _, _, err := parseMosquittoHash(hash); err != nil {
+				return nil, fmt.Errorf("%s:%d: identity %q: %w", path, n, name, err)
+			}
 		} else if hash != "-" && !isPasswordHash(hash) {
-			return nil, fmt.Errorf("%s:%d: identity %q: the password is not a bcrypt, argon2id or device-secret hash (plaintext is refused); "+
-				"for a person: go run ./examples/hardened-broker -hash-password; for a device: go run ./examples/hardened-broker -new-device-secret", path, n, name)
+			return nil, fmt.Errorf("%s:%d: identity %q: the third field is not a password hash this broker reads "+
+				"(bcrypt $2a$/$2b$/$2y$, $argon2id$, mosquitto $7$, or a device secret's $mqttwaf-secret$); a plaintext password is refused. "+
+				"For a person: go run ./examples/hardened-broker -hash-password; for a device: go run ./examples/hardened-broker -new-device-secret", path, n, name)
 		}
 		if _, dup := creds[name]; dup {
 			return nil, fmt.Errorf("%s:%d: identity %q appears twice", path, n, name)
@@ -129,6 +134,9 @@ func verifyPassword(hash string, password []byte) bool {
 	if isDeviceSecretHash(hash) {
 		return verifyDeviceSecret(hash, password)
 	}
+	if isMosquittoHash(hash) {
+		return verifyMosquittoHash(hash, password)
+	}
 	if strings.HasPrefix(hash, "$argon2id$") {
 		p, want, err := parseArgon2(hash)
 		if err != nil {
@@ -165,12 +173,17 @@ func dummyHash(cost int) string {
 // unknown name costs one HMAC); a file of people's passwords gets a bcrypt
 // dummy at the most common cost (the default cost if there is none).
 func (cr credentials) dummy() string {
-	secrets, others := 0, 0
-	costs := map[int]int{}
+	secrets, mosquitto, others := 0, 0, 0
+	costs, iterations := map[int]int{}, map[int]int{}
 	for _, c := range cr {
 		switch {
 		case isDeviceSecretHash(c.hash):
 			secrets++
+		case isMosquittoHash(c.hash):
+			mosquitto++
+			if n, _, _, err := parseMosquittoHash(c.hash); err == nil {
+				iterations[n]++
+			}
 		case c.hash != "-":
 			others++
 			if cost, err := bcrypt.Cost([]byte(c.hash)); err == nil {
@@ -178,16 +191,25 @@ func (cr credentials) dummy() string {
 			}
 		}
 	}
-	if secrets > others {
+	if secrets > others && secrets >= mosquitto {
 		return dummyDeviceSecretHash()
 	}
-	cost := bcrypt.DefaultCost
-	for c, n := range costs { // the most common cost; the lower one on a tie
-		if n > costs[cost] || n == costs[cost] && c < cost {
-			cost = c
+	if mosquitto > others {
+		return dummyMosquittoHash(mostCommon(iterations, 101))
+	}
+	return dummyHash(mostCommon(costs, bcrypt.DefaultCost))
+}
+
+// mostCommon returns the key of counts seen most often, the lower one on a
+// tie, or def if counts is empty.
+func mostCommon(counts map[int]int, def int) int {
+	best := def
+	for k, n := range counts {
+		if n > counts[best] || n == counts[best] && k < best {
+			best = k
 		}
 	}
-	return dummyHash(cost)
+	return best
 }
 
 type argon2Params struct {

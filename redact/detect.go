@@ -1,6 +1,9 @@
 package redact
 
-import "bytes"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // This file runs the detectors over one string value. Each detector has a
 // prefilter on a byte summary of the value (cheap counts), so most values
@@ -17,7 +20,7 @@ const (
 
 // summary counts the bytes detectors need before they are worth running.
 type summary struct {
-	n [6]int // by class: other, digit, ':', '.', '-', '@'
+	n [7]int // by class: other, digit, ':', '.', '-', '@', non-ASCII
 }
 
 const (
@@ -26,6 +29,7 @@ const (
 	clsDot
 	clsDash
 	clsAt
+	clsHigh
 )
 
 var byteClass = func() (t [256]uint8) {
@@ -33,11 +37,14 @@ var byteClass = func() (t [256]uint8) {
 		t[c] = clsDigit
 	}
 	t[':'], t['.'], t['-'], t['@'] = clsColon, clsDot, clsDash, clsAt
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = clsHigh
+	}
 	return t
 }()
 
 func (m *summary) of(b []byte) {
-	m.n = [6]int{}
+	m.n = [7]int{}
 	for _, c := range b {
 		m.n[byteClass[c]]++
 	}
@@ -128,6 +135,12 @@ func (d *detector) hit(m *summary, b []byte) bool {
 func (s *state) detect(v []byte, pr *action, numOnly bool) (verdict int, out []byte, who int) {
 	var m summary
 	m.of(v)
+	view, folded := v, false
+	if m.n[clsHigh] > 0 {
+		if view, folded = s.fold(v); folded { // look-alikes read as ASCII (fold.go)
+			m.of(view)
+		}
+	}
 	// Most strings ("S", "MALARM_INFO") cannot match any built-in
 	// detector: then only the regexps (if any) need a look.
 	order := s.r.detAll
@@ -139,12 +152,18 @@ func (s *state) detect(v []byte, pr *action, numOnly bool) (verdict int, out []b
 	cur, fired := v, -1
 	for _, k := range order {
 		d := &s.r.dets[k]
-		if numOnly && !d.numbers || !d.maybe(&m, cur) {
+		if numOnly && !d.numbers || !d.maybe(&m, view) {
 			continue
 		}
-		s.spans = d.spans(s.spans[:0], cur)
+		s.spans = d.spans(s.spans[:0], view)
 		if len(s.spans) == 0 {
 			continue
+		}
+		// The matches in cur's own bytes (s.spans stay in the view's, for
+		// pseudonyms of the folded text).
+		s.ospans = append(s.ospans[:0], s.spans...)
+		if folded {
+			s.unfold(s.ospans)
 		}
 		s.count(len(s.r.rules) + k)
 		if fired < 0 {
@@ -167,29 +186,31 @@ func (s *state) detect(v []byte, pr *action, numOnly bool) (verdict int, out []b
 		}
 		buf := s.spare()
 		last := 0
-		for _, sp := range s.spans {
+		for i, sp := range s.ospans {
 			buf = append(buf, cur[last:sp[0]]...)
 			if op == OpMask {
 				buf = appendMask(buf, cur[sp[0]:sp[1]], kf, kl, mask)
 			} else {
-				buf = s.appendPseudonym(buf, cur[sp[0]:sp[1]], &d.action)
+				buf = s.appendPseudonym(buf, view[s.spans[i][0]:s.spans[i][1]], &d.action)
 			}
 			last = sp[1]
 		}
 		cur = s.keep(append(buf, cur[last:]...))
-		m.of(cur)
+		view, folded = s.fold(cur)
+		m.of(view)
 	}
 	if fired < 0 {
 		return detNone, v, -1
 	}
-	if s.anyHit(&m, cur) {
+	if s.anyHit(&m, view) {
 		mask := s.r.dets[fired].mask
 		if pr != nil && pr.op == OpMask {
 			mask = pr.mask
 		}
 		cur = s.keep(appendMask(s.spare(), cur, 0, 0, mask))
-		m.of(cur)
-		if s.anyHit(&m, cur) {
+		view, _ = s.fold(cur)
+		m.of(view)
+		if s.anyHit(&m, view) {
 			return detNull, nil, fired
 		}
 	}

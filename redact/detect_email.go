@@ -1,8 +1,10 @@
 package redact
 
-// E-mail addresses: ASCII local part [A-Za-z0-9._%+-], '@', a domain of
-// at least two labels ending in a TLD of letters. Found from each '@'
-// outwards, so text without '@' costs one byte scan.
+// E-mail addresses: ASCII local part [A-Za-z0-9._%+-] or a quoted one
+// ("john doe"@example.com, RFC 5321), '@', a domain of at least two labels
+// ending in a TLD of letters. Found from each '@' outwards, so text
+// without '@' costs one byte scan. Full-width forms are folded first
+// (fold.go).
 
 func emailLocal(c byte) bool {
 	return isWord(c) || c == '.' || c == '%' || c == '+' || c == '-'
@@ -14,6 +16,9 @@ func findEmail(b []byte, from int) (int, int) {
 			continue
 		}
 		st := at
+		if q := quotedLocal(b, from, at); q >= 0 {
+			st = q
+		}
 		for st > from && emailLocal(b[st-1]) {
 			st--
 		}
@@ -62,4 +67,26 @@ func emailDomain(b []byte, i int) int {
 		}
 	}
 	return j
+}
+
+// quotedLocal returns the start of a quoted local part ending just before
+// b[at] ('"' ... '"'), or -1: printable ASCII and spaces between the
+// quotes, a backslash escaping the next character, at most 64 bytes.
+func quotedLocal(b []byte, from, at int) int {
+	if at-from < 3 || b[at-1] != '"' {
+		return -1
+	}
+	for i := at - 2; i >= from && at-i <= 66; i-- {
+		c := b[i]
+		switch {
+		case c == '"' && (i == from || b[i-1] != '\\'):
+			if i == at-2 || i > from && isWord(b[i-1]) {
+				return -1 // empty, or glued to a word
+			}
+			return i
+		case c < ' ' || c > '~':
+			return -1
+		}
+	}
+	return -1
 }

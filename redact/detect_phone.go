@@ -1,10 +1,16 @@
 package redact
 
 // Phone numbers are found by a hand-written scanner: it reads a run of
-// digit groups (separated by one space, '-' or '.', with an optional
+// digit groups (separated by one space, '-', '.' or '/', with an optional
 // parenthesised area code), then accepts the run only if it has the shape
-// of a known numbering plan. Bare digit runs are accepted only for Korean
-// mobiles (01X...), whose prefix no timestamp or reading starts with.
+// of a known numbering plan: E.164 with '+' or "00", Korean, North
+// American, and national numbers with a trunk '0' in groups (European
+// style: "06 12 34 56 78", "020 7946 0958", "0171 1234567"). Bare digit
+// runs are accepted only for Korean mobiles (01X...), whose prefix no
+// timestamp or reading starts with, and digits spaced out one by one
+// ("0 1 0 8 3 7 8 1 2 3 4": no timestamp is written like that) are read
+// as a bare run. Look-alike digits and separators are folded first
+// (fold.go).
 
 // phoneStartBlocked: a number glued to these is part of something else
 // (an identifier, a decimal, a date or a path).
@@ -32,7 +38,7 @@ func phoneAt(b []byte, i int) int {
 	if plus {
 		j++
 	}
-	var g [8]int    // digit-group lengths
+	var g [16]int   // digit-group lengths
 	var pre [4]byte // first digits
 	ng, nd, np := 0, 0, 0
 	for {
@@ -74,7 +80,7 @@ func phoneAt(b []byte, i int) int {
 			}
 			break
 		}
-		if j+1 < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.') && (isDigit(b[j+1]) || b[j+1] == '(') {
+		if j+1 < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.' || b[j] == '/') && (isDigit(b[j+1]) || b[j+1] == '(') {
 			j++
 			continue
 		}
@@ -97,12 +103,19 @@ func phoneAt(b []byte, i int) int {
 		}
 		return -1
 	}
-	if pre[0] == '0' && pre[1] == '1' && (pre[2] == '0' || pre[2] == '1' || pre[2] >= '6' && pre[2] <= '9') {
+	spaced := ng >= 6 && spacedOut(g[:ng])
+	if spaced {
+		ng, g[0] = 1, nd // one digit at a time: read as the bare run
+	}
+	if pre[0] == '0' && pre[1] == '0' && pre[2] != '0' && nd >= 10 {
+		return j // international with the "00" prefix: 00 + E.164
+	}
+	koreanMobile := pre[0] == '0' && pre[1] == '1' && (pre[2] == '0' || pre[2] == '1' || pre[2] >= '6' && pre[2] <= '9')
+	if koreanMobile {
 		// Korean mobile: 010-1234-5678, 011-123-4567, 01012345678.
 		if ng == 1 && (nd == 10 || nd == 11) || ng == 3 && g[0] == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
 			return j
 		}
-		return -1
 	}
 	if pre[0] == '0' && ng == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
 		// Korean landline and internet phone, separators required:
@@ -110,16 +123,35 @@ func phoneAt(b []byte, i int) int {
 		if g[0] == 2 && pre[1] == '2' || g[0] == 3 && (pre[1] >= '3' && pre[1] <= '6' && pre[2] >= '1' && pre[2] <= '5' || pre[1] == '7' && pre[2] == '0') {
 			return j
 		}
-		return -1
+	}
+	if pre[0] == '0' && pre[1] != '0' && ng >= 2 && ng <= 5 && (nd == 10 || nd == 11) && g[0] >= 2 && g[0] <= 5 &&
+		(!koreanMobile || g[0] >= 4) { // 010-1234-567 is a Korean mobile with a digit missing, not this
+		// A national number with its trunk prefix, in groups: France
+		// 06 12 34 56 78, the UK 020 7946 0958 and 07700 900123, Germany
+		// 030 12345678 and 0171 1234567, the Netherlands 06 12345678.
+		return j
 	}
 	// North American: (555) 123-4567, 555-123-4567, 555.123.4567,
 	// 1-555-123-4567; the area code starts with 2-9. Ten bare digits are
-	// refused: they are usually Unix timestamps or ids.
+	// refused: they are usually Unix timestamps or ids (unless spaced out).
 	if ng == 3 && g[0] == 3 && g[1] == 3 && g[2] == 4 && pre[0] >= '2' {
 		return j
 	}
 	if ng == 4 && g[0] == 1 && pre[0] == '1' && g[1] == 3 && g[2] == 3 && g[3] == 4 && pre[1] >= '2' {
 		return j
 	}
+	if spaced && (nd == 10 && pre[0] >= '2' || nd == 11 && pre[0] == '1' && pre[1] >= '2') {
+		return j
+	}
 	return -1
+}
+
+// spacedOut reports whether every group is one digit.
+func spacedOut(g []int) bool {
+	for _, n := range g {
+		if n != 1 {
+			return false
+		}
+	}
+	return true
 }

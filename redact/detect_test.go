@@ -51,10 +51,37 @@ var detectorCases = []struct {
 	{KindPhone, "m5xsc24j3p3kar5y", ""},               // a pseudonym
 	{KindPhone, "/api/010/1234/5678", ""},             // path
 	{KindPhone, "a 010 1234 5678 b", "010 1234 5678"}, // spaces as separators
+	// Look-alikes (fold.go) and other separators and plans.
+	{KindPhone, "tel ０１０－８３７８－１２３４", "０１０－８３７８－１２３４"},                   // full-width
+	{KindPhone, "٠١٠-٨٣٧٨-١٢٣٤", "٠١٠-٨٣٧٨-١٢٣٤"},                       // Arabic-Indic digits
+	{KindPhone, "۰۱۰۸۳۷۸۱۲۳۴", "۰۱۰۸۳۷۸۱۲۳۴"},                           // extended Arabic-Indic, bare
+	{KindPhone, "010\u00ad8378\u00ad1234", "010\u00ad8378\u00ad1234"},   // soft hyphens
+	{KindPhone, "010\u20118378\u20111234", "010\u20118378\u20111234"},   // non-breaking hyphens
+	{KindPhone, "010\u200b8378\u200b1234", "010\u200b8378\u200b1234"},   // zero-width spaces
+	{KindPhone, "555\u00a0123\u00a04567", "555\u00a0123\u00a04567"},     // no-break spaces
+	{KindPhone, "010/8378/1234", "010/8378/1234"},                       // slashes
+	{KindPhone, "num: 0 1 0 8 3 7 8 1 2 3 4.", "0 1 0 8 3 7 8 1 2 3 4"}, // spaced out
+	{KindPhone, "5 5 5 1 2 3 4 5 6 7", "5 5 5 1 2 3 4 5 6 7"},           // spaced out, North American
+	{KindPhone, "06 12 34 56 78", "06 12 34 56 78"},                     // France
+	{KindPhone, "06.12.34.56.78", "06.12.34.56.78"},                     // France, dots
+	{KindPhone, "020 7946 0958", "020 7946 0958"},                       // UK London
+	{KindPhone, "07700 900123", "07700 900123"},                         // UK mobile
+	{KindPhone, "01632 960123", "01632 960123"},                         // UK geographic, 016 like a Korean prefix
+	{KindPhone, "030 12345678", "030 12345678"},                         // Germany
+	{KindPhone, "0049 30 12345678", "0049 30 12345678"},                 // international with 00
+	{KindPhone, "2017/11/28", ""},                                       // date with slashes
+	{KindPhone, "1 2 3 4 5", ""},                                        // five single digits
+	{KindPhone, "1 2 3 4 5 6 7 8 9 0", ""},                              // spaced, but no plan starts with 1 then 2
+	{KindPhone, "06 12 34", ""},                                         // too short
+	{KindPhone, "２０１７－１１－２８", ""},                                       // full-width date
 	// E-mail.
 	{KindEmail, "john.doe+tag@example.co.kr", "john.doe+tag@example.co.kr"},
 	{KindEmail, "mail: a@b.io.", "a@b.io"},
 	{KindEmail, "<x_y%z@sub-domain.example.com>", "x_y%z@sub-domain.example.com"},
+	{KindEmail, "john＠example.com", "john＠example.com"},                     // full-width at
+	{KindEmail, "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"},                     // full-width throughout
+	{KindEmail, "to \"john doe\"@example.com!", "\"john doe\"@example.com"}, // quoted local part
+	{KindEmail, "x\"a b\"@example.com", ""},                                 // quote glued to a word
 	{KindEmail, "user@localhost", ""},
 	{KindEmail, "a@b.c", ""},
 	{KindEmail, "@example.com", ""},
@@ -114,20 +141,28 @@ var detectorCases = []struct {
 	{KindCard, "************1111", ""},
 }
 
+// TestDetectorFind runs each detector on the folded view of the text, as
+// detect does, and maps the match back to the text's own bytes.
 func TestDetectorFind(t *testing.T) {
+	var s state
 	for _, tc := range detectorCases {
 		d := detector{kind: tc.kind}
-		st, en := d.find([]byte(tc.text), 0)
+		view, folded := s.fold([]byte(tc.text))
+		st, en := d.find(view, 0)
 		got := ""
 		if st >= 0 {
-			got = tc.text[st:en]
+			sp := [][2]int{{st, en}}
+			if folded {
+				s.unfold(sp)
+			}
+			got = tc.text[sp[0][0]:sp[0][1]]
 		}
 		if got != tc.match {
 			t.Errorf("%s in %q: found %q, want %q", tc.kind, tc.text, got, tc.match)
 		}
 		var m summary
-		m.of([]byte(tc.text))
-		if tc.match != "" && (!d.maybe(&m, []byte(tc.text)) || !m.any()) {
+		m.of(view)
+		if tc.match != "" && (!d.maybe(&m, view) || !m.any()) {
 			t.Errorf("%s prefilter dismisses %q", tc.kind, tc.text)
 		}
 	}

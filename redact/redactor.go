@@ -78,22 +78,24 @@ func (r *Report) Hits() int {
 // state is the per-call scratch space, pooled so a warm Apply allocates
 // nothing. Buffers hold at most one value at a time: strings are leaves.
 type state struct {
-	r     *Redactor
-	src   []byte
-	dst   []byte
-	rep   Report
-	esc   []byte    // unescaped string value
-	key   []byte    // unescaped key; latitude look-ahead
-	fkey  []byte    // folded key
-	a     []byte    // path-operator output
-	bufs  [2][]byte // detector outputs (ping-pong)
-	w     int
-	d     []byte   // re-check of a path operator
-	spans [][2]int // detector matches in the current value
-	pendV float64  // longitude handed from numeric to deferLon
-	limit int      // len(dst) may not exceed this
-	mac   hash.Hash
-	sum   []byte
+	r      *Redactor
+	src    []byte
+	dst    []byte
+	rep    Report
+	esc    []byte    // unescaped string value
+	key    []byte    // unescaped key; latitude look-ahead
+	fkey   []byte    // folded key
+	a      []byte    // path-operator output
+	bufs   [2][]byte // detector outputs (ping-pong)
+	w      int
+	d      []byte   // re-check of a path operator
+	spans  [][2]int // detector matches in the current value (its folded view)
+	ospans [][2]int // the same in the value's own bytes
+	fv     foldView // the current value's folded view (fold.go)
+	pendV  float64  // longitude handed from numeric to deferLon
+	limit  int      // len(dst) may not exceed this
+	mac    hash.Hash
+	sum    []byte
 }
 
 func (r *Redactor) getState() *state {

@@ -1,0 +1,58 @@
+package redact
+
+import (
+	"testing"
+	"unicode"
+)
+
+// TestDigitValue: digitValue's assumption holds for Go's Unicode tables:
+// every range of decimal digits has stride 1, starts at a zero and holds
+// whole runs of ten.
+func TestDigitValue(t *testing.T) {
+	check := func(lo, hi, stride uint32) {
+		if stride != 1 || (hi-lo+1)%10 != 0 {
+			t.Fatalf("Nd range %U-%U stride %d: not runs of ten", lo, hi, stride)
+		}
+	}
+	for _, r := range unicode.Nd.R16 {
+		check(uint32(r.Lo), uint32(r.Hi), uint32(r.Stride))
+	}
+	for _, r := range unicode.Nd.R32 {
+		check(r.Lo, r.Hi, r.Stride)
+	}
+	for _, tc := range []struct {
+		r    rune
+		want int
+	}{{'٣', 3}, {'۷', 7}, {'९', 9}, {'７', 7}, {'𝟘', 0}, {'𝟡', 9}} {
+		c, ok := foldRune(tc.r)
+		if !ok || int(c-'0') != tc.want {
+			t.Errorf("foldRune(%q) = %q, %v; want %d", tc.r, c, ok, tc.want)
+		}
+	}
+}
+
+// TestFoldedPseudonym: a phone number in full-width or Arabic-Indic
+// digits gets the pseudonym of the same number in ASCII digits, and the
+// text around it is left as it was.
+func TestFoldedPseudonym(t *testing.T) {
+	r, err := New(Options{PseudonymKey: testKey, Detectors: []Detector{{Kind: KindPhone, Action: Action{Op: OpPseudonym}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(in string) string {
+		out, _, err := r.Apply(nil, []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	ascii := apply(`["전화 010-8378-1234 ＃"]`)
+	for _, in := range []string{`["전화 ０１０－８３７８－１２３４ ＃"]`, `["전화 ٠١٠-٨٣٧٨-١٢٣٤ ＃"]`} {
+		if got := apply(in); got != ascii {
+			t.Errorf("Apply(%s) = %s, want %s (the ASCII number's pseudonym)", in, got, ascii)
+		}
+	}
+	if ascii == `["전화 010-8378-1234 ＃"]` {
+		t.Fatal("the ASCII number was not pseudonymised")
+	}
+}

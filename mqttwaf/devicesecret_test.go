@@ -149,8 +149,8 @@ var credentialSeeds = func() []struct {
 		{"device secret", "dev1:device:" + secret + "\n", nil},
 		{"every kind", "# fleet\n\ndev1:device:" + secret + "\nops:device:" + string(bc) + "\nana:device:" + a2 + "\ncam:device:-\n", nil},
 		{"surrounding spaces", "  dev1:device:" + secret + "  \n", nil},
-		{"plaintext", "dev1:device:dev1-password\n", []string{"creds:1", `identity "dev1"`, "plaintext is refused", "-new-device-secret", "-hash-password"}},
-		{"plaintext shaped like a secret", "dev1:device:" + generatedSecret + "\n", []string{"plaintext is refused"}},
+		{"plaintext", "dev1:device:dev1-password\n", []string{"creds:1", `identity "dev1"`, "a plaintext password is refused", "-new-device-secret", "-hash-password"}},
+		{"plaintext shaped like a secret", "dev1:device:" + generatedSecret + "\n", []string{"a plaintext password is refused"}},
 		{"unknown version", "dev1:device:$mqttwaf-secret$v=2$" + salt + "$" + digest + "\n", []string{"creds:1", "version v=2", "v=1"}},
 		{"no version", "dev1:device:$mqttwaf-secret$" + salt + "$" + digest + "\n", []string{"creds:1", "v=1"}},
 		{"no digest", "dev1:device:" + deviceSecretScheme + salt + "\n", []string{"creds:1", "<salt: 22 characters>$<digest: 43 characters>", "-new-device-secret"}},
@@ -167,7 +167,7 @@ var credentialSeeds = func() []struct {
 		{"twice", "dev1:device:" + secret + "\ndev1:device:" + secret + "\n", []string{"creds:2", "appears twice"}},
 		{"no role", "dev1:" + secret + "\n", []string{"want name:role:hash"}},
 		{"bad name", "dev/1:device:" + secret + "\n", []string{"must not contain"}},
-		{"bcrypt with a bad cost", "dev1:device:$2a$99$" + strings.Repeat("a", 53) + "\n", []string{"plaintext is refused"}},
+		{"bcrypt with a bad cost", "dev1:device:$2a$99$" + strings.Repeat("a", 53) + "\n", []string{"a plaintext password is refused"}},
 	}
 }()
 

@@ -70,14 +70,18 @@ type OperatorAction struct {
 	// Detail says what was done, in operator terms (target, duration,
 	// error).
 	Detail string
+	// Authenticated is true when the operator proved who they are: their
+	// actions and refusals are always emitted. Requests from anyone else go
+	// through the event rate limit.
+	Authenticated bool
 }
 
 // Operator records an operator's action as an event and a counter, like
-// every decision of the WAF. The mode does not apply. Actions carried out
-// are always emitted, whatever events.level and events.max_per_second say
-// (they are rare and authenticated, and an audit trail with gaps is none);
-// refused requests go through the event rate limit, as any refusal does,
-// so an unauthenticated flood cannot flood the log.
+// every decision of the WAF. The mode does not apply. What an
+// authenticated operator does is always emitted, whatever events.level and
+// events.max_per_second say (it is rare, and an audit trail with gaps is
+// none); unauthenticated requests go through the event rate limit, as any
+// refusal does, so a flood of them cannot flood the log.
 func (w *WAF) Operator(a OperatorAction) {
 	e := w.engine.Load()
 	v := Verdict{Action: a.Action, Rule: a.Rule, Reason: a.Reason, Detail: a.Detail}
@@ -86,7 +90,7 @@ func (w *WAF) Operator(a OperatorAction) {
 	}
 	c := &Client{ID: a.ClientID, Username: a.Username, Listener: "admin", RemoteIP: ParseRemoteIP(a.RemoteAddr)}
 	s := subject{client: c}
-	if v.Blocked() && a.Action != Ban {
+	if !a.Authenticated {
 		e.emit(StageAdmin, &v, s, true)
 		return
 	}

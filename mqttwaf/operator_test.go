@@ -37,12 +37,13 @@ func TestPolicyInfo(t *testing.T) {
 }
 
 // TestOperatorEvents: an operator's action is an event and a counter even
-// with events.level warn; refused requests are events too, throttled.
+// with events.level warn; unauthenticated requests are events too,
+// throttled.
 func TestOperatorEvents(t *testing.T) {
 	tw := newTestWAF(t, "events: {level: warn, max_per_second: 1}\n")
 	tw.Operator(OperatorAction{Rule: "admin.ban_add", Action: Ban, Reason: "operator", RemoteAddr: "127.0.0.1:5000",
-		ClientID: "dev1", Detail: "client ID dev1 banned for 1h"})
-	tw.Operator(OperatorAction{Rule: "admin.ban_lift", Action: Allow, Reason: "operator", RemoteAddr: "127.0.0.1:5000", ClientID: "dev1"})
+		ClientID: "dev1", Detail: "client ID dev1 banned for 1h", Authenticated: true})
+	tw.Operator(OperatorAction{Rule: "admin.ban_lift", Action: Allow, Reason: "operator", RemoteAddr: "127.0.0.1:5000", ClientID: "dev1", Authenticated: true})
 	for range 50 {
 		tw.Operator(OperatorAction{Rule: "admin.auth", Action: Reject, Reason: "unauthenticated", RemoteAddr: "127.0.0.1:5001"})
 	}

@@ -78,6 +78,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address (wss with -tls-cert); listener id \"ws\"")
 	fs.StringVar(&c.eventsFile, "events-file", "", "also append security events to this file (JSON lines, reopened on SIGHUP for log rotation)")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
+	ac := adminFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,6 +134,11 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	// too, reloads the certificates and reopens the events file (reload.go);
 	// a part that does not load leaves its running state in force.
 	reloadAll := reloader(waf, c.policy, certs, events)
+	stopAdmin, err := startAdmin(ac, c, waf, server, addrs, reloadAll, logger)
+	if err != nil {
+		return errors.Join(err, server.Close())
+	}
+	defer stopAdmin()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

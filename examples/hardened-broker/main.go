@@ -7,6 +7,7 @@
 //	echo 'correct horse' | go run ./examples/hardened-broker -hash-password
 //	go run ./examples/hardened-broker -new-device-secret    # secret for the device, hash for the file
 //	go run ./examples/hardened-broker -version
+//	go run ./examples/hardened-broker -admin-addr 127.0.0.1:9100 -admin-token-file admin.token  # admin API, /metrics
 //
 // Security events go to stderr as JSON lines (events.format json or ecs),
 // and with -events-file to a file as well. SIGHUP reloads the policy file

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,14 +29,22 @@ func metricsHandler(tb testing.TB, b *testBroker) http.Handler {
 
 // scrapeEverySecond serves b's metrics on a loopback HTTP listener and
 // scrapes them once a second, as Prometheus would, until the benchmark
-// ends. It returns the number of scrapes so far.
-func scrapeEverySecond(tb testing.TB, b *testBroker) func() int64 {
+// ends. It returns the number of scrapes so far and the time spent
+// answering them (wall time in the handler: an upper bound on its CPU).
+func scrapeEverySecond(tb testing.TB, b *testBroker) func() (int64, time.Duration) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: metricsHandler(tb, b), ReadHeaderTimeout: 5 * time.Second}
+	var spent atomic.Int64
+	h := metricsHandler(tb, b)
+	timed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		spent.Add(int64(time.Since(start)))
+	})
+	srv := &http.Server{Handler: timed, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	var n atomic.Int64
 	done := make(chan struct{})
@@ -64,22 +73,28 @@ func scrapeEverySecond(tb testing.TB, b *testBroker) func() int64 {
 		<-stopped
 		_ = srv.Close()
 	})
-	return n.Load
+	return func() (int64, time.Duration) { return n.Load(), time.Duration(spent.Load()) }
 }
 
 // BenchmarkMetricsCost is the cost of metrics on broker throughput: two
 // brokers running the fleet policy (BenchmarkFleetScenario's load), one
 // with the collector registered and scraped over HTTP every second, one
 // without. It reports both rates and scraped/unscraped (median of per-round
-// ratios, with its range), and how many scrapes happened:
+// ratios, with its range), how many scrapes happened, and the share of the
+// machine's CPU time (GOMAXPROCS x the run's wall time) spent answering
+// them, an upper bound on what metrics take from the broker that per-round
+// ratios on a shared machine cannot resolve:
 //
 //	go test -run '^$' -bench MetricsCost -benchtime 40000x -count 3 ./hooks/
 func BenchmarkMetricsCost(b *testing.B) {
 	unscraped := startFleet(b)
 	scraped := startFleet(b)
 	scrapes := scrapeEverySecond(b, scraped)
+	start := time.Now()
 	compareLoads(b, fleetLoad, []string{"unscraped", "scraped"}, []string{unscraped.addr, scraped.addr})
-	b.ReportMetric(float64(scrapes()), "scrapes")
+	n, spent := scrapes()
+	b.ReportMetric(float64(n), "scrapes")
+	b.ReportMetric(100*spent.Seconds()/(time.Since(start).Seconds()*float64(runtime.GOMAXPROCS(0))), "scrape_cpu_%")
 }
 
 // BenchmarkMetricsScrape is the cost of one scrape of a busy broker's

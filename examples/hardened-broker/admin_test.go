@@ -156,7 +156,7 @@ roles:
   ops: {subscribe: ["fleet/#"]}
   analytics: {subscribe: ["fleet/+/telemetry"]}
 rates:
-  publish: {per_connection: {messages: 5/min}}
+  publish: {per_connection: {messages: 5/h}}
   flapping: {connects: 3/min}
 `), 0o600); err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ rates:
 			t.Fatalf("wrong password: 0x%02X, want 0x86", code)
 		}
 	}
-	// Rate-limited: 8 QoS 1 publishes against 5/min; count what the
+	// Rate-limited: 8 QoS 1 publishes against 5/h; count what the
 	// client was told.
 	accepted, limited := 0, 0
 	for i := range 8 {

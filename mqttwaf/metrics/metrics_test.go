@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -8,41 +9,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/metrics"
 	"github.com/mqttwaf/mqttwaf/ratelimit"
 )
-
-// value finds the sample of name whose labels include want, in a Gather.
-func value(t *testing.T, fams []*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	t.Helper()
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue metric
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
 
 // TestCollector: decisions, drops, connections, bans, lockouts and the
 // policy's identity show up with their values, in a user's own registry;
@@ -86,37 +57,60 @@ func TestCollector(t *testing.T) {
 		t.Fatal("invalid policy reloaded")
 	}
 
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pi := w.PolicyInfo()
-	for _, tc := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
-		{"mqttwaf_decisions_total", map[string]string{"rule": "limits.topic", "action": "reject", "reason": "topic_too_many_levels", "enforced": "true"}, 2},
-		{"mqttwaf_decisions_total", map[string]string{"rule": metrics.DeliveryDroppedRule, "reason": "subscriber_queue_full"}, 1},
-		{"mqttwaf_deliveries_dropped_total", map[string]string{"reason": "subscriber_queue_full"}, 1},
-		{"mqttwaf_connections_open", nil, 1},
-		{"mqttwaf_connection_addresses_open", nil, 1},
-		{"mqttwaf_bans_active", map[string]string{"kind": "client"}, 1},
-		{"mqttwaf_bans_active", map[string]string{"kind": "ip"}, 0},
-		{"mqttwaf_lockouts_active", map[string]string{"kind": "user"}, 1},
-		{"mqttwaf_policy_reloads_total", map[string]string{"result": "ok"}, 0},
-		{"mqttwaf_policy_reloads_total", map[string]string{"result": "failed"}, 1},
-		{"mqttwaf_policy_info", map[string]string{"sha256": pi.SHA256, "mode": "enforce"}, 1},
-		{"mqttwaf_policy_loaded_timestamp_seconds", nil, float64(pi.LoadedAt.UnixNano()) / 1e9},
-		{"mqttwaf_broker_start_time_seconds", nil, 1700000000},
-		{"mqttwaf_broker_clients_connected", nil, 3},
-		{"mqttwaf_broker_messages_received_total", nil, 42},
-		{"mqttwaf_broker_sent_bytes_total", nil, 1000},
-	} {
-		got, ok := value(t, fams, tc.name, tc.labels)
-		if !ok || got != tc.want {
-			t.Errorf("%s%v = %v (found %v), want %v", tc.name, tc.labels, got, ok, tc.want)
-		}
+	want := fmt.Sprintf(`
+# HELP mqttwaf_decisions_total Decisions other than a plain allow, by rule, action, reason and whether they were enforced (false in detection_only).
+# TYPE mqttwaf_decisions_total counter
+mqttwaf_decisions_total{action="drop",enforced="true",reason="subscriber_queue_full",rule="broker.delivery_dropped"} 1
+mqttwaf_decisions_total{action="reject",enforced="true",reason="topic_too_many_levels",rule="limits.topic"} 2
+# HELP mqttwaf_deliveries_dropped_total Deliveries to subscribers the broker dropped, by reason (also counted in mqttwaf_decisions_total, rule broker.delivery_dropped).
+# TYPE mqttwaf_deliveries_dropped_total counter
+mqttwaf_deliveries_dropped_total{reason="subscriber_queue_full"} 1
+# HELP mqttwaf_connections_open Sockets open (accepted by the WAF and not yet closed).
+# TYPE mqttwaf_connections_open gauge
+mqttwaf_connections_open 1
+# HELP mqttwaf_connection_addresses_open Distinct remote addresses (see the addresses section) with an open socket.
+# TYPE mqttwaf_connection_addresses_open gauge
+mqttwaf_connection_addresses_open 1
+# HELP mqttwaf_bans_active Bans in force, by what they name: client, user or ip.
+# TYPE mqttwaf_bans_active gauge
+mqttwaf_bans_active{kind="client"} 1
+mqttwaf_bans_active{kind="ip"} 0
+mqttwaf_bans_active{kind="user"} 0
+# HELP mqttwaf_lockouts_active Password lockouts in force (identity.lockout), by what they name: user or ip.
+# TYPE mqttwaf_lockouts_active gauge
+mqttwaf_lockouts_active{kind="ip"} 0
+mqttwaf_lockouts_active{kind="user"} 1
+# HELP mqttwaf_policy_reloads_total Policy reloads, by result: ok or failed (the running policy stays in force).
+# TYPE mqttwaf_policy_reloads_total counter
+mqttwaf_policy_reloads_total{result="failed"} 1
+mqttwaf_policy_reloads_total{result="ok"} 0
+# HELP mqttwaf_policy_info The running policy: always 1, its SHA-256 (canonical form) and mode as labels.
+# TYPE mqttwaf_policy_info gauge
+mqttwaf_policy_info{mode="enforce",sha256="%s"} 1
+# HELP mqttwaf_policy_loaded_timestamp_seconds When the running policy was loaded, in Unix seconds.
+# TYPE mqttwaf_policy_loaded_timestamp_seconds gauge
+mqttwaf_policy_loaded_timestamp_seconds %g
+# HELP mqttwaf_broker_start_time_seconds When the broker started, in Unix seconds.
+# TYPE mqttwaf_broker_start_time_seconds gauge
+mqttwaf_broker_start_time_seconds 1.7e+09
+# HELP mqttwaf_broker_clients_connected Clients connected.
+# TYPE mqttwaf_broker_clients_connected gauge
+mqttwaf_broker_clients_connected 3
+# HELP mqttwaf_broker_messages_received_total PUBLISH packets received.
+# TYPE mqttwaf_broker_messages_received_total counter
+mqttwaf_broker_messages_received_total 42
+# HELP mqttwaf_broker_sent_bytes_total Bytes sent to clients.
+# TYPE mqttwaf_broker_sent_bytes_total counter
+mqttwaf_broker_sent_bytes_total 1000
+`, pi.SHA256, float64(pi.LoadedAt.UnixNano())/1e9)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"mqttwaf_decisions_total", "mqttwaf_deliveries_dropped_total", "mqttwaf_connections_open",
+		"mqttwaf_connection_addresses_open", "mqttwaf_bans_active", "mqttwaf_lockouts_active",
+		"mqttwaf_policy_reloads_total", "mqttwaf_policy_info", "mqttwaf_policy_loaded_timestamp_seconds",
+		"mqttwaf_broker_start_time_seconds", "mqttwaf_broker_clients_connected",
+		"mqttwaf_broker_messages_received_total", "mqttwaf_broker_sent_bytes_total"); err != nil {
+		t.Error(err)
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
@@ -124,6 +118,10 @@ func TestCollector(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
 	// No label carries what a client chose: the client ID banned, the
 	// user name locked out and the topic refused appear nowhere.
@@ -155,7 +153,7 @@ func TestCollectorWithoutBroker(t *testing.T) {
 			t.Errorf("%s exported without a broker", f.GetName())
 		}
 	}
-	if _, ok := value(t, fams, "mqttwaf_policy_info", nil); !ok {
-		t.Error("no mqttwaf_policy_info")
+	if n, err := testutil.GatherAndCount(reg, "mqttwaf_policy_info"); err != nil || n != 1 {
+		t.Errorf("mqttwaf_policy_info: %d series, %v", n, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"time"
 )
 
@@ -88,7 +89,7 @@ func (w *WAF) Operator(a OperatorAction) {
 	if a.Action == Ban {
 		v.Code = CodeBanned
 	}
-	c := &Client{ID: a.ClientID, Username: a.Username, Listener: "admin", RemoteIP: ParseRemoteIP(a.RemoteAddr)}
+	c := &Client{ID: a.ClientID, Username: a.Username, Listener: "admin", RemoteAddr: a.RemoteAddr, RemoteIP: ParseRemoteIP(a.RemoteAddr)}
 	s := subject{client: c}
 	if !a.Authenticated {
 		e.emit(StageAdmin, &v, s, true)
@@ -102,6 +103,9 @@ func (w *WAF) Operator(a OperatorAction) {
 		Reason: v.Reason, Code: codeOf(&v), Listener: c.Listener, ClientID: c.ID, Username: c.Username, Detail: v.Detail}
 	if c.RemoteIP.IsValid() {
 		ev.RemoteIP = c.RemoteIP.String()
+		if ap, err := netip.ParseAddrPort(a.RemoteAddr); err == nil {
+			ev.RemotePort = int(ap.Port())
+		}
 	}
 	e.out.sink.Emit(ev)
 }

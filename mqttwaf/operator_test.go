@@ -53,7 +53,7 @@ func TestOperatorEvents(t *testing.T) {
 	}
 	e := evs[0]
 	if e.Stage != StageAdmin || e.Rule != "admin.ban_add" || e.Action != Ban || e.ClientID != "dev1" ||
-		e.RemoteIP != "127.0.0.1" || e.Listener != "admin" || e.Code != CodeBanned {
+		e.RemoteIP != "127.0.0.1" || e.RemotePort != 5000 || e.Listener != "admin" || e.Code != CodeBanned {
 		t.Fatalf("ban event %+v", e)
 	}
 	if evs[1].Rule != "admin.ban_lift" || evs[1].Action != Allow || evs[2].Rule != "admin.auth" {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +62,7 @@ func startAdmin(a *adminConfig, c config, waf *mqttwaf.WAF, server *mqtt.Server,
 			return nil, fmt.Errorf("-admin-token-file: %w", err)
 		}
 	}
-	tlsCfg, err := adminTLS(a, c)
+	tlsCfg, err := adminTLS(waf, a, c)
 	if err != nil {
 		return nil, err
 	}
@@ -106,38 +104,26 @@ func listenIP(a net.Addr) (net.IP, error) {
 
 // adminTLS is the admin listener's TLS configuration: none without a
 // certificate; with -admin-client-ca, client certificates are required
-// and the broker's -tls-cert/-tls-key serve unless -admin-tls-cert is set.
-func adminTLS(a *adminConfig, c config) (*tls.Config, error) {
-	cert, key := a.cert, a.key
-	if a.clientCA != "" && cert == "" && key == "" {
-		cert, key = c.tlsCert, c.tlsKey
+// (optional when a token file is given too: either proof will do), and the
+// broker's -tls-cert/-tls-key serve unless -admin-tls-cert is set. The
+// files are read once, at start.
+func adminTLS(waf *mqttwaf.WAF, a *adminConfig, c config) (*tls.Config, error) {
+	f := mqttwaf.TLSFiles{Cert: a.cert, Key: a.key, ClientCA: a.clientCA, ClientCertOptional: a.tokenFile != "",
+		CertName: "-admin-tls-cert", KeyName: "-admin-tls-key", ClientCAName: "-admin-client-ca"}
+	if a.clientCA != "" && f.Cert == "" && f.Key == "" {
+		f.Cert, f.Key, f.CertName, f.KeyName = c.tlsCert, c.tlsKey, "-tls-cert", "-tls-key"
 	}
-	if cert == "" && key == "" {
-		if a.clientCA != "" {
-			return nil, errors.New("-admin-client-ca needs a certificate for the admin listener: -admin-tls-cert and -admin-tls-key, or -tls-cert and -tls-key")
-		}
+	switch {
+	case f.Cert == "" && f.Key == "" && a.clientCA != "":
+		return nil, errors.New("-admin-client-ca needs a certificate for the admin listener: -admin-tls-cert and -admin-tls-key, or -tls-cert and -tls-key")
+	case f.Cert == "" && f.Key == "":
 		return nil, nil
+	case f.Cert == "" || f.Key == "":
+		return nil, errors.New("-admin-tls-cert and -admin-tls-key go together: set both")
 	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
+	src, err := mqttwaf.NewTLSSource(waf, f)
 	if err != nil {
-		return nil, fmt.Errorf("admin listener certificate: %w", err)
+		return nil, err
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if a.clientCA != "" {
-		pem, err := os.ReadFile(a.clientCA)
-		if err != nil {
-			return nil, fmt.Errorf("-admin-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-admin-client-ca %s: no PEM certificates found", a.clientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-		if a.tokenFile != "" {
-			// Either proof will do: a token client without a certificate
-			// still completes the handshake.
-			cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		}
-	}
-	return cfg, nil
+	return src.Config(), nil
 }

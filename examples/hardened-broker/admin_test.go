@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/mqttwaf/mqttwaf/internal/testpki"
 )
 
 // startAdminBroker runs the example with an admin listener on a free
@@ -32,15 +35,22 @@ func startAdminBroker(t *testing.T, args ...string) (mqttAddr, adminURL, token s
 		t.Fatal(err)
 	}
 	mqttAddr, stderr = startBroker(t, append([]string{"-admin-addr", "127.0.0.1:0", "-admin-token-file", tokenFile}, args...)...)
+	return mqttAddr, adminBase(t, stderr), token, stderr
+}
+
+// adminBase is the admin listener's base URL, from its "admin API ready"
+// log line.
+func adminBase(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 	for sc.Scan() {
-		var line struct{ Msg, Admin string }
+		var line struct{ Msg, Admin, Scheme string }
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "admin API ready" {
-			return mqttAddr, "http://" + line.Admin, token, stderr
+			return line.Scheme + "://" + line.Admin
 		}
 	}
 	t.Fatalf("no admin listener:\n%s", stderr.String())
-	return
+	return ""
 }
 
 // adminDo sends one admin request and returns the status and body.
@@ -376,6 +386,53 @@ func TestAdminFlags(t *testing.T) {
 		err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestAdminMutualTLS: with -admin-client-ca (and no token file) the admin
+// listener speaks TLS and admits clients with a certificate from that CA
+// only; one without a certificate does not complete the handshake.
+func TestAdminMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "admin CA")
+	from, until := testpki.Valid()
+	cert, key := ca.Issue(t, "127.0.0.1", true, from, until)
+	files := map[string][]byte{"ca.pem": ca.PEM, "cert.pem": cert, "key.pem": key}
+	for name, b := range files {
+		testpki.WriteFile(t, filepath.Join(dir, name), b)
+	}
+	_, stderr := startBroker(t, "-admin-addr", "127.0.0.1:0", "-admin-client-ca", filepath.Join(dir, "ca.pem"),
+		"-admin-tls-cert", filepath.Join(dir, "cert.pem"), "-admin-tls-key", filepath.Join(dir, "key.pem"))
+	base := adminBase(t, stderr)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("admin listener %s, want https", base)
+	}
+	operator, err := tls.X509KeyPair(ca.Issue(t, "operator-1", false, from, until))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testpki.NewCA(t, "another CA")
+	stranger, err := tls.X509KeyPair(other.Issue(t, "operator-1", false, from, until))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		certs []tls.Certificate
+		ok    bool
+	}{
+		{"certificate from the admin CA", []tls.Certificate{operator}, true},
+		{"no certificate", nil, false},
+		{"certificate from another CA", []tls.Certificate{stranger}, false},
+	} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: tc.certs}}}
+		resp, err := c.Get(base + "/v1/status")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		if ok := err == nil && resp.StatusCode == 200; ok != tc.ok {
+			t.Errorf("%s: %v %v, want admitted %v", tc.name, resp, err, tc.ok)
 		}
 	}
 }

@@ -1,17 +1,10 @@
 package admin_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,8 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/mqttwaf/mqttwaf/internal/testpki"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/admin"
 )
@@ -175,12 +168,15 @@ func TestLoadToken(t *testing.T) {
 // certificate the listener verified is let in and named in the event; one
 // without a certificate (the listener accepts either proof) is refused.
 func TestClientCertificate(t *testing.T) {
-	ca, caKey := newCert(t, "test CA", nil, nil)
-	operator, opKey := newCert(t, "operator-1", ca, caKey)
-	server, srvKey := newCert(t, "127.0.0.1", ca, caKey)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-
+	ca := testpki.NewCA(t, "admin CA")
+	from, until := testpki.Valid()
+	pair := func(cn string, server bool) tls.Certificate {
+		c, err := tls.X509KeyPair(ca.Issue(t, cn, server, from, until))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 	evs := &events{}
 	w, _ := mqttwaf.New(nil, mqttwaf.Options{Sink: evs})
 	h, err := admin.New(w, admin.Options{ClientCert: true})
@@ -188,12 +184,11 @@ func TestClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Raw}, PrivateKey: srvKey}}}
+	srv.TLS = &tls.Config{ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven, Certificates: []tls.Certificate{pair("127.0.0.1", true)}}
 	srv.StartTLS()
 	defer srv.Close()
 	client := func(certs ...tls.Certificate) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: certs}}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -201,7 +196,7 @@ func TestClientCertificate(t *testing.T) {
 		status int
 		event  string
 	}{
-		{"with a certificate", client(tls.Certificate{Certificate: [][]byte{operator.Raw}, PrivateKey: opKey}), 201, "by cert:operator-1"},
+		{"with a certificate", client(pair("operator-1", false)), 201, "by cert:operator-1"},
 		{"without", client(), 401, "admin.auth"},
 	} {
 		resp, err := tc.c.Post(srv.URL+"/v1/bans", "application/json", strings.NewReader(`{"target":"user:x","duration":"1m"}`))
@@ -217,32 +212,4 @@ func TestClientCertificate(t *testing.T) {
 			t.Errorf("%s: events %+v, want one with %q", tc.name, e, tc.event)
 		}
 	}
-}
-
-// newCert makes a certificate for cn signed by parent (self-signed if nil).
-func newCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
-	if ip := net.ParseIP(cn); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
 }

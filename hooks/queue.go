@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/system"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/metrics"
 )
 
 // Delivery accounting: every message the broker discards on its way to a
@@ -52,8 +53,9 @@ const (
 	dropRefused       = "subscriber_refused"
 )
 
-// ruleDeliveryDropped is the rule id of every dropped delivery.
-const ruleDeliveryDropped = "broker.delivery_dropped"
+// ruleDeliveryDropped is the rule id of every dropped delivery; the
+// metrics package exports these counters by reason too.
+const ruleDeliveryDropped = metrics.DeliveryDroppedRule
 
 // recountEvery bounds how often a session's in-flight bytes are recounted
 // from mochi's store (O(n log n)) before a delivery is refused for them: a

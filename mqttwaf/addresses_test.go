@@ -1,11 +1,13 @@
 package mqttwaf
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqttwaf/mqttwaf/ratelimit"
 
@@ -175,7 +177,10 @@ rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 1000
 	check(t, "dev2 typo", login("dev2", "x", "2001:db8:5::2"), bad)
 	check(t, "dev3 typo", login("dev3", "x", "2001:db8:5::3"), bad)
 	check(t, "dev3 typo", login("dev3", "x", "2001:db8:5::4"), bad)
-	check(t, "dev3 typo", login("dev3", "x", "2001:db8:5::5"), bad) // 8 failures from the /64
+	check(t, "dev3 typo", login("dev3", "x", "2001:db8:5::5"), bad)
+	// dev1's fourth guess did not count against the address (its user
+	// name's lockout answered it): 3+1+3 = 7 so far, the next one locks.
+	check(t, "dev2 typo", login("dev2", "x", "2001:db8:5::6"), bad) // 8 failures from the /64
 	check(t, "dev3 from the locked /64", login("dev3", "dev3-pass", "2001:db8:5::99"), locked)
 	check(t, "dev3 from elsewhere", login("dev3", "dev3-pass", "2001:db8:6::1"), allowed)
 	evs := tw.events.take()
@@ -221,5 +226,61 @@ rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 1000
 	check(t, "dev1 after the lift", tw.login("dev1", "dev1-pass", ip), allowed)
 	if list, _ := tw.Lockouts().List(tw.clock.Now()); len(list) != 0 {
 		t.Fatalf("after the lift Lockouts().List = %v, want none", list)
+	}
+}
+
+// TestLockoutOneIdentityCannotLockItsAddress is the bug of issue 15: one
+// device's mistyped passwords (fleet.yaml: dev1) locked every other user
+// at the same address (backend) out. However long one user name keeps
+// failing, it adds at most max_failures to its address's count; a guesser
+// spraying many user names still locks the address out. With per_username
+// off nothing else stops a guesser on one name, so there every failure
+// counts against the address. The address threshold here is just above
+// the user name's, so a single failure too many counted against the
+// address would show.
+func TestLockoutOneIdentityCannotLockItsAddress(t *testing.T) {
+	creds := writeCreds(t, "dev1", "backend")
+	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
+	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
+	const ip = "192.0.2.7"
+	for _, tc := range []struct {
+		name, perUsername string
+		guess             func(i int) string // the user name of the i-th wrong password
+		backendLocked     bool               // backend, at the same address, is locked out at times
+	}{
+		{"one device retrying for an hour", "on", func(int) string { return "dev1" }, false},
+		{"a guesser spraying user names", "on", func(i int) string { return fmt.Sprintf("user%d", i) }, true},
+		{"one name, per_username off", "off", func(int) string { return "dev1" }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tw := newPolicyWAF(t, `identity:
+  credentials_file: `+creds+`
+  anonymous: {allow: never}
+  lockout: {max_failures: 5, max_failures_per_address: 6, window: 5m, duration: 1m, per_username: `+tc.perUsername+`}
+roles:
+  all: {publish: ["#"]}
+rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
+`)
+			// A wrong password every 5 s for an hour: 720 tries; backend
+			// logs in from the same address every minute.
+			backendLocked := false
+			for i := range 720 {
+				v := tw.login(tc.guess(i), "wrong", ip)
+				if got := gotOf(v); got != bad && got != locked {
+					t.Fatalf("try %d: %+v", i, v)
+				}
+				tw.clock.Add(5 * time.Second)
+				if i%12 == 11 {
+					v := tw.login("backend", "backend-pass", ip)
+					if got := gotOf(v); got != allowed && got != locked {
+						t.Fatalf("backend after try %d: %+v", i, v)
+					}
+					backendLocked = backendLocked || gotOf(v) == locked
+				}
+			}
+			if backendLocked != tc.backendLocked {
+				t.Fatalf("backend locked out at some point: %v, want %v", backendLocked, tc.backendLocked)
+			}
+		})
 	}
 }

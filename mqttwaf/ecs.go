@@ -144,6 +144,11 @@ func ecsOf(e Event) ecsLine {
 		// pick these up.
 		l.Event.Category = append(l.Event.Category, "authentication")
 	}
+	if e.Stage == StageAdmin {
+		// An operator's action through the admin API (HTTP), not MQTT
+		// traffic: SIEM configuration-change views pick these up.
+		l.Event.Category, l.Network.Protocol = []string{"configuration"}, "http"
+	}
 	if e.Code != 0 {
 		code, _ := e.Code.MarshalText()
 		l.MQTT.ReasonCode, l.MQTT.ReasonName = string(code), e.Code.String()

@@ -20,6 +20,7 @@ type engine struct {
 	st      *state  // shared with the engines before and after a reload
 	out     *output
 	now     func() time.Time
+	info    policyInfo // hash and load time, for operators
 
 	views *views    // per-subscriber redaction, or nil
 	id    *identity // the compiled identity section

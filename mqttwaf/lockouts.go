@@ -74,14 +74,26 @@ func (l *lockouts) check(c *Client) (Verdict, bool) {
 }
 
 // failed counts a failed authentication and locks out what crossed the limit.
+//
+// With per_username on, one user name adds at most max_failures to its
+// address's count within the window: beyond that, the user name's own
+// lockout answers its failures, and counting them against the address too
+// would let one device with a wrong password (a typo, a stale credential,
+// a retry loop) lock out every other identity behind the same address
+// (issue 15). The address lockout is then what it is for: a guesser trying
+// many user names from one address (max_failures_per_address / max_failures
+// of them at least). With per_username off nothing else stops a guesser on
+// one name, so every failure counts against the address.
 func (l *lockouts) failed(c *Client) {
 	now := l.now()
-	if n := l.addrs.network(c.RemoteIP); n.IsValid() && !l.addrFailures.AllowN(now, l.addrs.key(c.RemoteIP), 1) {
-		_, _ = l.bans.Strike(now, ratelimit.PrefixTarget(n), "authentication_failures")
-	}
+	toAddress := true
 	if l.perUsername && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue &&
 		!l.userFailures.AllowN(now, c.Username, 1) {
+		toAddress = false
 		_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
+	}
+	if n := l.addrs.network(c.RemoteIP); toAddress && n.IsValid() && !l.addrFailures.AllowN(now, l.addrs.key(c.RemoteIP), 1) {
+		_, _ = l.bans.Strike(now, ratelimit.PrefixTarget(n), "authentication_failures")
 	}
 }
 

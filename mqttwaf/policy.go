@@ -312,7 +312,10 @@ type LockoutPolicy struct {
 	// More than MaxFailuresPerAddress failed authentications from one
 	// address (network, see addresses) within Window lock that address out
 	// (default 10 x MaxFailures: one device with a wrong password must not
-	// lock out every device behind the same NAT).
+	// lock out every device behind the same NAT). With PerUsername on, one
+	// user name adds at most MaxFailures to its address's count (its own
+	// lockout answers the rest), so only a guesser trying several user
+	// names locks an address out.
 	MaxFailuresPerAddress int      `yaml:"max_failures_per_address" json:"max_failures_per_address"`
 	Window                Duration `yaml:"window" json:"window"`
 	// Duration is the first lockout (default 1m); each repeat doubles it, up

@@ -3,6 +3,7 @@ package mqttwaf
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/ratelimit"
@@ -22,6 +23,9 @@ type state struct {
 	retained  retainedTable
 	// handshakes are the TLS handshake budgets (tls.go).
 	handshakes handshakeLimits
+
+	// reloadsOK and reloadsFailed count WAF.Reload calls, for operators.
+	reloadsOK, reloadsFailed atomic.Uint64
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

@@ -140,10 +140,15 @@ func (w *WAF) Reload(p *Policy) error {
 		ls = append(ls, Layer{Protection: pr, Policy: p})
 	}
 	q, err := compose(ls)
+	if err == nil {
+		err = w.load(q)
+	}
 	if err != nil {
+		w.st.reloadsFailed.Add(1)
 		return err
 	}
-	return w.load(q)
+	w.st.reloadsOK.Add(1)
+	return nil
 }
 
 // load validates and compiles the composed policy p and swaps it in.
@@ -167,6 +172,7 @@ func (w *WAF) load(p *Policy) error {
 	if err != nil {
 		return err
 	}
+	e.info = newPolicyInfo(q, w.opts.Now())
 	w.st.commitRates(rs)
 	w.engine.Store(e)
 	w.st.passwords.prune(e.id.creds) // verified passwords of changed or removed credentials

@@ -7,6 +7,7 @@
 //	echo 'correct horse' | go run ./examples/hardened-broker -hash-password
 //	go run ./examples/hardened-broker -new-device-secret    # secret for the device, hash for the file
 //	go run ./examples/hardened-broker -version
+//	go run ./examples/hardened-broker -admin-addr 127.0.0.1:9100 -admin-token-file admin.token  # admin API, /metrics
 //
 // Security events go to stderr as JSON lines (events.format json or ecs),
 // and with -events-file to a file as well. SIGHUP reloads the policy file
@@ -78,6 +79,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address (wss with -tls-cert); listener id \"ws\"")
 	fs.StringVar(&c.eventsFile, "events-file", "", "also append security events to this file (JSON lines, reopened on SIGHUP for log rotation)")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
+	ac := adminFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,6 +135,11 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	// too, reloads the certificates and reopens the events file (reload.go);
 	// a part that does not load leaves its running state in force.
 	reloadAll := reloader(waf, c.policy, certs, events)
+	stopAdmin, err := startAdmin(ac, c, waf, server, addrs, reloadAll, logger)
+	if err != nil {
+		return errors.Join(err, server.Close())
+	}
+	defer stopAdmin()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -5,7 +5,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/mqttwaf/mqttwaf/mqttwaf/metrics"
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
 // BrokerInfo gives the metrics collector mochi's own figures (server.Info,
@@ -17,10 +17,10 @@ import (
 // mochi keeps the connection, message and byte figures current; it
 // updates Retained, Subscriptions and the disconnected-client count on its
 // $SYS tick (every second).
-func BrokerInfo(server *mqtt.Server) func() metrics.BrokerInfo {
-	return func() metrics.BrokerInfo {
+func BrokerInfo(server *mqtt.Server) func() mqttwaf.BrokerInfo {
+	return func() mqttwaf.BrokerInfo {
 		i := server.Info.Clone()
-		return metrics.BrokerInfo{
+		return mqttwaf.BrokerInfo{
 			Started:             time.Unix(i.Started, 0),
 			ClientsConnected:    i.ClientsConnected,
 			ClientsDisconnected: i.ClientsDisconnected,

@@ -11,7 +11,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/system"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
-	"github.com/mqttwaf/mqttwaf/mqttwaf/metrics"
 )
 
 // Delivery accounting: every message the broker discards on its way to a
@@ -55,7 +54,7 @@ const (
 
 // ruleDeliveryDropped is the rule id of every dropped delivery; the
 // metrics package exports these counters by reason too.
-const ruleDeliveryDropped = metrics.DeliveryDroppedRule
+const ruleDeliveryDropped = mqttwaf.RuleDeliveryDropped
 
 // recountEvery bounds how often a session's in-flight bytes are recounted
 // from mochi's store (O(n log n)) before a delivery is refused for them: a

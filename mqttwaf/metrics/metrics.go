@@ -33,29 +33,13 @@ type Options struct {
 	Now func() time.Time `json:"-" yaml:"-"`
 }
 
-// BrokerInfo is what a broker says about itself (mochi-mqtt's system.Info,
-// without importing mochi here). Totals count since the broker started.
-type BrokerInfo struct {
-	Started             time.Time
-	ClientsConnected    int64
-	ClientsDisconnected int64 // persistent sessions whose client is away
-	ClientsMaximum      int64
-	MessagesReceived    int64
-	MessagesSent        int64
-	MessagesDropped     int64 // deliveries dropped to slow subscribers
-	InflightDropped     int64
-	Retained            int64
-	Inflight            int64
-	Subscriptions       int64
-	BytesReceived       int64
-	BytesSent           int64
-	PacketsReceived     int64
-	PacketsSent         int64
-}
+// BrokerInfo is what a broker says about itself (mqttwaf.BrokerInfo; the
+// hooks package fills it from mochi's server.Info).
+type BrokerInfo = mqttwaf.BrokerInfo
 
 // DeliveryDroppedRule is the rule id under which adapters count the
-// deliveries the broker dropped (hooks: broker.delivery_dropped).
-const DeliveryDroppedRule = "broker.delivery_dropped"
+// deliveries the broker dropped.
+const DeliveryDroppedRule = mqttwaf.RuleDeliveryDropped
 
 // Collector is a prometheus.Collector over one WAF (and its broker).
 type Collector struct {

@@ -4,7 +4,7 @@
 //	go run ./examples/hardened-broker                      # 127.0.0.1:1883, embedded default policy
 //	go run ./examples/hardened-broker -policy fleet.yaml   # your policy
 //	go run ./examples/hardened-broker -print-default-policy
-//	echo 'correct horse' | go run ./examples/hardened-broker -hash-password
+//	go run ./examples/hardened-broker -hash-password      # asks for a person's password, prints its hash
 //	go run ./examples/hardened-broker -new-device-secret    # secret for the device, hash for the file
 //	go run ./examples/hardened-broker -version
 //	go run ./examples/hardened-broker -admin-addr 127.0.0.1:9100 -admin-token-file admin.token  # admin API, /metrics
@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,7 +25,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -69,7 +67,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "MQTT over TCP listen address (empty disables it); listener id \"tcp\"")
 	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
-	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a person's password from stdin, print its bcrypt hash for a credentials file, and exit")
+	fs.BoolVar(&c.hashPassword, "hash-password", false, "ask for a person's password (8 characters or more; not echoed, asked twice, on a terminal; else one line of stdin), print its bcrypt hash for a credentials file, and exit")
 	fs.BoolVar(&c.newDeviceSecret, "new-device-secret", false, "print a new random device secret (line 1, the device's password) and its hash (line 2, for the credentials file), and exit")
 	fs.StringVar(&c.tlsAddr, "tls-addr", "127.0.0.1:8883", "MQTT over TLS listen address, used with -tls-cert and -tls-key; listener id \"tls\"")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TLS and secure WebSocket listeners")
@@ -91,7 +89,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return err
 	}
 	if c.hashPassword {
-		return hashPassword(stdin, stdout)
+		return hashPassword(stdin, stdout, stderr)
 	}
 	if c.newDeviceSecret {
 		return newDeviceSecret(stdout, stderr)
@@ -216,20 +214,6 @@ func addListeners(server *mqtt.Server, waf *mqttwaf.WAF, c config, certs *mqttwa
 		addrs[cfg.ID] = l.Address()
 	}
 	return addrs, nil
-}
-
-// hashPassword reads one line (the password) and prints its hash.
-func hashPassword(stdin io.Reader, stdout io.Writer) error {
-	line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	h, err := mqttwaf.HashPassword([]byte(strings.TrimRight(line, "\r\n")))
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, h)
-	return err
 }
 
 // newDeviceSecret prints a new device secret and its hash, one per line,

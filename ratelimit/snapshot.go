@@ -30,21 +30,23 @@ type SavedBan struct {
 	Strikes int       `json:"strikes,omitempty"`
 }
 
+// banSnapshot is SaveBans' document. It holds no time of its own, so the
+// snapshot of an unchanged list is the same bytes and a caller can skip the
+// write.
 type banSnapshot struct {
 	Version int        `json:"version"`
-	Saved   time.Time  `json:"saved"`
 	Bans    []SavedBan `json:"bans"`
 }
 
 // SaveBans returns the bans of s active at now as a JSON document for
 // RestoreBans. Its size is bounded by the store's own cap (BanOptions.MaxBans
-// for a BanList).
+// for a BanList). The same active bans give the same bytes.
 func SaveBans(s BanStore, now time.Time) ([]byte, error) {
 	bans, err := s.List(now)
 	if err != nil {
 		return nil, err
 	}
-	doc := banSnapshot{Version: snapshotVersion, Saved: now.UTC(), Bans: make([]SavedBan, 0, len(bans))}
+	doc := banSnapshot{Version: snapshotVersion, Bans: make([]SavedBan, 0, len(bans))}
 	for _, b := range bans {
 		sb := SavedBan{Target: b.Target.String(), Reason: b.Reason, Since: b.Since.UTC(), Strikes: b.Strikes}
 		if !b.Until.IsZero() {

@@ -90,7 +90,7 @@ func checkTarget(s BanStore, now time.Time, tg Target) (Ban, bool) {
 
 func TestBanSnapshotRefusesDamage(t *testing.T) {
 	good := func(entries string) string {
-		return `{"version":1,"saved":"2025-11-25T12:00:00Z","bans":[` + entries + `]}`
+		return `{"version":1,"bans":[` + entries + `]}`
 	}
 	tests := []struct {
 		name, data, want string

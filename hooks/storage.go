@@ -71,7 +71,7 @@ type Storage struct {
 	server   *mqtt.Server
 	st       *stack
 	waf      *mqttwaf.WAF
-	maxIdle  int64         // seconds an offline v3 session lives (broker.max_session_expiry)
+	maxIdle  int64                      // seconds an offline v3 session lives (broker.max_session_expiry)
 	restored map[string]*mqttwaf.Client // client ID -> the WAF's view, until sessions are restored
 
 	ops      chan storeOp
@@ -720,8 +720,12 @@ func (s *Storage) StoredSubscriptions() ([]storage.Subscription, error) {
 // back into their in-flight stores itself and returns none: mochi's own
 // loading (ToPacket) would drop their expiry and protocol version, and with
 // them message expiry.
+//
+// Each restored session's in-flight byte count (queue.go) starts at what
+// its store now holds, so broker.max_inflight_bytes applies to deliveries
+// queued for it after the restart as before.
 func (s *Storage) StoredInflightMessages() ([]storage.Message, error) {
-	return nil, s.eachNested(bucketInflight, func(id string, v []byte) error {
+	err := s.eachNested(bucketInflight, func(id string, v []byte) error {
 		var m storedMessage
 		if err := json.Unmarshal(v, &m); err != nil {
 			return err
@@ -732,6 +736,14 @@ func (s *Storage) StoredInflightMessages() ([]storage.Message, error) {
 		}
 		return nil
 	})
+	for id := range s.restored {
+		if cl, ok := s.server.Clients.Get(id); ok {
+			if ss := s.st.sessions.get(cl); ss != nil {
+				ss.queue.bytes.Store(heldBytes(cl))
+			}
+		}
+	}
+	return nil, err
 }
 
 // eachNested calls fn for each record of a per-client bucket whose session

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/ratelimit"
@@ -167,7 +169,7 @@ func OpenStorage(o StorageOptions) (*Storage, error) {
 	path := filepath.Join(o.Dir, StorageFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cmp.Or(o.LockTimeout, time.Second)})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%s is in use by another process (another broker on the same data directory?)", path)
 	case err != nil:
 		return nil, fmt.Errorf("cannot open %s: %w", path, err)
@@ -266,6 +268,18 @@ func (s *Storage) ViewKey() []byte { return bytes.Clone(s.viewKey) }
 
 // Path is the database file.
 func (s *Storage) Path() string { return s.path }
+
+// Backup writes a consistent copy of the database to w while the broker
+// runs (changes still queued for the writer are not in it) and returns its
+// size. The copy is a database file: put it in a data directory as
+// StorageFile to restore it.
+func (s *Storage) Backup(w io.Writer) (n int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
 
 // Install restores w's bans and lockouts from the file, adds s to server as
 // its storage hook (after the WAF's hooks, which must be installed), and
@@ -412,7 +426,7 @@ func apply(tx *bolt.Tx, batch []storeOp) error {
 	for _, op := range batch {
 		b := tx.Bucket(op.bucket)
 		if op.drop {
-			if err := b.DeleteBucket([]byte(op.sub)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := b.DeleteBucket([]byte(op.sub)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			continue

@@ -155,6 +155,26 @@ func TestStorageKeepsWhatTheWAFAllowed(t *testing.T) {
 	}
 	waitStored(t, b.storage, "no message left for p1", func(k storedKeys) bool { return len(k.inflight) == 0 })
 
+	// A backup taken now is a database with p1's session in it.
+	backup := t.TempDir()
+	f, err := os.Create(filepath.Join(backup, StorageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.storage.Backup(f); errors.Join(err, f.Close()) != nil {
+		t.Fatal(err)
+	}
+	copied, err := OpenStorage(StorageOptions{Dir: backup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := readStored(t, copied); !slices.Equal(k.sessions, []string{"p1"}) {
+		t.Fatalf("backup holds %+v", k)
+	}
+	if err := copied.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	dialSession(t, b.addr, "p1", 0, true) // a clean start ends the session
 	waitStored(t, b.storage, "p1 forgotten", func(k storedKeys) bool { return len(k.sessions) == 0 && len(k.subs) == 0 })
 }

@@ -222,7 +222,8 @@ func (w *WAF) Policy() *Policy { return w.engine.Load().policy.clone() }
 // Bans is the ban list: flapping and escalation bans land here, and the
 // CONNECT of anything on it is refused with 0x8A. Operators list, add and
 // remove bans through it at run time. It lives in memory: a restart clears
-// it (save List and re-Add to keep bans across restarts). A reload keeps it;
+// it unless it is saved and restored (ratelimit.SaveBans and RestoreBans;
+// hooks.Storage does both). A reload keeps it;
 // its ban durations are those of the policy the WAF started with.
 //
 // Removing a ban also forgives its target: its strikes (so a new offence

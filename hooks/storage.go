@@ -314,11 +314,12 @@ func (s *Storage) Install(server *mqtt.Server, w *mqttwaf.WAF) error {
 	s.ops = make(chan storeOp, 4096)
 	s.done, s.stopSave, s.saved = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	s.loading = true
-	if err := server.AddHook(s, nil); err != nil {
-		return err
-	}
 	go s.writer()
 	go s.saver()
+	if err := server.AddHook(s, nil); err != nil {
+		_ = s.Stop()
+		return err
+	}
 	return nil
 }
 
@@ -553,8 +554,7 @@ func (s *Storage) session(cl *mqtt.Client, disconnected int64) storedSession {
 		// a will is often personal data.
 	}}
 	if ss := s.st.sessions.get(cl); ss != nil {
-		v := ss.client
-		rec.View = &v
+		rec.View = &ss.client // encoded by put, on this goroutine (the client's own)
 	}
 	return rec
 }

@@ -283,3 +283,27 @@ func TestOpenStorageRefusesDamage(t *testing.T) {
 		t.Fatalf("data directory mode %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
 }
+
+// BenchmarkBrokerStorage runs the same load through the hardened broker
+// (default policy) without and with Storage, the subscriber holding a
+// persistent session so every delivery is written (stored when sent,
+// deleted when acknowledged):
+//
+//	flock /work/bench.lock go test -run '^$' -bench BrokerStorage -benchtime 20000x -count 3 ./hooks/
+func BenchmarkBrokerStorage(b *testing.B) {
+	l := benchLoad
+	l.subscriber = func(tb testing.TB, addr string) *v5 {
+		expiry := uint32(3600)
+		sub, err := dialV5(tb, addr, &paho.Connect{ClientID: "bench-sub", CleanStart: true,
+			Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sub.subscribe(tb, 1, "bench/#")
+		return sub
+	}
+	compareLoads(b, l, []string{"memory", "stored"}, []string{
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+		startBroker(b, benchRates, brokerOpts{bench: true, storageDir: b.TempDir()}).addr,
+	})
+}

@@ -14,14 +14,7 @@ import (
 // is gone.
 func TestBansAndLockoutsSnapshot(t *testing.T) {
 	creds := writeCreds(t, "dev1", "dev2")
-	doc := `identity:
-  credentials_file: ` + creds + `
-  anonymous: {allow: never}
-  lockout: {max_failures: 2, max_failures_per_address: 100, window: 5m, duration: 1m}
-roles:
-  all: {publish: ["#"]}
-rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
-`
+	doc := lockoutPolicy(creds, "{max_failures: 2, max_failures_per_address: 100, window: 5m, duration: 1m}")
 	const ip = "192.0.2.7"
 	before := newPolicyWAF(t, doc)
 	for range 3 {

@@ -153,7 +153,12 @@ type storeOp struct {
 	drop   bool   // delete the nested bucket sub
 	key    []byte
 	value  []byte
+	msg    *storedMessage // encoded by the writer, unless a later change in its batch makes it moot
+	skip   bool           // superseded within its batch
 }
+
+// opKey names the record a change writes.
+type opKey struct{ bucket, sub, key string }
 
 // OpenStorage opens (or creates) the database in o.Dir. It fails, naming
 // the file, if the directory cannot be created or written, another process
@@ -388,6 +393,14 @@ func (s *Storage) put(bucket []byte, sub string, key []byte, v any) {
 	s.enqueue(storeOp{bucket: bucket, sub: sub, key: key, value: data})
 }
 
+// putMessage queues a message record. It is encoded by the writer, off
+// the delivery path, and not at all when the same batch deletes it again (a
+// delivery the subscriber acknowledged at once): the slices of a message
+// mochi holds are never written to, so they can be read later.
+func (s *Storage) putMessage(bucket []byte, sub string, key []byte, m storedMessage) {
+	s.enqueue(storeOp{bucket: bucket, sub: sub, key: key, msg: &m})
+}
+
 func (s *Storage) del(bucket []byte, sub string, key []byte) {
 	s.enqueue(storeOp{del: true, bucket: bucket, sub: sub, key: key})
 }
@@ -403,6 +416,7 @@ func (s *Storage) forget(id string) {
 func (s *Storage) writer() {
 	defer close(s.done)
 	batch := make([]storeOp, 0, 256)
+	seen, dropped := map[opKey]bool{}, map[opKey]bool{}
 	for op := range s.ops {
 		batch = append(batch[:0], op)
 	more:
@@ -417,14 +431,48 @@ func (s *Storage) writer() {
 				break more
 			}
 		}
+		s.prepareBatch(batch, seen, dropped)
 		if err := s.db.Update(func(tx *bolt.Tx) error { return apply(tx, batch) }); err != nil {
 			s.log.Error("mqttwaf storage: write failed; the broker runs on, but these changes are not kept", "file", s.path, "changes", len(batch), "error", err)
 		}
 	}
 }
 
+// prepareBatch marks the changes a later one in the batch makes moot (the
+// same record written or deleted again, or its client's bucket dropped),
+// and encodes the message records that remain.
+func (s *Storage) prepareBatch(batch []storeOp, seen, dropped map[opKey]bool) {
+	clear(seen)
+	clear(dropped)
+	for i := len(batch) - 1; i >= 0; i-- {
+		op := &batch[i]
+		if op.drop {
+			dropped[opKey{bucket: string(op.bucket), sub: op.sub}] = true
+			continue
+		}
+		k := opKey{string(op.bucket), op.sub, string(op.key)}
+		if seen[k] || op.sub != "" && dropped[opKey{bucket: k.bucket, sub: k.sub}] {
+			op.skip = true
+			continue
+		}
+		seen[k] = true
+		if op.msg != nil {
+			data, err := json.Marshal(op.msg)
+			if err != nil {
+				s.log.Error("mqttwaf storage: cannot encode a message", "error", err)
+				op.skip = true
+				continue
+			}
+			op.value = data
+		}
+	}
+}
+
 func apply(tx *bolt.Tx, batch []storeOp) error {
 	for _, op := range batch {
+		if op.skip {
+			continue
+		}
 		b := tx.Bucket(op.bucket)
 		if op.drop {
 			if err := b.DeleteBucket([]byte(op.sub)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
@@ -616,7 +664,7 @@ func (s *Storage) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 		c := s.st.sessions.clientOf(cl)
 		m.Owner, m.OwnerID = cmp.Or(c.Username, "-"), c.ID
 	}
-	s.put(bucketRetained, "", []byte(pk.TopicName), m)
+	s.putMessage(bucketRetained, "", []byte(pk.TopicName), m)
 }
 
 // OnRetainedExpired deletes a retained message mochi expired.
@@ -629,7 +677,7 @@ func (s *Storage) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _
 	}
 	m := messageRecord(&pk)
 	m.Sent = sent
-	s.put(bucketInflight, cl.ID, packetKey(pk.PacketID), m)
+	s.putMessage(bucketInflight, cl.ID, packetKey(pk.PacketID), m)
 }
 
 // OnQosComplete deletes a message the subscriber acknowledged.

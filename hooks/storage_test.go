@@ -307,3 +307,50 @@ func BenchmarkBrokerStorage(b *testing.B) {
 		startBroker(b, benchRates, brokerOpts{bench: true, storageDir: b.TempDir()}).addr,
 	})
 }
+
+// TestStorageBatchSupersedes: within one batch, only the last change to a
+// record is written (a message stored and acknowledged at once is never
+// encoded), and dropping a client's bucket makes its earlier changes moot,
+// not its later ones.
+func TestStorageBatchSupersedes(t *testing.T) {
+	msg := func(key string) storeOp {
+		return storeOp{bucket: bucketInflight, sub: "c", key: []byte(key), msg: &storedMessage{}}
+	}
+	del := func(key string) storeOp { return storeOp{del: true, bucket: bucketInflight, sub: "c", key: []byte(key)} }
+	drop := storeOp{drop: true, bucket: bucketInflight, sub: "c"}
+	session := storeOp{bucket: bucketSessions, key: []byte("c"), value: []byte("{}")}
+	for _, tc := range []struct {
+		name  string
+		batch []storeOp
+		kept  []bool // by position
+	}{
+		{"stored then acknowledged", []storeOp{msg("1"), del("1")}, []bool{false, true}},
+		{"deleted then stored", []storeOp{del("1"), msg("1")}, []bool{false, true}},
+		{"other records", []storeOp{msg("1"), msg("2"), del("3")}, []bool{true, true, true}},
+		{"dropped after", []storeOp{msg("1"), session, drop}, []bool{false, true, true}},
+		{"dropped before", []storeOp{drop, msg("1")}, []bool{true, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Storage{}
+			batch := slices.Clone(tc.batch)
+			for i := range batch {
+				if batch[i].msg != nil {
+					m := *batch[i].msg
+					batch[i].msg = &m
+				}
+			}
+			s.prepareBatch(batch, map[opKey]bool{}, map[opKey]bool{})
+			for i, op := range batch {
+				if op.skip == tc.kept[i] {
+					t.Errorf("change %d kept %v, want %v", i, !op.skip, tc.kept[i])
+				}
+				if !op.skip && op.msg != nil && len(op.value) == 0 {
+					t.Errorf("change %d kept but not encoded", i)
+				}
+				if op.skip && op.msg != nil && len(op.value) != 0 {
+					t.Errorf("change %d encoded though moot", i)
+				}
+			}
+		})
+	}
+}

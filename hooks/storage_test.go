@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
@@ -177,6 +178,46 @@ func TestStorageKeepsWhatTheWAFAllowed(t *testing.T) {
 
 	dialSession(t, b.addr, "p1", 0, true) // a clean start ends the session
 	waitStored(t, b.storage, "p1 forgotten", func(k storedKeys) bool { return len(k.sessions) == 0 && len(k.subs) == 0 })
+}
+
+// TestStorageMQTT311Session: a 3.1.1 session with clean session false is
+// kept like an MQTT 5 one: its message queued before the restart arrives
+// when it reconnects after it.
+func TestStorageMQTT311Session(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, storagePolicy, brokerOpts{storageDir: dir})
+	got := make(chan string, 10)
+	persist := func(o *mqtt3.ClientOptions) {
+		o.SetCleanSession(false).SetDefaultPublishHandler(func(_ mqtt3.Client, m mqtt3.Message) { got <- string(m.Payload()) })
+	}
+	c, _, err := dialV3(t, b.addr, "v3", "", persist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitToken(t, c.Subscribe("ok/v3", 1, nil))
+	c.Disconnect(100)
+	if !waitFor(5*time.Second, func() bool { cl, ok := b.server.Clients.Get("v3"); return ok && cl.Closed() }) {
+		t.Fatal("v3 still connected")
+	}
+	pub := dialSession(t, b.addr, "pub", 0, true)
+	if _, err := pub.publish(t, "ok/v3", 1, []byte("queued")); err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, b.storage, "v3's queued message", func(k storedKeys) bool { return len(k.inflight["v3"]) == 1 })
+	b.close()
+
+	b = startBroker(t, storagePolicy, brokerOpts{storageDir: dir})
+	if _, _, err := dialV3(t, b.addr, "v3", "", persist); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "queued" {
+			t.Fatalf("v3 got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("v3's queued message did not arrive after the restart")
+	}
 }
 
 // TestStorageForgetsEndedSessions: what mochi's expiry removes from memory

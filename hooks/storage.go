@@ -172,7 +172,10 @@ func OpenStorage(o StorageOptions) (*Storage, error) {
 		return nil, fmt.Errorf("cannot create the data directory: %w", err)
 	}
 	path := filepath.Join(o.Dir, StorageFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cmp.Or(o.LockTimeout, time.Second)})
+	// The free-page list is rebuilt at open instead of written at every
+	// commit: less to write per batch, as etcd runs bbolt.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cmp.Or(o.LockTimeout, time.Second),
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%s is in use by another process (another broker on the same data directory?)", path)
@@ -316,7 +319,7 @@ func (s *Storage) Install(server *mqtt.Server, w *mqttwaf.WAF) error {
 		}
 		s.lastSave[i] = data
 	}
-	s.ops = make(chan storeOp, 4096)
+	s.ops = make(chan storeOp, maxBatch)
 	s.done, s.stopSave, s.saved = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	s.loading = true
 	go s.writer()
@@ -412,6 +415,11 @@ func (s *Storage) forget(id string) {
 	s.enqueue(storeOp{drop: true, bucket: bucketInflight, sub: id})
 }
 
+// maxBatch bounds the changes queued for the writer and committed in one
+// transaction: a slow fsync is absorbed by a larger batch, not by the
+// deliveries waiting to queue theirs.
+const maxBatch = 8192
+
 // writer commits queued changes, as many per transaction as are waiting.
 func (s *Storage) writer() {
 	defer close(s.done)
@@ -420,7 +428,7 @@ func (s *Storage) writer() {
 	for op := range s.ops {
 		batch = append(batch[:0], op)
 	more:
-		for len(batch) < 1024 {
+		for len(batch) < maxBatch {
 			select {
 			case op, ok := <-s.ops:
 				if !ok {

@@ -35,12 +35,13 @@ import (
 //
 // It is its own mochi storage hook rather than mochi's bolt hook, whose
 // v2.7.9 records lose what the WAF relies on: it stores subscriptions the
-// ACL refused (with the refusal code as their QoS), the subscriptions and
-// queued messages of clean sessions and never deletes those of expired
-// sessions (the file grows with every client ID an attacker invents), and
-// drops the packet identifier and expiry of queued messages (every queued
-// message of a session comes back under identifier 0, and message expiry
-// stops applying). Here:
+// ACL refused (with the refusal code as their QoS), writes clean sessions
+// too (deleted at disconnect, left behind by a crash), never deletes the
+// subscriptions and queued messages of expired sessions (the file grows
+// with every client ID an attacker invents, and a restart subscribes them
+// again), and drops the packet identifier and expiry of queued messages
+// (every queued message of a session comes back under identifier 0, and
+// message expiry stops applying). Here:
 //
 //   - only persistent sessions are written, and only subscriptions the
 //     broker granted; a session that expires, ends clean or is taken over

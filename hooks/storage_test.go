@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -17,9 +18,10 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// storagePolicy admits anyone, and lets them subscribe under ok/ only.
+// storagePolicy admits anyone, and lets them subscribe and retain under
+// ok/ only.
 const storagePolicy = `identity: {anonymous: {allow: anywhere, role: r}}
-roles: {r: {publish: ["#"], subscribe: ["ok/#"], retain: ["#"], broad_wildcards: true}}
+roles: {r: {publish: ["#"], subscribe: ["ok/#"], retain: ["ok/#"], broad_wildcards: true}}
 `
 
 // dialSession connects id anonymously (MQTT 5) with the given session
@@ -38,6 +40,7 @@ func dialSession(t *testing.T, addr, id string, expiry uint32, clean bool) *v5 {
 // the subscription filters and the in-flight packet identifiers.
 type storedKeys struct {
 	sessions []string
+	retained []string
 	subs     map[string][]string
 	inflight map[string][]uint16
 }
@@ -47,6 +50,7 @@ func readStored(t *testing.T, s *Storage) storedKeys {
 	k := storedKeys{subs: map[string][]string{}, inflight: map[string][]uint16{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		_ = tx.Bucket(bucketSessions).ForEach(func(id, _ []byte) error { k.sessions = append(k.sessions, string(id)); return nil })
+		_ = tx.Bucket(bucketRetained).ForEach(func(topic, _ []byte) error { k.retained = append(k.retained, string(topic)); return nil })
 		subs := tx.Bucket(bucketSubs)
 		_ = subs.ForEach(func(id, _ []byte) error {
 			return subs.Bucket(id).ForEach(func(f, _ []byte) error {
@@ -105,10 +109,16 @@ func TestStorageKeepsWhatTheWAFAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectMsg(t, c1.msgs, 5*time.Second)
-	waitStored(t, b.storage, "p1's queued message", func(k storedKeys) bool { return len(k.inflight["p1"]) == 1 })
+	for _, topic := range []string{"no/r", "ok/r"} { // the first is refused (retain_not_permitted)
+		_, _ = pub.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte("r")})
+	}
+	waitStored(t, b.storage, "p1's queued message", func(k storedKeys) bool { return len(k.inflight["p1"]) == 1 && len(k.retained) > 0 })
 	k := readStored(t, b.storage)
 	if !slices.Equal(k.sessions, []string{"p1"}) || len(k.subs) != 1 || !slices.Equal(k.subs["p1"], []string{"ok/a"}) || len(k.inflight) != 1 {
 		t.Fatalf("stored %+v: want p1 alone, subscribed to ok/a only", k)
+	}
+	if !slices.Equal(k.retained, []string{"ok/r"}) {
+		t.Fatalf("retained %q stored, want ok/r only", k.retained)
 	}
 	b.close()
 
@@ -357,7 +367,9 @@ func TestStorageBatchSupersedes(t *testing.T) {
 	msg := func(key string) storeOp {
 		return storeOp{bucket: bucketInflight, sub: "c", key: []byte(key), msg: &storedMessage{}}
 	}
-	del := func(key string) storeOp { return storeOp{del: true, bucket: bucketInflight, sub: "c", key: []byte(key)} }
+	del := func(key string) storeOp {
+		return storeOp{del: true, bucket: bucketInflight, sub: "c", key: []byte(key)}
+	}
 	drop := storeOp{drop: true, bucket: bucketInflight, sub: "c"}
 	session := storeOp{bucket: bucketSessions, key: []byte("c"), value: []byte("{}")}
 	for _, tc := range []struct {

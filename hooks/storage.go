@@ -371,7 +371,9 @@ func persistentSession(cl *mqtt.Client) bool {
 // current reports whether cl is the client mochi holds under its ID (not a
 // connection another one took over, nor one being replaced).
 func (s *Storage) current(cl *mqtt.Client) bool {
-	if cl.IsTakenOver() {
+	// StopCause is set before the old connection's goroutine ends, where
+	// IsTakenOver is set by the new one a moment later.
+	if cl.IsTakenOver() || cl.StopCause() == packets.ErrSessionTakenOver {
 		return false
 	}
 	cur, ok := s.server.Clients.Get(cl.ID)

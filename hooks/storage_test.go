@@ -166,6 +166,17 @@ func TestStorageKeepsWhatTheWAFAllowed(t *testing.T) {
 	}
 	waitStored(t, b.storage, "no message left for p1", func(k storedKeys) bool { return len(k.inflight) == 0 })
 
+	// A takeover by a new connection of the session leaves it stored as
+	// connected (the old connection's end is not recorded as the session's).
+	dialSession(t, b.addr, "p1", 300, false)
+	waitStored(t, b.storage, "p1 connected", func(storedKeys) bool {
+		var rec storedSession
+		_ = b.storage.db.View(func(tx *bolt.Tx) error {
+			return json.Unmarshal(tx.Bucket(bucketSessions).Get([]byte("p1")), &rec)
+		})
+		return rec.Client.ID == "p1" && rec.Disconnected == 0
+	})
+
 	// A backup taken now is a database with p1's session in it.
 	backup := t.TempDir()
 	f, err := os.Create(filepath.Join(backup, StorageFile))

@@ -68,7 +68,7 @@ func launchBroker(t *testing.T, args ...string) (string, *syncBuffer, func()) {
 			}
 		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: the race detector on a shared machine
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 		for sc.Scan() {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mqttwaf/mqttwaf/hooks"
 )
@@ -33,8 +34,23 @@ func storePolicy(t *testing.T, rawBackend bool) string {
 	if rawBackend {
 		view = ", view: raw"
 	}
+	// fleet.creds's users and passwords, at bcrypt's lowest cost: the test
+	// connects often, under the race detector, on a shared machine.
+	var creds strings.Builder
+	for _, u := range [][2]string{{"dev1", "device"}, {"dev2", "device"}, {"backend", "backend"}, {"analytics", "analytics"}, {"ops", "ops"}} {
+		h, err := bcrypt.GenerateFromPassword([]byte(u[0]+"-demo-pass"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds.WriteString(u[0] + ":" + u[1] + ":" + string(h) + "\n")
+	}
+	dir := t.TempDir()
+	credsPath := filepath.Join(dir, "test.creds")
+	if err := os.WriteFile(credsPath, []byte(creds.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	doc := `identity:
-  credentials_file: ` + abs("fleet.creds") + `
+  credentials_file: ` + credsPath + `
   anonymous: {allow: never}
   client_id: {bind: ["{username}", "{username}-*"]}
   lockout: {max_failures: 2}
@@ -58,7 +74,7 @@ payloads:
 redaction:
   pseudonym_key_file: ` + abs("fleet.pseudonym.key") + `
 `
-	path := filepath.Join(t.TempDir(), "policy.yaml")
+	path := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +98,7 @@ func connect(t *testing.T, addr, id, user, pass string, persist, clean bool) (*c
 	}
 	conn = packets.NewThreadSafeConn(conn)
 	c := &client{msgs: make(chan *paho.Publish, 100)}
-	c.Client = paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 10 * time.Second,
+	c.Client = paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 60 * time.Second,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			c.msgs <- pr.Packet
 			return true, nil
@@ -91,7 +107,7 @@ func connect(t *testing.T, addr, id, user, pass string, persist, clean bool) (*c
 	if persist {
 		expiry = 3600
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c.connack, err = c.Connect(ctx, &paho.Connect{ClientID: id, Username: user, UsernameFlag: true, Password: []byte(pass),
 		PasswordFlag: true, CleanStart: clean, KeepAlive: 30,
@@ -128,7 +144,7 @@ func refusedWith(t *testing.T, addr, user, pass string) byte {
 
 func (c *client) subscribe(t *testing.T, filter string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ack, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
 	if err != nil || len(ack.Reasons) != 1 || ack.Reasons[0] != 1 {
@@ -138,7 +154,7 @@ func (c *client) subscribe(t *testing.T, filter string) {
 
 func (c *client) publish(t *testing.T, topic string, retain bool, payload []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if r, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: payload}); err != nil || r.ReasonCode != 0 {
 		t.Fatalf("publish %s: %v %+v", topic, err, r)
@@ -148,7 +164,7 @@ func (c *client) publish(t *testing.T, topic string, retain bool, payload []byte
 // next returns the next message c receives on topic.
 func (c *client) next(t *testing.T, who, topic string) *paho.Publish {
 	t.Helper()
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for {
 		select {
 		case m := <-c.msgs:

@@ -132,14 +132,8 @@ func mustConnect(t *testing.T, addr, user string, persist, clean bool) *client {
 // refusedWith returns the CONNACK reason code of a CONNECT (0: admitted).
 func refusedWith(t *testing.T, addr, user, pass string) byte {
 	t.Helper()
-	c, err := connect(t, addr, user, user, pass, false, true)
-	if err == nil {
-		return 0
-	}
-	if c.connack == nil {
-		t.Fatalf("%s: no CONNACK: %v", user, err)
-	}
-	return c.connack.ReasonCode
+	_, code := mqtt5(t, addr, user, user, pass)
+	return code
 }
 
 func (c *client) subscribe(t *testing.T, filter string) {

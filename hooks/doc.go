@@ -14,4 +14,8 @@
 // adds the deadlines and caps, and Install refuses servers where another hook
 // could allow what the WAF denies. A panic inside the WAF refuses the packet
 // and disconnects the client.
+//
+// Storage keeps sessions, queued and retained messages, bans and lockouts
+// across restarts (OpenStorage before the WAF is built, for its ViewKey;
+// Storage.Install after Install).
 package hooks

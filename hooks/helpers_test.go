@@ -122,6 +122,7 @@ type testBroker struct {
 	wsAddr  string // WebSocket, when brokerOpts.ws is set
 	tlsCA   *x509.CertPool
 	pki     *testPKI // the CA behind the TLS listener
+	storage *Storage // when brokerOpts.storageDir is set
 
 	closeOnce sync.Once
 }
@@ -138,6 +139,8 @@ type brokerOpts struct {
 	// unvalidated turns the frame validator off (BenchmarkBrokerFrames'
 	// baseline).
 	unvalidated bool
+	// storageDir, if set, keeps the broker's state there (Storage).
+	storageDir string
 }
 
 // testPolicy prefixes every test policy: events unthrottled so tests see
@@ -202,7 +205,14 @@ func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker 
 	if o.sink != nil {
 		sink = o.sink
 	}
-	b.waf, err = mqttwaf.New(p, mqttwaf.Options{Sink: sink, Rules: o.rules})
+	wo := mqttwaf.Options{Sink: sink, Rules: o.rules}
+	if o.storageDir != "" {
+		if b.storage, err = OpenStorage(StorageOptions{Dir: o.storageDir}); err != nil {
+			t.Fatal(err)
+		}
+		wo.ViewKey = b.storage.ViewKey()
+	}
+	b.waf, err = mqttwaf.New(p, wo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +221,11 @@ func startBrokerWith(t testing.TB, p *mqttwaf.Policy, o brokerOpts) *testBroker 
 	b.server = mqtt.New(opts)
 	if err := Install(b.server, b.waf); err != nil {
 		t.Fatal(err)
+	}
+	if b.storage != nil {
+		if err := b.storage.Install(b.server, b.waf); err != nil {
+			t.Fatal(err)
+		}
 	}
 	add := func(cfg listeners.Config) string {
 		l, err := NewListener(b.waf, cfg)

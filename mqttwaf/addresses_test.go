@@ -130,6 +130,20 @@ func TestReloadCannotRegroupAddresses(t *testing.T) {
 
 // writeCreds writes a credentials file (bcrypt at the minimum cost) into
 // a temporary directory and returns the policy lines that use it.
+// lockoutPolicy is a policy of password users (creds, from writeCreds)
+// with the given identity.lockout section, and connect rates, flapping and
+// novelty budgets out of the way of tests that log in again and again.
+func lockoutPolicy(creds, lockout string) string {
+	return `identity:
+  credentials_file: ` + creds + `
+  anonymous: {allow: never}
+  lockout: ` + lockout + `
+roles:
+  all: {publish: ["#"]}
+rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
+`
+}
+
 func writeCreds(t *testing.T, users ...string) string {
 	t.Helper()
 	var b strings.Builder
@@ -154,14 +168,7 @@ func writeCreds(t *testing.T, users ...string) string {
 // through its /64 is one address.
 func TestLockoutThresholds(t *testing.T) {
 	creds := writeCreds(t, "dev1", "dev2", "dev3")
-	tw := newPolicyWAF(t, `identity:
-  credentials_file: `+creds+`
-  anonymous: {allow: never}
-  lockout: {max_failures: 3, max_failures_per_address: 7, window: 5m, duration: 1m}
-roles:
-  all: {publish: ["#"]}
-rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
-`)
+	tw := newPolicyWAF(t, lockoutPolicy(creds, "{max_failures: 3, max_failures_per_address: 7, window: 5m, duration: 1m}"))
 	login := tw.login
 	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
 	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
@@ -200,14 +207,7 @@ rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 1000
 // does not lock it out again).
 func TestLockoutsLift(t *testing.T) {
 	creds := writeCreds(t, "dev1")
-	tw := newPolicyWAF(t, `identity:
-  credentials_file: `+creds+`
-  anonymous: {allow: never}
-  lockout: {max_failures: 2, max_failures_per_address: 100, window: 5m, duration: 1m}
-roles:
-  all: {publish: ["#"]}
-rates: {flapping: {off: true}, new_client_ids: {global: 100000/min, per_ip: 100000/min, per_username: 100000/min}, connect: {per_ip: 100000/s, per_network: 100000/s}}
-`)
+	tw := newPolicyWAF(t, lockoutPolicy(creds, "{max_failures: 2, max_failures_per_address: 100, window: 5m, duration: 1m}"))
 	bad := want{Reject, "identity.authenticate", "bad_credentials", CodeBadUsernameOrPassword}
 	locked := want{Reject, "identity.lockout", "authentication_locked_out", CodeBanned}
 	const ip = "192.0.2.7"

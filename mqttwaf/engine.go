@@ -79,7 +79,7 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 		}
 		pubRates.topics = append(pubRates.topics, ts)
 	}
-	pl, err := compilePayloads(p, now)
+	pl, err := compilePayloads(p, now, st.viewKey)
 	if err != nil {
 		return nil, nil, err
 	}

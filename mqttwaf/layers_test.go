@@ -100,7 +100,10 @@ func layersWAF(tb testing.TB, doc string) *testWAF {
 	}
 	tw := &testWAF{events: &eventLog{}, clock: newFakeClock()}
 	rules := []Rule{upperRule{}, &denyTopicRule{id: "test.deny", topic: "fleet/d1/denied", code: CodeNotAuthorized}}
-	if tw.WAF, err = New(p, Options{Sink: tw.events, Now: tw.clock.Now, Rules: rules}); err != nil {
+	// One view key for every WAF here, so the two being compared mark
+	// stored views alike.
+	key := bytes.Repeat([]byte("k"), minViewKey)
+	if tw.WAF, err = New(p, Options{Sink: tw.events, Now: tw.clock.Now, Rules: rules, ViewKey: key}); err != nil {
 		tb.Fatal(err)
 	}
 	return tw

@@ -221,7 +221,7 @@ type payloads struct {
 	views   *views // set whenever an entry redacts (compileViews)
 }
 
-func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
+func compilePayloads(p *Policy, now func() time.Time, viewKey []byte) (*payloads, error) {
 	r := &payloads{now: now}
 	if p.Provenance.UserProperty == viewMarker {
 		return nil, fmt.Errorf("provenance.user_property: %q is reserved for the WAF's own use: choose another name", viewMarker)
@@ -285,7 +285,7 @@ func compilePayloads(p *Policy, now func() time.Time) (*payloads, error) {
 			}
 			e.redactor = rd
 			e.keep = compileKeep(pp.Redact.KeepProperties, p.Provenance.UserProperty, pp.ContentTypes)
-			e.token = viewToken(pp.Redact, key)
+			e.token = viewToken(viewKey, pp.Redact, key)
 		}
 		r.entries = append(r.entries, e)
 	}

@@ -23,6 +23,8 @@ type state struct {
 	retained  retainedTable
 	// handshakes are the TLS handshake budgets (tls.go).
 	handshakes handshakeLimits
+	// viewKey keys the markers of stored redacted views (views.go).
+	viewKey []byte
 
 	// reloadsOK and reloadsFailed count WAF.Reload calls, for operators.
 	reloadsOK, reloadsFailed atomic.Uint64

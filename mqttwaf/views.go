@@ -147,23 +147,30 @@ const maxPropertyName = 1024
 // the stored payload as it is; any other (rules changed by a reload, a
 // message stored raw, a forged marker) is redacted again, because
 // redacting twice is safe but a second pseudonym no longer joins the first.
-// The token is keyed with a secret of this process, so no client can make
+// The token is keyed with a secret of the WAF (Options.ViewKey, kept with
+// the stored messages by a broker that persists them), so no client can make
 // one, and the marker is removed from every delivery.
 const viewMarker = "mqttwaf:view"
 
-// viewSecret keys the marker tokens of this process.
-var viewSecret = func() []byte {
-	k := make([]byte, 32)
+// minViewKey is the shortest Options.ViewKey accepted, in bytes.
+const minViewKey = 32
+
+// viewKeyOr returns k, or a new random key when k is empty.
+func viewKeyOr(k []byte) []byte {
+	if len(k) > 0 {
+		return bytes.Clone(k)
+	}
+	k = make([]byte, minViewKey)
 	_, _ = rand.Read(k) // never fails (crypto/rand crashes the program instead)
 	return k
-}()
+}
 
 // viewToken identifies the redacted view that r (and key, if r uses a
-// pseudonym) makes, in this process: equal rule sets give equal tokens, so
-// a reload that leaves an entry's redaction as it was keeps its stored
-// views valid.
-func viewToken(r RedactPolicy, key redact.Secret) string {
-	mac := hmac.New(sha256.New, viewSecret)
+// pseudonym) makes, under secret: equal rule sets give equal tokens, so a
+// reload that leaves an entry's redaction as it was keeps its stored views
+// valid, and so does a restart with the same Options.ViewKey.
+func viewToken(secret []byte, r RedactPolicy, key redact.Secret) string {
+	mac := hmac.New(sha256.New, secret)
 	doc, err := json.Marshal(redact.Options{Rules: r.Rules, Detectors: r.Detectors, MaxDepth: r.MaxDepth,
 		MaxOutput: int(r.MaxOutput), ExactPaths: r.ExactPaths})
 	if err != nil {

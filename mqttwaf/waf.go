@@ -58,6 +58,14 @@ type Options struct {
 	Rules []Rule
 	// Now is the clock (time.Now if nil); tests set it.
 	Now func() time.Time
+	// ViewKey keys the marker of stored redacted views (see ViewMessage):
+	// a broker that keeps retained and queued messages across restarts
+	// passes the same key (at least 32 random bytes, kept with its stored
+	// messages) to every WAF it runs, so a message stored as its redacted
+	// view is recognised after a restart instead of being redacted again (a
+	// second pseudonym would no longer join the first). Empty: a random key
+	// of this WAF, right for a broker that stores nothing.
+	ViewKey []byte
 }
 
 // New compiles p (nil means the default policy) into a WAF running every
@@ -86,7 +94,10 @@ func NewStack(layers []Layer, o Options) (*WAF, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := &WAF{st: &state{}, opts: o}
+	if len(o.ViewKey) > 0 && len(o.ViewKey) < minViewKey {
+		return nil, fmt.Errorf("mqttwaf: Options.ViewKey: %d bytes, want at least %d random bytes", len(o.ViewKey), minViewKey)
+	}
+	w := &WAF{st: &state{viewKey: viewKeyOr(o.ViewKey)}, opts: o}
 	for _, l := range layers {
 		w.layers = append(w.layers, l.Protection)
 	}
@@ -211,7 +222,8 @@ func (w *WAF) Policy() *Policy { return w.engine.Load().policy.clone() }
 // Bans is the ban list: flapping and escalation bans land here, and the
 // CONNECT of anything on it is refused with 0x8A. Operators list, add and
 // remove bans through it at run time. It lives in memory: a restart clears
-// it (save List and re-Add to keep bans across restarts). A reload keeps it;
+// it unless it is saved and restored (ratelimit.SaveBans and RestoreBans;
+// hooks.Storage does both). A reload keeps it;
 // its ban durations are those of the policy the WAF started with.
 //
 // Removing a ban also forgives its target: its strikes (so a new offence

@@ -51,6 +51,7 @@ type config struct {
 	hashPassword, newDeviceSecret   bool
 	eventsFile                      string
 	version                         bool
+	dataDir                         string
 }
 
 // run serves until ctx is done. Events and logs go to stderr as JSON lines;
@@ -77,6 +78,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&c.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address (wss with -tls-cert); listener id \"ws\"")
 	fs.StringVar(&c.eventsFile, "events-file", "", "also append security events to this file (JSON lines, reopened on SIGHUP for log rotation)")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
+	fs.StringVar(&c.dataDir, "data-dir", "", "directory that keeps retained messages, persistent sessions, bans and lockouts across restarts (created 0700); empty keeps them in memory only")
 	ac := adminFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -101,12 +103,17 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	}
 	stderr = &lockedWriter{w: stderr} // log lines and event lines, whole
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	st, err := openStore(c.dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.close()
 	events, err := newEventOutput(c.eventsFile, stderr, logger)
 	if err != nil {
 		return err
 	}
 	defer events.Close()
-	waf, err := mqttwaf.New(policy, mqttwaf.Options{EventOutput: events})
+	waf, err := mqttwaf.New(policy, st.options(mqttwaf.Options{EventOutput: events}))
 	if err != nil {
 		return err
 	}
@@ -116,6 +123,9 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	opts.Logger = hooks.MochiLogger(stderr, slog.LevelWarn)
 	server := mqtt.New(opts)
 	if err := hooks.Install(server, waf); err != nil {
+		return err
+	}
+	if err := st.install(server, waf); err != nil {
 		return err
 	}
 	certs, err := newTLSSource(waf, c)

@@ -37,26 +37,38 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startBroker runs the example in-process and returns its TCP address and
-// its stderr.
+// startBroker runs the example in-process until the test ends and returns
+// its TCP address and its stderr.
 func startBroker(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	addr, stderr, stop := launchBroker(t, args...)
+	t.Cleanup(stop)
+	return addr, stderr
+}
+
+// launchBroker runs the example in-process and returns its TCP address, its
+// stderr, and a function that stops it and checks it shut down cleanly.
+func launchBroker(t *testing.T, args ...string) (string, *syncBuffer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard, stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v on shutdown", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run returned %v on shutdown", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("broker did not shut down")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("broker did not shut down")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second) // generous: the race detector on a shared machine
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 		for sc.Scan() {
@@ -65,17 +77,19 @@ func startBroker(t *testing.T, args ...string) (string, *syncBuffer) {
 				Listeners map[string]string `json:"listeners"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "hardened-broker ready" {
-				return line.Listeners["tcp"], stderr
+				return line.Listeners["tcp"], stderr, stop
 			}
 		}
 		select {
 		case err := <-done:
+			cancel()
 			t.Fatalf("broker exited: %v\n%s", err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	cancel()
 	t.Fatalf("broker not ready:\n%s", stderr.String())
-	return "", nil
+	return "", nil, nil
 }
 
 func mosquitto(t *testing.T, tool string) string {

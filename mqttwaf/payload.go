@@ -167,7 +167,12 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 			fe.add(at+".redact", "redaction works on JSON: set format: json")
 		}
 		if _, err := redact.New(p.Redact.options(placeholderKey)); err != nil {
-			fe.add(at+".redact", "%v", err)
+			var ce *redact.ConfigError
+			if errors.As(err, &ce) {
+				fe.add(at+".redact."+ce.Field, "%s", ce.Msg) // rules and detectors are the policy's, index for index
+			} else {
+				fe.add(at+".redact", "%v", err)
+			}
 		}
 	}
 	if p.Redact.ExactPaths && len(p.Redact.Rules) == 0 {

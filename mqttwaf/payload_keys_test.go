@@ -130,6 +130,10 @@ func TestPayloadKeysPolicyErrors(t *testing.T) {
 		{"    exact_field_paths: true\n", "payloads[0].exact_field_paths: applies to the paths of fields, and there are none"},
 		{"    redact: {exact_paths: true, detectors: [{kind: email}]}\n", "payloads[0].redact.exact_paths: applies to the paths of redact.rules, and there are none"},
 		{"    json: {fold_keys: true}\n", `unknown key "fold_keys"`},
+		// Errors from the redact package speak in the policy's keys, under the entry's path.
+		{"    redact: {rules: [{path: a, op: remove}, {paths: [lat, lon], op: coarsen, cell_metres: -5}]}\n",
+			"payloads[0].redact.rules[1].cell_metres: must be between 1 and 10000000, got -5"},
+		{"    redact: {detectors: [{kind: email}, {kind: emial}]}\n", `payloads[0].redact.detectors[1].kind: unknown "emial"`},
 		{"    json: {exact_keys: maybe}\n", "exact_keys"},
 	} {
 		_, err := ParsePolicy([]byte(testIdentity+"payloads:\n  - topics: [\"t/#\"]\n    format: json\n"+tc.entry), "test.yaml")

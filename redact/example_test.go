@@ -47,7 +47,7 @@ func ExampleNew() {
 	}})
 	fmt.Println(err)
 	// Output:
-	// redact: PseudonymKey: must be at least 16 bytes for the pseudonym operator, got 0; generate one with `openssl rand -base64 32`
+	// redact: pseudonym_key: must be at least 16 bytes for the pseudonym operator, got 0; generate one with `openssl rand -base64 32`
 }
 
 // Paths match keys the way back ends read them: case-insensitively, and

@@ -41,38 +41,48 @@ type detector struct {
 }
 
 func errf(field, format string, args ...any) error {
-	return fmt.Errorf("redact: "+field+": "+format, args...)
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// ConfigError is an Options mistake New refused: Field names it by its
+// YAML/JSON key ("rules[3].cell_metres"), so a policy that embeds Options
+// reports it under its own path; Msg says what is wrong and how to fix it.
+type ConfigError struct {
+	Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return "redact: " + e.Field + ": " + e.Msg }
+
 // New validates opts and compiles them into a Redactor. Errors name the
-// field and the fix, e.g. "redact: Rules[1].KeepLast: must be >= 0, got -2".
+// field by its YAML key and the fix, e.g. "redact: rules[1].keep_last: must be
+// between 0 and 1024, got -2" (a *ConfigError).
 func New(opts Options) (*Redactor, error) {
 	r := &Redactor{trie: newTrie(!opts.ExactPaths), root: []int32{0}, maxDepth: opts.MaxDepth}
 	if r.maxDepth == 0 {
 		r.maxDepth = defaultMaxDepth
 	}
 	if r.maxDepth < 1 || r.maxDepth > maxMaxDepth {
-		return nil, errf("MaxDepth", "must be between 1 and %d, got %d", maxMaxDepth, opts.MaxDepth)
+		return nil, errf("max_depth", "must be between 1 and %d, got %d", maxMaxDepth, opts.MaxDepth)
 	}
 	if opts.MaxOutput < 0 {
-		return nil, errf("MaxOutput", "must be >= 0 (0: 8 times the input plus 64 KiB), got %d", opts.MaxOutput)
+		return nil, errf("max_output", "must be >= 0 (0: 8 times the input plus 64 KiB), got %d", opts.MaxOutput)
 	}
 	r.maxOut = opts.MaxOutput
 	if n := len(opts.Rules) + len(opts.Detectors); n > MaxRules {
-		return nil, errf("Rules", "at most %d rules and detectors together, got %d; split the rule set", MaxRules, n)
+		return nil, errf("rules", "at most %d rules and detectors together, got %d; split the rule set", MaxRules, n)
 	}
 	needKey := false
 	seen := map[string]string{}
 	addID := func(field, id string) error {
 		if prev, dup := seen[id]; dup {
-			return errf(field+".ID", "%q is also the ID of %s; set distinct IDs", id, prev)
+			return errf(field+".id", "%q is also the ID of %s; set distinct IDs", id, prev)
 		}
 		seen[id] = field
 		r.ids = append(r.ids, id)
 		return nil
 	}
 	for i, ru := range opts.Rules {
-		f := fmt.Sprintf("Rules[%d]", i)
+		f := fmt.Sprintf("rules[%d]", i)
 		c, err := compileRule(&r.trie, f, int32(i), ru)
 		if err != nil {
 			return nil, err
@@ -88,7 +98,7 @@ func New(opts Options) (*Redactor, error) {
 		}
 	}
 	for i, d := range opts.Detectors {
-		f := fmt.Sprintf("Detectors[%d]", i)
+		f := fmt.Sprintf("detectors[%d]", i)
 		c, err := compileDetector(f, d)
 		if err != nil {
 			return nil, err
@@ -110,7 +120,7 @@ func New(opts Options) (*Redactor, error) {
 	}
 	if needKey {
 		if n := len(opts.PseudonymKey); n < minKeyLen {
-			return nil, errf("PseudonymKey", "must be at least %d bytes for the pseudonym operator, got %d; generate one with `openssl rand -base64 32`", minKeyLen, n)
+			return nil, errf("pseudonym_key", "must be at least %d bytes for the pseudonym operator, got %d; generate one with `openssl rand -base64 32`", minKeyLen, n)
 		}
 		r.key = []byte(opts.PseudonymKey)
 	}
@@ -130,7 +140,7 @@ func firstPath(ru Rule) string {
 func compileRule(t *trie, f string, idx int32, ru Rule) (rule, error) {
 	var c rule
 	if ru.Op == "" {
-		return c, errf(f+".Op", "required; one of remove, replace, mask, pseudonym, truncate, round, bucket, coarsen")
+		return c, errf(f+".op", "required; one of remove, replace, mask, pseudonym, truncate, round, bucket, coarsen")
 	}
 	a, err := compileAction(f, ru.Action)
 	if err != nil {
@@ -140,33 +150,33 @@ func compileRule(t *trie, f string, idx int32, ru Rule) (rule, error) {
 	paths := ru.Paths
 	switch {
 	case ru.Path != "" && len(ru.Paths) > 0:
-		return c, errf(f+".Path", "set Path or Paths, not both")
+		return c, errf(f+".path", "set path or paths, not both")
 	case ru.Path != "":
 		paths = []string{ru.Path}
 	case len(paths) == 0:
-		return c, errf(f+".Path", "required (a gjson path such as DATA.USER_NAME)")
+		return c, errf(f+".path", "required (a gjson path such as DATA.USER_NAME)")
 	}
 	parsed := make([][]comp, len(paths))
 	for j, p := range paths {
 		if parsed[j], err = parsePath(p, t.fold); err != nil {
-			field := fmt.Sprintf("%s.Paths[%d]", f, j)
+			field := fmt.Sprintf("%s.paths[%d]", f, j)
 			if ru.Path != "" {
-				field = f + ".Path"
+				field = f + ".path"
 			}
 			return c, errf(field, "%v in %q", err, p)
 		}
 	}
 	if c.op == OpCoarsen {
 		if len(paths) != 2 {
-			return c, errf(f+".Paths", "coarsen needs exactly [latitude, longitude], got %d paths", len(paths))
+			return c, errf(f+".paths", "coarsen needs exactly [latitude, longitude], got %d paths", len(paths))
 		}
 		lat, lon := parsed[0], parsed[1]
 		if len(lat) != len(lon) || !sameComps(lat[:len(lat)-1], lon[:len(lon)-1]) {
-			return c, errf(f+".Paths", "latitude and longitude must sit in the same object or array (differ only in the last component), got %q and %q", paths[0], paths[1])
+			return c, errf(f+".paths", "latitude and longitude must sit in the same object or array (differ only in the last component), got %q and %q", paths[0], paths[1])
 		}
 		la, lo := lat[len(lat)-1], lon[len(lon)-1]
 		if la.kind != compKey || lo.kind != compKey || la.text == lo.text {
-			return c, errf(f+".Paths", "the last components must be two different plain keys or indices, got %q and %q", paths[0], paths[1])
+			return c, errf(f+".paths", "the last components must be two different plain keys or indices, got %q and %q", paths[0], paths[1])
 		}
 		t.add(lat, idx, roleLat)
 		t.add(lon, idx, roleLon)
@@ -192,24 +202,24 @@ func compileDetector(f string, d Detector) (detector, error) {
 	switch d.Kind {
 	case KindPhone, KindEmail, KindIPv4, KindIPv6, KindMAC, KindIMEI, KindCard:
 		if d.Pattern != "" {
-			return c, errf(f+".Pattern", "only for kind regex; remove it")
+			return c, errf(f+".pattern", "only for kind regex; remove it")
 		}
 	case KindRegex:
 		re, err := regexp.Compile(d.Pattern)
 		if err != nil {
-			return c, errf(f+".Pattern", "%v", err)
+			return c, errf(f+".pattern", "%v", err)
 		}
 		if d.Pattern == "" || re.MatchString("") {
-			return c, errf(f+".Pattern", "must not match the empty string, got %q", d.Pattern)
+			return c, errf(f+".pattern", "must not match the empty string, got %q", d.Pattern)
 		}
 		c.re = re
 		if lit := requiredLiteral(d.Pattern); lit != "" {
 			c.literal = []byte(lit)
 		}
 	case "":
-		return c, errf(f+".Kind", "required; one of phone, email, ipv4, ipv6, mac, imei, card, regex")
+		return c, errf(f+".kind", "required; one of phone, email, ipv4, ipv6, mac, imei, card, regex")
 	default:
-		return c, errf(f+".Kind", "unknown %q; one of phone, email, ipv4, ipv6, mac, imei, card, regex", d.Kind)
+		return c, errf(f+".kind", "unknown %q; one of phone, email, ipv4, ipv6, mac, imei, card, regex", d.Kind)
 	}
 	act := d.Action
 	if act.Op == "" {
@@ -218,7 +228,7 @@ func compileDetector(f string, d Detector) (detector, error) {
 	switch act.Op {
 	case OpMask, OpPseudonym, OpRemove, OpReplace:
 	default:
-		return c, errf(f+".Op", "a detector supports mask, pseudonym, remove or replace, got %q", act.Op)
+		return c, errf(f+".op", "a detector supports mask, pseudonym, remove or replace, got %q", act.Op)
 	}
 	a, err := compileAction(f, act)
 	if err != nil {
@@ -255,24 +265,24 @@ func (r *Redactor) checkOutputs(opts Options) error {
 		acts = append(acts, struct {
 			f string
 			a *action
-		}{fmt.Sprintf("Rules[%d]", i), &r.rules[i].action})
+		}{fmt.Sprintf("rules[%d]", i), &r.rules[i].action})
 	}
 	for i := range r.dets {
 		acts = append(acts, struct {
 			f string
 			a *action
-		}{fmt.Sprintf("Detectors[%d]", i), &r.dets[i].action})
+		}{fmt.Sprintf("detectors[%d]", i), &r.dets[i].action})
 	}
 	for _, x := range acts {
 		switch x.a.op {
 		case OpReplace:
-			if err := check(x.f+".Value", x.a.value); err != nil {
+			if err := check(x.f+".value", x.a.value); err != nil {
 				return err
 			}
 		case OpMask:
 			for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 32, 64} {
 				doc := appendString(nil, bytes.Repeat(x.a.mask, n))
-				if err := check(x.f+".MaskChar", doc); err != nil {
+				if err := check(x.f+".mask_char", doc); err != nil {
 					return err
 				}
 			}

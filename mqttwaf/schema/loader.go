@@ -17,7 +17,7 @@ const maxSchemaFile = 4 << 20
 // an http(s) URL not given in Options.Resources: schemas are compiled at
 // start-up from local files only, so a policy never depends on the network
 // nor lets a schema host change what the firewall accepts.
-var ErrRemoteRef = errors.New("remote schemas are not fetched; give the document in Options.Resources or use a local file")
+var ErrRemoteRef = errors.New("remote schemas are not fetched: save the document as a local file next to the schema and point $ref at it")
 
 // localLoader serves file: URLs from the local file system and refuses
 // every other scheme. The JSON Schema meta-schemas are embedded in the
@@ -34,7 +34,7 @@ func (localLoader) Load(u string) (any, error) {
 	case "http", "https":
 		return nil, fmt.Errorf("%w (%s)", ErrRemoteRef, u)
 	default:
-		return nil, fmt.Errorf("unsupported URL scheme %q: only local files and Options.Resources are loaded", pu.Scheme)
+		return nil, fmt.Errorf("unsupported URL scheme %q in $ref: only local files are loaded", pu.Scheme)
 	}
 	p, err := jsonschema.FileLoader{}.ToFile(u)
 	if err != nil {

@@ -76,13 +76,13 @@ func parseCredentials(data []byte, path string, roles map[string]RolePolicy) (cr
 			if _, _, err := parseDeviceSecretHash(hash); err != nil {
 				return nil, fmt.Errorf("%s:%d: identity %q: %w; copy the line -new-device-secret printed", path, n, name, err)
 			}
-		} else if isMosquittoHash(hash) || strings.HasPrefix(hash, mosquittoSHA512Prefix) {
+		} else if isMosquittoHash(hash) {
 			if _, _, _, err := parseMosquittoHash(hash); err != nil {
 				return nil, fmt.Errorf("%s:%d: identity %q: %w", path, n, name, err)
 			}
 		} else if hash != "-" && !isPasswordHash(hash) {
 			return nil, fmt.Errorf("%s:%d: identity %q: the third field is not a password hash this broker reads "+
-				"(bcrypt $2a$/$2b$/$2y$, $argon2id$, mosquitto $7$, or a device secret's $mqttwaf-secret$); a plaintext password is refused. "+
+				"(bcrypt $2a$/$2b$/$2y$, $argon2id$, mosquitto $7$ or $6$, or a device secret's $mqttwaf-secret$); a plaintext password is refused. "+
 				"For a person: go run ./examples/hardened-broker -hash-password; for a device: go run ./examples/hardened-broker -new-device-secret", path, n, name)
 		}
 		if _, dup := creds[name]; dup {
@@ -182,7 +182,7 @@ func (cr credentials) dummy() string {
 		case isMosquittoHash(c.hash):
 			mosquitto++
 			if n, _, _, err := parseMosquittoHash(c.hash); err == nil {
-				iterations[n]++
+				iterations[n]++ // 0: $6$
 			}
 		case c.hash != "-":
 			others++

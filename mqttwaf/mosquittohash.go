@@ -17,14 +17,14 @@ import (
 // "name:role:$7$..." in a credentials file.
 //
 //	$7$<iterations>$<salt, base64>$<PBKDF2-HMAC-SHA512, base64>   mosquitto 2.x (101 iterations by default)
-//	$6$<salt, base64>$<SHA-512(password || salt), base64>         mosquitto 1.x: refused
+//	$6$<salt, base64>$<SHA-512(password || salt), base64>         mosquitto 1.x
 //
-// $7$ verifies in well under a millisecond at mosquitto's 101 iterations:
-// against online guessing the lockouts hold as for any password; offline,
-// a leaked file of them falls much faster than bcrypt, so the README says
-// to re-issue people's passwords with -hash-password (devices with
-// -new-device-secret) once the move is done. $6$, a single salted SHA-512,
-// is refused rather than imported.
+// Both verify in well under a millisecond: against online guessing the
+// lockouts hold as for any password; offline, a leaked file of them falls
+// much faster than bcrypt ($6$ is a single SHA-512), so the README says to
+// re-issue people's passwords with -hash-password (devices with
+// -new-device-secret) once the move is done. New hashes are never made in
+// these formats.
 const (
 	mosquittoPBKDF2Prefix = "$7$"
 	mosquittoSHA512Prefix = "$6$"
@@ -32,29 +32,36 @@ const (
 	mosquittoMaxIterations = 10_000_000
 )
 
-// isMosquittoHash reports whether h claims to be a mosquitto $7$ hash.
-func isMosquittoHash(h string) bool { return strings.HasPrefix(h, mosquittoPBKDF2Prefix) }
+// isMosquittoHash reports whether h claims to be a mosquitto $7$ or $6$ hash.
+func isMosquittoHash(h string) bool {
+	return strings.HasPrefix(h, mosquittoPBKDF2Prefix) || strings.HasPrefix(h, mosquittoSHA512Prefix)
+}
 
-// parseMosquittoHash parses "$7$<iterations>$<salt>$<hash>" (standard
-// base64, padded, as mosquitto_passwd writes it).
+// parseMosquittoHash parses "$7$<iterations>$<salt>$<hash>" or
+// "$6$<salt>$<hash>" (standard base64, padded, as mosquitto_passwd writes
+// them); iterations is 0 for $6$.
 func parseMosquittoHash(h string) (iterations int, salt, sum []byte, err error) {
-	if strings.HasPrefix(h, mosquittoSHA512Prefix) {
-		return 0, nil, nil, errors.New("mosquitto's old $6$ hash (one SHA-512) is too weak to import: " +
-			"re-issue the password (mosquitto_passwd of mosquitto 2.x writes $7$, or -hash-password)")
+	var parts []string
+	switch {
+	case strings.HasPrefix(h, mosquittoSHA512Prefix):
+		parts = append([]string{""}, strings.Split(strings.TrimPrefix(h, mosquittoSHA512Prefix), "$")...)
+	case strings.HasPrefix(h, mosquittoPBKDF2Prefix):
+		parts = strings.Split(strings.TrimPrefix(h, mosquittoPBKDF2Prefix), "$")
 	}
-	parts := strings.Split(strings.TrimPrefix(h, mosquittoPBKDF2Prefix), "$")
-	if !isMosquittoHash(h) || len(parts) != 3 {
-		return 0, nil, nil, errors.New("a mosquitto hash is $7$<iterations>$<salt>$<hash>, as mosquitto_passwd writes it")
+	if len(parts) != 3 {
+		return 0, nil, nil, errors.New("a mosquitto hash is $7$<iterations>$<salt>$<hash> or $6$<salt>$<hash>, as mosquitto_passwd writes them")
 	}
-	iterations, err = strconv.Atoi(parts[0])
-	if err != nil || iterations < 1 || iterations > mosquittoMaxIterations {
-		return 0, nil, nil, fmt.Errorf("mosquitto hash: iterations %q must be a number from 1 to %d", parts[0], mosquittoMaxIterations)
+	if parts[0] != "" {
+		iterations, err = strconv.Atoi(parts[0])
+		if err != nil || iterations < 1 || iterations > mosquittoMaxIterations {
+			return 0, nil, nil, fmt.Errorf("mosquitto hash: iterations %q must be a number from 1 to %d", parts[0], mosquittoMaxIterations)
+		}
 	}
 	if salt, err = base64.StdEncoding.DecodeString(parts[1]); err != nil || len(salt) < 8 {
 		return 0, nil, nil, errors.New("mosquitto hash: the salt is not base64 of at least 8 bytes")
 	}
 	if sum, err = base64.StdEncoding.DecodeString(parts[2]); err != nil || len(sum) != sha512.Size {
-		return 0, nil, nil, errors.New("mosquitto hash: the hash is not base64 of 64 bytes (PBKDF2-HMAC-SHA512)")
+		return 0, nil, nil, errors.New("mosquitto hash: the hash is not base64 of 64 bytes (SHA-512)")
 	}
 	return iterations, salt, sum, nil
 }
@@ -65,18 +72,33 @@ func verifyMosquittoHash(h string, password []byte) bool {
 	if err != nil {
 		return false
 	}
-	got, err := pbkdf2.Key(sha512.New, string(password), salt, iterations, len(want))
-	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+	var got []byte
+	if iterations == 0 { // $6$
+		d := sha512.New()
+		d.Write(password)
+		d.Write(salt)
+		got = d.Sum(nil)
+	} else if got, err = pbkdf2.Key(sha512.New, string(password), salt, iterations, len(want)); err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// mosquittoHash makes a $7$ hash, for tests and for the unknown-user dummy.
+// mosquittoHash makes a $7$ hash (a $6$ one for iterations 0), for tests
+// and for the unknown-user dummy.
 func mosquittoHash(password []byte, salt []byte, iterations int) string {
+	if iterations == 0 {
+		d := sha512.New()
+		d.Write(password)
+		d.Write(salt)
+		return mosquittoSHA512Prefix + base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(d.Sum(nil))
+	}
 	sum, _ := pbkdf2.Key(sha512.New, string(password), salt, iterations, sha512.Size)
 	return mosquittoPBKDF2Prefix + strconv.Itoa(iterations) + "$" +
 		base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(sum)
 }
 
-// dummyMosquittoHashes holds one $7$ dummy per iteration count (see
+// dummyMosquittoHashes holds one dummy per iteration count (0: $6$; see
 // credentials.dummy).
 var dummyMosquittoHashes sync.Map // iterations -> string
 

@@ -13,6 +13,13 @@ import (
 // other than ours):
 //
 //	hashlib.pbkdf2_hmac('sha512', b'device-pass', b'0123456789ab', 101)
+//
+// pySHA512Vector is mosquitto 1.x's $6$ of "device-pass" with salt
+// "0123456789ab", made by Python:
+//
+//	hashlib.sha512(b'device-pass' + b'0123456789ab').digest()
+const pySHA512Vector = "$6$MDEyMzQ1Njc4OWFi$TjZUSJJMMlSuYUFFwconoFzpLap0g08CiKe06IovqFk3NtJSJgIvkbtoE0iqM0ve87hCopRHncnBG7ZwSRiw1g=="
+
 const pyVector = "$7$101$MDEyMzQ1Njc4OWFi$rWtTy4kXk+4xbxBknG8GhuTTnLvY7chtPJ1ZDXdHWzSZ7xmp2bfmVRvDM8ERRZmpeFGD5ctFMjsKT7L3gC4dEg=="
 
 // mosquittoHashCases are credentials-file lines with mosquitto hashes:
@@ -23,8 +30,9 @@ var mosquittoHashCases = []struct {
 }{
 	{"pbkdf2", pyVector, ""},
 	{"more iterations", mosquittoHash([]byte("x"), []byte("saltsalt"), 1000), ""},
-	{"old sha512", "$6$MDEyMzQ1Njc4OWFi$rWtTy4kXk+4xbxBknG8GhuTTnLvY7chtPJ1ZDXdHWzSZ7xmp2bfmVRvDM8ERRZmpeFGD5ctFMjsKT7L3gC4dEg==", "too weak to import"},
-	{"no fields", "$7$", "as mosquitto_passwd writes it"},
+	{"sha512", pySHA512Vector, ""},
+	{"sha512 with iterations", "$6$101$MDEyMzQ1Njc4OWFi$" + strings.Repeat("A", 86) + "==", "as mosquitto_passwd writes them"},
+	{"no fields", "$7$", "as mosquitto_passwd writes them"},
 	{"iterations zero", "$7$0$MDEyMzQ1Njc4OWFi$" + strings.Repeat("A", 86) + "==", "iterations \"0\""},
 	{"iterations huge", "$7$99999999$MDEyMzQ1Njc4OWFi$" + strings.Repeat("A", 86) + "==", "from 1 to 10000000"},
 	{"short salt", "$7$101$YWJj$" + strings.Repeat("A", 86) + "==", "salt"},
@@ -51,6 +59,9 @@ func TestMosquittoHashes(t *testing.T) {
 	}
 	if verifyPassword(pyVector, []byte("device-pasS")) {
 		t.Fatal("a wrong password verifies")
+	}
+	if !verifyPassword(pySHA512Vector, []byte("device-pass")) || verifyPassword(pySHA512Vector, []byte("device-pasS")) {
+		t.Fatal("the Python-made $6$ hash does not verify as it should")
 	}
 }
 

@@ -212,6 +212,9 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 	if l.unvalidated {
 		mqttConn = conn
 	}
+	if g != nil {
+		mqttConn = &publishGate{Conn: mqttConn, g: g} // QoS 0 to a client that does not keep up (writequeue.go)
+	}
 	err := establish(l.id, mqttConn)
 	if g == nil || g.connected.Load() || err == nil {
 		return
@@ -395,6 +398,8 @@ type guardConn struct {
 	// disconnection the listener decided (a client that does not read)
 	// with the WAF's view of the client, and marks it as reported.
 	onWAFClose atomic.Pointer[func(mqttwaf.Verdict)]
+	// onDrop, set by the hook, reports a QoS 0 delivery publishGate dropped.
+	onDrop atomic.Pointer[func(topic string, size int, limit int64)]
 }
 
 // Write writes to the socket; after CONNECT it never waits (writeQueue).

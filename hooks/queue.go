@@ -94,12 +94,6 @@ func (h *stack) admitDelivery(cl *mqtt.Client, s *session, topic string) bool {
 	if f := s.queue.subscribing.Load(); f != nil && slices.Contains(*f, topic) {
 		return true // a SUBSCRIBE's filter, not a delivery
 	}
-	if s.out != nil && s.out.Unsent() > 0 {
-		if limit := int64(h.waf.Broker().MaxUnsentBytes); s.out.Unsent() >= limit {
-			h.dropped(cl, topic, 0, dropUnsentBytes, limit)
-			return false
-		}
-	}
 	n := cl.State.Inflight.Len()
 	if n == 0 {
 		s.queue.bytes.Store(0) // nothing held: heal any drift

@@ -25,9 +25,6 @@ type session struct {
 	closedByWAF atomic.Bool
 	// queue counts what mochi holds in flight for the client (queue.go).
 	queue queue
-	// out is what waits for the client's socket (writequeue.go); nil for
-	// connections not accepted by a Listener.
-	out *writeQueue
 
 	mu          sync.Mutex
 	subackID    uint16

@@ -157,8 +157,9 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 			h.waf.Record(mqttwaf.StageBroker, h.sessions.clientOf(cl), "", "", "", 0, v)
 		}
 		g.onWAFClose.Store(&closed)
+		drop := func(topic string, size int, limit int64) { h.dropped(cl, topic, size, dropUnsentBytes, limit) }
+		g.onDrop.Store(&drop)
 		g.armWrites()
-		s.out = &g.out
 	}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,

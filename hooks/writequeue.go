@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,12 +26,17 @@ import (
 // So once CONNECT is accepted a write to the socket never waits: what the
 // kernel does not take at once waits here, in order, and a goroutine of
 // the connection's own writes it when the socket drains. It is bounded:
-// the read ACL check drops deliveries (and reports them) while
-// broker.max_unsent_bytes wait (admitDelivery), a connection with twice
-// that plus one packet waiting is closed (broker.max_unsent_bytes: only
-// deliveries racing the check get there), and so is one whose socket takes
-// nothing for broker.write_timeout. A client that keeps reading never
-// waits here for long: the kernel's buffers take most bursts whole.
+//   - QoS 1 and 2 messages waiting here are held in mochi's in-flight
+//     store too until acknowledged, so broker.max_inflight_bytes bounds
+//     them (admitDelivery drops deliveries beyond it, reported);
+//   - QoS 0 messages are dropped, and reported, once
+//     broker.max_unsent_bytes wait (publishGate);
+//   - a connection with more than both plus two packets waiting is closed
+//     (broker.max_unsent_bytes), and so is one whose socket takes nothing
+//     for broker.write_timeout.
+//
+// A client that keeps reading never waits here for long: the kernel's
+// buffers take most bursts whole.
 //
 // Its zero value writes straight to the socket (blocking), as before
 // CONNECT and on sockets without non-blocking writes.
@@ -82,13 +88,13 @@ func (q *writeQueue) write(g *guardConn, b []byte) (int, error) {
 	}
 	rest := int64(len(b) - n)
 	b1 := g.waf.Broker()
-	if hard := 2*int64(b1.MaxUnsentBytes) + int64(b1.MaxPacketSize); q.unsent.Load()+rest > hard {
+	if hard := unsentHardLimit(b1); q.unsent.Load()+rest > hard {
 		q.err = errStalled
 		q.mu.Unlock()
 		g.stalled(mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "broker.max_unsent_bytes",
 			Reason: "unsent_bytes_exceeded", Code: mqttwaf.CodeQuotaExceeded,
 			Value: q.unsent.Load() + rest, Limit: hard,
-			Detail: "the client does not read what is sent to it: bytes waiting for its socket over twice broker.max_unsent_bytes plus broker.max_packet_size (limit); raise broker.max_unsent_bytes for clients on slow links"})
+			Detail: "the client does not read what is sent to it: bytes waiting for its socket over broker.max_unsent_bytes + broker.max_inflight_bytes + 2 x broker.max_packet_size (limit); raise broker.max_unsent_bytes for clients on slow links"})
 		return n, errStalled
 	}
 	q.pending = append(q.pending, b[n:]...)
@@ -153,4 +159,85 @@ func (q *writeQueue) fail(g *guardConn, err error, timeout time.Duration, left i
 		return
 	}
 	_ = g.Conn.Close()
+}
+
+// unsentHardLimit is what may wait for one client's socket before it is
+// disconnected: its QoS 0 allowance, its in-flight store (QoS 1 and 2
+// messages not yet written are held there too) and two packets racing the
+// checks.
+func unsentHardLimit(b mqttwaf.BrokerPolicy) int64 {
+	return int64(b.MaxUnsentBytes) + int64(b.MaxInflightBytes) + 2*int64(b.MaxPacketSize)
+}
+
+// publishGate sits between mochi and the connection (above TLS and
+// WebSocket framing, where packets are plain MQTT) and drops the QoS 0
+// PUBLISH packets mochi writes to a client while broker.max_unsent_bytes
+// wait for its socket: QoS 0 is fire-and-forget, so a client that does
+// not keep up loses the newest ones, each reported (broker.delivery_dropped,
+// subscriber_unsent_bytes), instead of growing the queue. Everything else
+// passes: acknowledgements, and QoS 1 and 2 messages, which mochi holds
+// until they are acknowledged and which its in-flight limits bound.
+type publishGate struct {
+	net.Conn
+	g *guardConn
+}
+
+// NetConn returns the wrapped connection, for callers that walk NetConn
+// chains (findGuard, findTLS).
+func (pg *publishGate) NetConn() net.Conn { return pg.Conn }
+
+func (pg *publishGate) Write(p []byte) (int, error) {
+	g := pg.g
+	if !g.queued.Load() {
+		return pg.Conn.Write(p)
+	}
+	limit := int64(g.waf.Broker().MaxUnsentBytes)
+	if g.out.Unsent() < limit {
+		return pg.Conn.Write(p)
+	}
+	// mochi may write several packets at once (its write buffer): keep
+	// all but the QoS 0 PUBLISH packets.
+	kept := make([]byte, 0, len(p))
+	for i := 0; i < len(p); {
+		rem, hlen, ok := packetHeader(p[i:])
+		if !ok || i+hlen+rem > len(p) {
+			kept = append(kept, p[i:]...) // not whole packets: pass through
+			break
+		}
+		pkt := p[i : i+hlen+rem]
+		if pkt[0]>>4 == 3 && pkt[0]&0x06 == 0 {
+			topic := ""
+			if vh := pkt[hlen:]; len(vh) >= 2 {
+				if n := int(vh[0])<<8 | int(vh[1]); 2+n <= len(vh) {
+					topic = string(vh[2 : 2+n])
+				}
+			}
+			if f := g.onDrop.Load(); f != nil {
+				(*f)(topic, len(pkt), limit)
+			}
+		} else {
+			kept = append(kept, pkt...)
+		}
+		i += len(pkt)
+	}
+	if len(kept) > 0 {
+		if _, err := pg.Conn.Write(kept); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// packetHeader reads an MQTT fixed header: the remaining length and the
+// header's own length.
+func packetHeader(b []byte) (rem, hlen int, ok bool) {
+	mult := 1
+	for i := 1; i < len(b) && i <= 4; i++ {
+		rem += int(b[i]&0x7f) * mult
+		if b[i]&0x80 == 0 {
+			return rem, i + 1, true
+		}
+		mult <<= 7
+	}
+	return 0, 0, false
 }

@@ -129,14 +129,16 @@ type BrokerPolicy struct {
 	// whatever the message sizes: a limit in messages alone lets one client
 	// hold 8192 x max_packet_size.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes" json:"max_inflight_bytes"`
-	// MaxUnsentBytes bounds what the broker holds for a client whose socket
-	// does not take it (default 1MiB). Writes to a client never wait for
-	// its socket (a subscriber that stops reading would otherwise stall
-	// every publisher whose messages it receives); what the kernel does not
-	// take waits here. While this much waits, deliveries to the client are
-	// dropped and reported (broker.delivery_dropped,
-	// subscriber_unsent_bytes); a client with twice this plus one packet
-	// waiting is disconnected (broker.max_unsent_bytes).
+	// MaxUnsentBytes bounds the QoS 0 messages the broker holds for a
+	// client whose socket does not take them (default 1MiB). Writes to a
+	// client never wait for its socket (a subscriber that stops reading
+	// would otherwise stall every publisher whose messages it receives);
+	// what the kernel does not take waits in a per-connection queue. QoS 1
+	// and 2 messages in it are held in the in-flight store too, bounded by
+	// MaxInflightBytes; QoS 0 deliveries are dropped and reported
+	// (broker.delivery_dropped, subscriber_unsent_bytes) while this much
+	// waits. A client with more than MaxUnsentBytes + MaxInflightBytes + two
+	// packets waiting is disconnected (broker.max_unsent_bytes).
 	MaxUnsentBytes ByteSize `yaml:"max_unsent_bytes" json:"max_unsent_bytes"`
 	// WriteTimeout disconnects a client whose socket takes nothing of what
 	// waits for it for this long (default 30s; broker.write_timeout): it

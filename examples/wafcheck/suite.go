@@ -60,6 +60,7 @@ type publishSpec struct {
 	QoS     byte
 	Retain  bool
 	Payload []byte
+	User    []mqttwaf.UserProperty // MQTT 5 user properties
 }
 
 type subscribeSpec struct {
@@ -81,6 +82,9 @@ type delivery struct {
 	None     bool   // must receive nothing
 	Payload  []byte // exact bytes, when !None
 	Source   string // the payload_file, for reports
+	// User is the MQTT 5 user properties it must receive, in order
+	// (provenance, kept properties); nil: not checked.
+	User []mqttwaf.UserProperty
 }
 
 // verdicts are the actions a case may expect, as the WAF names them. A
@@ -318,7 +322,7 @@ func (d *suiteDecoder) identity(n *yaml.Node, key string) (identity, error) {
 }
 
 func (d *suiteDecoder) publish(n *yaml.Node) (*publishSpec, error) {
-	m, err := d.mapping(n, "publish", "topic", "qos", "retain", "payload", "payload_file")
+	m, err := d.mapping(n, "publish", "topic", "qos", "retain", "payload", "payload_file", "user_properties")
 	if err != nil {
 		return nil, err
 	}
@@ -344,6 +348,11 @@ func (d *suiteDecoder) publish(n *yaml.Node) (*publishSpec, error) {
 	}
 	if p.Payload, _, err = d.payload(n, m, "publish"); err != nil {
 		return nil, err
+	}
+	if up, ok := m["user_properties"]; ok {
+		if p.User, err = d.userProperties(up, "publish.user_properties"); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -449,7 +458,7 @@ func (d *suiteDecoder) expect(n *yaml.Node, hasPub bool) (expectation, error) {
 		}
 		for i, e := range dl.Content {
 			key := fmt.Sprintf("expect.deliveries[%d]", i)
-			dm, err := d.mapping(e, key, "username", "payload", "payload_file", "none")
+			dm, err := d.mapping(e, key, "username", "payload", "payload_file", "none", "user_properties")
 			if err != nil {
 				return ex, err
 			}
@@ -477,10 +486,45 @@ func (d *suiteDecoder) expect(n *yaml.Node, hasPub bool) (expectation, error) {
 			if dv.Payload, dv.Source, err = d.payload(e, dm, key); err != nil {
 				return ex, err
 			}
+			if up, ok := dm["user_properties"]; ok {
+				if dv.User, err = d.userProperties(up, key+".user_properties"); err != nil {
+					return ex, err
+				}
+			}
 			ex.Deliveries = append(ex.Deliveries, dv)
 		}
 	}
 	return ex, nil
+}
+
+// userProperties reads a list of {name, value}.
+func (d *suiteDecoder) userProperties(n *yaml.Node, key string) ([]mqttwaf.UserProperty, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, d.errf(n, key, "must be a list of {name, value}")
+	}
+	out := []mqttwaf.UserProperty{}
+	for i, e := range n.Content {
+		at := fmt.Sprintf("%s[%d]", key, i)
+		m, err := d.mapping(e, at, "name", "value")
+		if err != nil {
+			return nil, err
+		}
+		var u mqttwaf.UserProperty
+		for _, f := range []struct {
+			k   string
+			dst *string
+		}{{"name", &u.Key}, {"value", &u.Value}} {
+			v, ok := m[f.k]
+			if !ok {
+				return nil, d.errf(e, at+"."+f.k, "missing")
+			}
+			if *f.dst, err = d.str(v, at+"."+f.k); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // mapping checks that n is a mapping with only known keys, each once, and

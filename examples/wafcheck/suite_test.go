@@ -134,6 +134,8 @@ func TestSuiteFileErrors(t *testing.T) {
 			`cases[0] "snoop": repeat: only for connect-only cases`},
 		{"duplicate key", strings.Replace(good, "{client_id: snoop}", "{client_id: snoop, client_id: x}", 1), nil,
 			`cases[0] "snoop": connect.client_id: given twice`},
+		{"bad user property", strings.Replace(good, "connect: {client_id: snoop}", "publish: {topic: a, user_properties: [{name: a}]}", 1), nil,
+			`s.yaml:4: cases[0] "snoop": publish.user_properties[0].value: missing`},
 		{"not yaml", "policy: [\n", nil, `s.yaml: yaml: `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,7 +179,7 @@ cases:
     expect:
       verdict: allow
       deliveries:
-        - {username: backend, payload: '{"a": 1}'}
+        - {username: backend, payload: '{"a": 1}', user_properties: []}
         - {username: analytics, payload: '{"a":1}'}
         - {username: ops, none: true}
 `})
@@ -195,6 +197,7 @@ cases:
 		"code: got 0x87, want 0x00 (success)",
 		"FAIL " + path + ":9 cases[2] wrong bytes and a delivery that does not happen\n",
 		`deliveries[0] (backend): payload differs from the payload at byte 5 (got 7 bytes, want 8): got …"{\"a\":1}"…, want …"{\"a\": 1}"…`,
+		`deliveries[0] (backend): user properties x-identity="dev1", want none`,
 		"deliveries[1] (analytics): receives nothing (cannot subscribe: subscribe_not_permitted), want 7 bytes",
 		"deliveries[2] (ops): receives 7 bytes, want nothing",
 		"1 passed, 2 failed\n",

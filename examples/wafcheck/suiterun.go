@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -55,12 +57,13 @@ type outcome struct {
 }
 
 type gotDelivery struct {
-	Username      string  `json:"username"`
-	None          bool    `json:"none,omitempty"` // receives nothing
-	Why           string  `json:"why,omitempty"`  // why nothing: the refusing reason
-	Payload       *string `json:"payload,omitempty"`
-	PayloadBase64 *string `json:"payload_base64,omitempty"` // when not UTF-8
-	bytes         []byte
+	Username       string                 `json:"username"`
+	None           bool                   `json:"none,omitempty"` // receives nothing
+	Why            string                 `json:"why,omitempty"`  // why nothing: the refusing reason
+	Payload        *string                `json:"payload,omitempty"`
+	PayloadBase64  *string                `json:"payload_base64,omitempty"` // when not UTF-8
+	UserProperties []mqttwaf.UserProperty `json:"user_properties,omitempty"`
+	bytes          []byte
 }
 
 const testUsage = "usage: wafcheck test [-report human|json] [-junit FILE] SUITE.yaml..."
@@ -175,7 +178,8 @@ func runCase(p *mqttwaf.Policy, c *testCase) caseResult {
 func play(w *mqttwaf.WAF, p *mqttwaf.Policy, c *testCase) (mqttwaf.Verdict, mqttwaf.Stage, []gotDelivery) {
 	var msg *mqttwaf.Message
 	if c.Publish != nil {
-		msg = &mqttwaf.Message{Topic: c.Publish.Topic, QoS: c.Publish.QoS, Retain: c.Publish.Retain, Payload: c.Publish.Payload}
+		msg = &mqttwaf.Message{Topic: c.Publish.Topic, QoS: c.Publish.QoS, Retain: c.Publish.Retain, Payload: c.Publish.Payload,
+			Props: mqttwaf.Properties{User: c.Publish.User}}
 		if v, ok := tooLarge(msg.Payload, int64(p.WithDefaults().Broker.MaxPacketSize)); !ok {
 			return v, mqttwaf.StageAccept, nil
 		}
@@ -233,7 +237,7 @@ func deliver(w *mqttwaf.WAF, username, remote string, msg *mqttwaf.Message) gotD
 		return g
 	}
 	view, _ := w.ViewMessage(sub, msg)
-	g.None, g.bytes = false, view.Payload
+	g.None, g.bytes, g.UserProperties = false, view.Payload, view.Props.User
 	if utf8.Valid(view.Payload) {
 		s := string(view.Payload)
 		g.Payload = &s
@@ -275,8 +279,25 @@ func compare(c *testCase, got *outcome) []string {
 		case !d.None && !bytes.Equal(g.bytes, d.Payload):
 			out = append(out, at+": "+diff(g.bytes, d.Payload, d.Source))
 		}
+		if d.User != nil && !g.None && !slices.Equal(g.UserProperties, d.User) {
+			out = append(out, fmt.Sprintf("%s: user properties %s, want %s", at, props(g.UserProperties), props(d.User)))
+		}
 	}
 	return out
+}
+
+func props(ps []mqttwaf.UserProperty) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%q", p.Key, p.Value)
+	}
+	return b.String()
 }
 
 func because(got *outcome) string {

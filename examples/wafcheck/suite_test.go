@@ -72,6 +72,33 @@ func TestFleetSuite(t *testing.T) {
 	}
 }
 
+// TestReadmeSuite runs the example suite of README.md, so it stays true.
+func TestReadmeSuite(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n## Policy regression suites\n")
+	_, block, ok2 := strings.Cut(sec, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml example under Policy regression suites")
+	}
+	s, err := parseSuite([]byte(block), filepath.Join("..", "hardened-broker", "README.suite.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := mqttwaf.ReadPolicyFile(s.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range s.Cases {
+		if r := runCase(p, &c); !r.Passed {
+			t.Errorf("README case %q: %s", c.Name, strings.Join(r.Failures, "; "))
+		}
+	}
+}
+
 // writeSuite writes files into a temporary directory next to a copy of the
 // fleet policy and returns the path of the first.
 func writeSuite(t *testing.T, files map[string]string) string {
@@ -196,7 +223,7 @@ cases:
 		`reason: got "anonymous_not_allowed", want ""`,
 		"code: got 0x87, want 0x00 (success)",
 		"FAIL " + path + ":9 cases[2] wrong bytes and a delivery that does not happen\n",
-		`deliveries[0] (backend): payload differs from the payload at byte 5 (got 7 bytes, want 8): got …"{\"a\":1}"…, want …"{\"a\": 1}"…`,
+		"deliveries[0] (backend): payload differs from the payload at byte 5 (got 7 bytes, want 8): got …`{\"a\":1}`…, want …`{\"a\": 1}`…",
 		`deliveries[0] (backend): user properties x-identity="dev1", want none`,
 		"deliveries[1] (analytics): receives nothing (cannot subscribe: subscribe_not_permitted), want 7 bytes",
 		"deliveries[2] (ops): receives 7 bytes, want nothing",

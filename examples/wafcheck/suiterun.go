@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
@@ -57,13 +58,20 @@ type outcome struct {
 }
 
 type gotDelivery struct {
-	Username       string                 `json:"username"`
-	None           bool                   `json:"none,omitempty"` // receives nothing
-	Why            string                 `json:"why,omitempty"`  // why nothing: the refusing reason
-	Payload        *string                `json:"payload,omitempty"`
-	PayloadBase64  *string                `json:"payload_base64,omitempty"` // when not UTF-8
-	UserProperties []mqttwaf.UserProperty `json:"user_properties,omitempty"`
+	Username       string         `json:"username"`
+	None           bool           `json:"none,omitempty"` // receives nothing
+	Why            string         `json:"why,omitempty"`  // why nothing: the refusing reason
+	Payload        *string        `json:"payload,omitempty"`
+	PayloadBase64  *string        `json:"payload_base64,omitempty"` // when not UTF-8
+	UserProperties []userProperty `json:"user_properties,omitempty"`
 	bytes          []byte
+	user           []mqttwaf.UserProperty
+}
+
+// userProperty is an MQTT 5 user property in the JSON report.
+type userProperty struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 const testUsage = "usage: wafcheck test [-report human|json] [-junit FILE] SUITE.yaml..."
@@ -237,7 +245,10 @@ func deliver(w *mqttwaf.WAF, username, remote string, msg *mqttwaf.Message) gotD
 		return g
 	}
 	view, _ := w.ViewMessage(sub, msg)
-	g.None, g.bytes, g.UserProperties = false, view.Payload, view.Props.User
+	g.None, g.bytes, g.user = false, view.Payload, view.Props.User
+	for _, u := range view.Props.User {
+		g.UserProperties = append(g.UserProperties, userProperty{u.Key, u.Value})
+	}
 	if utf8.Valid(view.Payload) {
 		s := string(view.Payload)
 		g.Payload = &s
@@ -279,8 +290,8 @@ func compare(c *testCase, got *outcome) []string {
 		case !d.None && !bytes.Equal(g.bytes, d.Payload):
 			out = append(out, at+": "+diff(g.bytes, d.Payload, d.Source))
 		}
-		if d.User != nil && !g.None && !slices.Equal(g.UserProperties, d.User) {
-			out = append(out, fmt.Sprintf("%s: user properties %s, want %s", at, props(g.UserProperties), props(d.User)))
+		if d.User != nil && !g.None && !slices.Equal(g.user, d.User) {
+			out = append(out, fmt.Sprintf("%s: user properties %s, want %s", at, props(g.user), props(d.User)))
 		}
 	}
 	return out
@@ -316,9 +327,9 @@ func diff(got, want []byte, source string) string {
 	from := max(0, i-24)
 	window := func(b []byte) string {
 		if from >= len(b) {
-			return `""`
+			return "``"
 		}
-		return strconv.Quote(string(b[from:min(len(b), i+24)]))
+		return show(b[from:min(len(b), i+24)])
 	}
 	what := "the payload"
 	if source != "" {
@@ -326,6 +337,16 @@ func diff(got, want []byte, source string) string {
 	}
 	return fmt.Sprintf("payload differs from %s at byte %d (got %d bytes, want %d): got …%s…, want …%s…",
 		what, i, len(got), len(want), window(got), window(want))
+}
+
+// show quotes a payload excerpt for a report: as it is between backquotes
+// when it is printable text (JSON stays readable), Go-quoted otherwise.
+func show(b []byte) string {
+	s := string(b)
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r == '`' || !unicode.IsPrint(r) && r != ' ' }) {
+		return "`" + s + "`"
+	}
+	return strconv.Quote(s)
 }
 
 func writeHuman(w io.Writer, rep *report) {

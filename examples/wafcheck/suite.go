@@ -135,17 +135,9 @@ func (d *suiteDecoder) errf(n *yaml.Node, key, format string, args ...any) error
 
 // readSuite reads and checks one suite file.
 func readSuite(path string) (*suite, error) {
-	f, err := os.Open(path)
+	data, err := readLimited(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSuiteBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSuiteBytes {
-		return nil, &suiteError{file: path, msg: fmt.Sprintf("larger than %d bytes; split it into several suites", maxSuiteBytes)}
 	}
 	return parseSuite(data, path)
 }
@@ -327,19 +319,8 @@ func (d *suiteDecoder) publish(n *yaml.Node) (*publishSpec, error) {
 		return nil, err
 	}
 	p := &publishSpec{}
-	t, ok := m["topic"]
-	if !ok {
-		return nil, d.errf(n, "publish.topic", "missing; name the topic the message is published to")
-	}
-	if p.Topic, err = d.str(t, "publish.topic"); err != nil {
+	if p.Topic, p.QoS, err = d.topicAndQoS(n, m, "publish", "topic", "name the topic the message is published to"); err != nil {
 		return nil, err
-	}
-	if q, ok := m["qos"]; ok {
-		v, err := d.uint(q, "publish.qos", 0, 2)
-		if err != nil {
-			return nil, err
-		}
-		p.QoS = byte(v)
 	}
 	if r, ok := m["retain"]; ok {
 		if p.Retain, err = d.bool(r, "publish.retain"); err != nil {
@@ -363,21 +344,30 @@ func (d *suiteDecoder) subscribe(n *yaml.Node) (*subscribeSpec, error) {
 		return nil, err
 	}
 	s := &subscribeSpec{}
-	f, ok := m["filter"]
-	if !ok {
-		return nil, d.errf(n, "subscribe.filter", "missing; give the topic filter")
-	}
-	if s.Filter, err = d.str(f, "subscribe.filter"); err != nil {
+	if s.Filter, s.QoS, err = d.topicAndQoS(n, m, "subscribe", "filter", "give the topic filter"); err != nil {
 		return nil, err
 	}
-	if q, ok := m["qos"]; ok {
-		v, err := d.uint(q, "subscribe.qos", 0, 2)
-		if err != nil {
-			return nil, err
-		}
-		s.QoS = byte(v)
-	}
 	return s, nil
+}
+
+// topicAndQoS reads the required topic (or filter) key and the optional
+// qos of a publish or subscribe mapping.
+func (d *suiteDecoder) topicAndQoS(n *yaml.Node, m map[string]*yaml.Node, key, topicKey, hint string) (string, byte, error) {
+	t, ok := m[topicKey]
+	if !ok {
+		return "", 0, d.errf(n, key+"."+topicKey, "missing; %s", hint)
+	}
+	topic, err := d.str(t, key+"."+topicKey)
+	if err != nil {
+		return "", 0, err
+	}
+	var qos uint64
+	if q, ok := m["qos"]; ok {
+		if qos, err = d.uint(q, key+".qos", 0, 2); err != nil {
+			return "", 0, err
+		}
+	}
+	return topic, byte(qos), nil
 }
 
 // payload reads payload: or payload_file: of mapping m (at most one; none
@@ -413,7 +403,7 @@ func readLimited(path string) ([]byte, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxSuiteBytes+1))
 	if err == nil && len(data) > maxSuiteBytes {
-		err = fmt.Errorf("larger than %d bytes", maxSuiteBytes)
+		err = fmt.Errorf("%s: larger than %d bytes; a suite and its payloads are test data, not bulk data", path, maxSuiteBytes)
 	}
 	return data, err
 }

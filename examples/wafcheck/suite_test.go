@@ -42,14 +42,7 @@ func TestFleetSuite(t *testing.T) {
 	if want := "passed, 0 failed\n"; !strings.HasSuffix(stdout.String(), want) || strings.Count(stdout.String(), "\nok   ") != len(s.Cases)-1 {
 		t.Fatalf("report:\n%s", stdout.String())
 	}
-	var j junitSuites
-	data, err := os.ReadFile(junitPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := xml.Unmarshal(data, &j); err != nil {
-		t.Fatal(err)
-	}
+	j, data := readJUnit(t, junitPath)
 	if j.Tests != len(s.Cases) || j.Failures != 0 || len(j.Suites) != 1 || len(j.Suites[0].Cases) != len(s.Cases) {
 		t.Fatalf("junit: %s", data)
 	}
@@ -70,6 +63,19 @@ func TestFleetSuite(t *testing.T) {
 	if first.Got.Verdict != "allow" || len(first.Got.Deliveries) == 0 || first.Got.Deliveries[0].Payload == nil || len(first.Events) == 0 {
 		t.Fatalf("first case: %+v", first)
 	}
+}
+
+func readJUnit(t *testing.T, path string) (junitSuites, []byte) {
+	t.Helper()
+	var j junitSuites
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(data, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j, data
 }
 
 // TestReadmeSuite runs the example suite of README.md, so it stays true.
@@ -233,14 +239,7 @@ cases:
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	var j junitSuites
-	data, err := os.ReadFile(junitPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := xml.Unmarshal(data, &j); err != nil {
-		t.Fatal(err)
-	}
+	j, data := readJUnit(t, junitPath)
 	if j.Tests != 3 || j.Failures != 2 || j.Suites[0].Cases[0].Failure != nil || j.Suites[0].Cases[1].Failure == nil ||
 		!strings.Contains(j.Suites[0].Cases[2].Failure.Text, "deliveries[2] (ops)") {
 		t.Fatalf("junit: %s", data)

@@ -8,6 +8,12 @@
 // passes; 1 and the rejection (rule, reason, reason code) on stderr when it
 // is refused; 2 for usage or policy errors. With -json the verdict is one
 // JSON object on stdout whatever it is.
+//
+//	go run ./examples/wafcheck test [-report json] [-junit FILE] SUITE.yaml...
+//
+// runs policy regression suites (see suite.go for the format, README.md
+// "Policy regression suites"): exit status 0 when every case passes, 1 when
+// any fails, 2 for a bad suite or policy file.
 package main
 
 import (
@@ -39,6 +45,9 @@ type result struct {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "test" {
+		return runTest(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("wafcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policyPath := fs.String("policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
@@ -139,29 +148,59 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // socket, the CONNECT, then the PUBLISH. It returns the deciding verdict,
 // the rewritten payload (nil if unchanged) and the stage that decided.
 func check(w *mqttwaf.WAF, payload []byte, maxPacket int64, clientID, username, listener, topic string, qos byte, retain bool) (mqttwaf.Verdict, []byte, mqttwaf.Stage) {
-	const remote = "127.0.0.1:50000" // wafcheck has no real peer; it checks as a local client
-	if int64(len(payload)) > maxPacket {
-		return mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
-			Code: mqttwaf.CodePacketTooLarge}, nil, mqttwaf.StageAccept
-	}
-	if v := w.Open(listener, remote); v.Blocked() {
+	if v, ok := tooLarge(payload, maxPacket); !ok {
 		return v, nil, mqttwaf.StageAccept
 	}
-	defer w.Close(remote)
-	// The publisher is taken to be authenticated as -username (it must be in
-	// the policy's credentials file), or anonymous without one.
-	c := &mqttwaf.Client{ID: clientID, Username: username, Listener: listener, RemoteAddr: remote,
-		RemoteIP: mqttwaf.ParseRemoteIP(remote), Protocol: mqttwaf.MQTT5, Auth: mqttwaf.AuthAnonymous}
-	if username != "" {
-		c.Auth = mqttwaf.AuthPassword
+	c, v, stage := connectAs(w, identity{ClientID: clientID, Username: username, Listener: listener}, localRemote)
+	if v.Blocked() {
+		return v, nil, stage
 	}
-	if v := w.Connect(&mqttwaf.Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: username != ""}); v.Blocked() {
-		return v, nil, mqttwaf.StageConnect
-	}
-	w.Established(c)
-	v, out := w.Publish(c, &mqttwaf.Message{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
+	defer w.Close(localRemote)
+	v, out := w.PublishLayers(c, &mqttwaf.Message{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
 	if out == nil {
 		return v, nil, mqttwaf.StagePublish
 	}
 	return v, out.Payload, mqttwaf.StagePublish
+}
+
+// localRemote is the address wafcheck's clients connect from: it has no
+// real peer, so it checks as a local client.
+const localRemote = "127.0.0.1:50000"
+
+// tooLarge refuses a message larger than the broker accepts, as the broker
+// does from the packet's header, before any rule sees it.
+func tooLarge(payload []byte, maxPacket int64) (mqttwaf.Verdict, bool) {
+	if int64(len(payload)) > maxPacket {
+		return mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.max_packet_size", Reason: "packet_too_large",
+			Code: mqttwaf.CodePacketTooLarge}, false
+	}
+	return mqttwaf.Verdict{}, true
+}
+
+// connectAs runs the broker's accept and CONNECT stages for id connecting
+// from remote, and returns the client as the engine established it. When
+// the verdict passes, the caller must w.Close(remote).
+//
+// A client with a password, and an anonymous one, take exactly the path a
+// network client takes in the broker (hooks build the client with no
+// authentication method and let identity.authenticate decide), so the
+// reasons are the broker's: anonymous_not_allowed, bad_credentials. Only a
+// user name without a password is taken as already authenticated (a dry
+// run knows no device's password); the policy must know the identity.
+func connectAs(w *mqttwaf.WAF, id identity, remote string) (*mqttwaf.Client, mqttwaf.Verdict, mqttwaf.Stage) {
+	if v := w.Open(id.Listener, remote); v.Blocked() {
+		return nil, v, mqttwaf.StageAccept
+	}
+	c := &mqttwaf.Client{ID: id.ClientID, Username: id.Username, Listener: id.Listener, RemoteAddr: remote,
+		RemoteIP: mqttwaf.ParseRemoteIP(remote), Protocol: mqttwaf.MQTT5}
+	if id.Username != "" && !id.PasswordSet {
+		c.Auth = mqttwaf.AuthPassword
+	}
+	conn := &mqttwaf.Connect{Client: c, Clean: true, Keepalive: 60, UsernameSet: id.Username != "", Password: id.Password}
+	if v := w.Connect(conn); v.Blocked() {
+		w.Close(remote)
+		return nil, v, mqttwaf.StageConnect
+	}
+	w.Established(c)
+	return c, mqttwaf.Verdict{}, mqttwaf.StageConnect
 }

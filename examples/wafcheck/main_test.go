@@ -45,6 +45,9 @@ func TestWafcheck(t *testing.T) {
 			stdin: seed, code: 1, stderrHas: "publish_not_permitted"},
 		{name: "fleet: unknown identity", args: []string{"-policy", fleet, "-username", "eve", "-topic", "fleet/eve/telemetry"},
 			stdin: seed, code: 1, stderrHas: "refused at connect by identity.authenticate: unknown_identity"},
+		// The broker's reason for an anonymous client, not unknown_identity: wafcheck takes the broker's path.
+		{name: "fleet: anonymous", args: []string{"-policy", fleet, "-topic", "fleet/x/telemetry"},
+			stdin: seed, code: 1, stderrHas: "refused at connect by identity.authenticate: anonymous_not_allowed (reason code 0x87"},
 		{name: "bad client id refused at connect", args: []string{"-topic", "a", "-client", "x/#"}, stdin: []byte("{}"), code: 1,
 			stderrHas: "refused at connect by limits.client_id"},
 		{name: "missing topic", args: nil, code: 2, stderrHas: "usage"},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,8 +109,10 @@ func startMosquitto(t testing.TB, conf ...string) string {
 		port := freePort(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "mosquitto.conf")
-		text := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n%s\n",
-			port, strings.Join(conf, "\n"))
+		// user: run as root, mosquitto switches to the mosquitto user,
+		// which cannot read the test's private temporary files.
+		text := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nuser %s\n%s\n",
+			port, currentUser(), strings.Join(conf, "\n"))
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -321,4 +324,12 @@ func runTool(t testing.TB, addr, tool string, args ...string) (string, error) {
 	h, p, _ := net.SplitHostPort(addr)
 	out, err := exec.Command(needMosquitto(t, tool), append([]string{"-h", h, "-p", p}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// currentUser is the name of the user running the tests.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "root"
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -310,7 +311,6 @@ func TestRefusedDelivery(t *testing.T) {
 	}
 }
 
-
 // The fleet example's README lines give the same results through the
 // proxy in front of mosquitto as against hardened-broker: the snoop and a
 // wrong password are refused, dev1 cannot publish as dev2, the back end
@@ -386,5 +386,38 @@ func TestFleetExampleThroughProxy(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("3.1.1 analytics got nothing")
+	}
+}
+
+// Upstream identity: a mosquitto that accepts only the proxy's service
+// account serves the proxy's clients in service mode, and refuses them in
+// forward mode (its CONNACK is relayed as it sent it) and directly.
+func TestUpstreamIdentityModes(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	if out, err := exec.Command(needMosquitto(t, "mosquitto_passwd"), "-b", "-c", pw, "waf-proxy", "service-secret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v %s", err, out)
+	}
+	up := startMosquitto(t, "allow_anonymous false", "password_file "+pw)
+	service, _ := startProxy(t, "", up, func(o *Options) {
+		o.Identity = Identity{Mode: IdentityService, Username: "waf-proxy", Password: "service-secret"}
+	})
+	forward, _ := startProxy(t, "", up, nil)
+
+	sub := mustV5(t, service.Addr(), "svc-sub", "", "")
+	sub.subscribe(t, 1, "guest/#")
+	c3, _, err := dialV3(t, service.Addr(), "svc-pub", "", "")
+	if err != nil {
+		t.Fatalf("3.1.1 client through the service account: %v", err)
+	}
+	waitToken(t, c3.Publish("guest/svc-pub/x", 1, false, "via service account"))
+	if m := expectMsg(t, sub.msgs, 5*time.Second); string(m.Payload) != "via service account" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	if c, err := dialV5(t, forward.Addr(), &paho.Connect{ClientID: "fwd", CleanStart: true}); err == nil || c.connack == nil || c.connack.ReasonCode != 0x87 {
+		t.Fatalf("forward mode, anonymous client, broker that wants a password: %v %+v, want the broker's CONNACK 0x87", err, c.connack)
+	}
+	if _, code, err := dialV3(t, up, "direct", "", ""); err == nil || code != 5 {
+		t.Fatalf("anonymous client directly on mosquitto: %v code %d, want 5", err, code)
 	}
 }

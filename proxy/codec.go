@@ -35,19 +35,20 @@ const (
 
 // MQTT 5 property identifiers the proxy reads or writes.
 const (
-	propPayloadFormat   = 0x01
-	propMessageExpiry   = 0x02
-	propContentType     = 0x03
-	propResponseTopic   = 0x08
-	propCorrelationData = 0x09
-	propSubscriptionID  = 0x0B
-	propSessionExpiry   = 0x11
-	propAssignedID      = 0x12
-	propServerKeepAlive = 0x13
-	propReasonString    = 0x1F
-	propTopicAliasMax   = 0x22
-	propTopicAlias      = 0x23
-	propUser            = 0x26
+	propPayloadFormat     = 0x01
+	propMessageExpiry     = 0x02
+	propContentType       = 0x03
+	propResponseTopic     = 0x08
+	propCorrelationData   = 0x09
+	propSubscriptionID    = 0x0B
+	propSessionExpiry     = 0x11
+	propAssignedID        = 0x12
+	propServerKeepAlive   = 0x13
+	propReasonString      = 0x1F
+	propTopicAliasMax     = 0x22
+	propTopicAlias        = 0x23
+	propUser              = 0x26
+	propMaximumPacketSize = 0x27
 )
 
 var errShort = errors.New("malformed packet: a field runs past the end of the packet")

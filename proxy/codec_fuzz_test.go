@@ -23,8 +23,8 @@ func codecSeeds() []struct {
 		ResponseTopic: "r", CorrelationData: []byte{1}, User: []mqttwaf.UserProperty{{Key: "k", Value: "v"}}}
 	pub4 := publish{qos: 2, id: 1, topic: "a", payload: []byte{0, 1}, retain: true, dup: true}
 	conn5 := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 10, clientID: "c",
-		props:    []prop{{propSessionExpiry, appendU32(nil, 30)}, {propTopicAliasMax, appendU16(nil, 5)}},
-		will:     true, willQoS: 1, willRetain: true, willTopic: "w", willPayload: []byte("bye"),
+		props: []prop{{propSessionExpiry, appendU32(nil, 30)}, {propTopicAliasMax, appendU16(nil, 5)}},
+		will:  true, willQoS: 1, willRetain: true, willTopic: "w", willPayload: []byte("bye"),
 		willProps: []prop{{propUser, appendString(appendString(nil, "a"), "b")}},
 		hasUser:   true, username: "u", hasPass: true, password: []byte("p")}
 	conn4 := connect{protoName: "MQTT", level: 4, keepalive: 60, clientID: "c4", hasUser: true, username: "u"}

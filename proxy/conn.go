@@ -141,7 +141,17 @@ func (c *conn) handshake() bool {
 	keepalive := c.conn.Keepalive
 	if c.ver == mqttwaf.MQTT5 {
 		up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
-		up.props = without(cp.props, propTopicAliasMax, propSessionExpiry)
+		up.props = without(cp.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
+		// The broker must not send what the validator would refuse on the
+		// way back: at most broker.max_packet_size, or less if the client
+		// asked for less.
+		most := uint32(c.lim().MaxPacketSize)
+		if v, ok := findProp(cp.props, propMaximumPacketSize); ok && (most == 0 || propU32(v) < most) {
+			most = propU32(v)
+		}
+		if most > 0 {
+			up.props = append(up.props, prop{propMaximumPacketSize, appendU32(nil, most)})
+		}
 		if c.conn.SessionExpiry != 0 {
 			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, c.conn.SessionExpiry)})
 		}

@@ -231,7 +231,7 @@ func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
 	}
 	cp.UsernameFlag = cp.Username != ""
 	cp.PasswordFlag = cp.Password != nil
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // bcrypt under -race on a loaded machine
 	defer cancel()
 	ca, err := c.Connect(ctx, cp)
 	c.connack = ca
@@ -295,10 +295,10 @@ func dialV3(t testing.TB, addr, clientID, user, pass string) (mqtt3.Client, byte
 	t.Helper()
 	o := mqtt3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(user).SetPassword(pass).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
-		SetConnectTimeout(10 * time.Second).SetKeepAlive(30 * time.Second)
+		SetConnectTimeout(30 * time.Second).SetKeepAlive(30 * time.Second)
 	c := mqtt3.NewClient(o)
 	tok := c.Connect()
-	if !tok.WaitTimeout(15 * time.Second) {
+	if !tok.WaitTimeout(35 * time.Second) {
 		t.Fatal("3.1.1 connect timed out")
 	}
 	code := tok.(*mqtt3.ConnectToken).ReturnCode()

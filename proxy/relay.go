@@ -77,11 +77,21 @@ func (c *conn) clientPublish(pkt []byte) bool {
 	if v.Blocked() {
 		return c.refusePublish(&p, v)
 	}
-	if out == nil && !aliased {
-		return c.writeUp(pkt) == nil // byte for byte
-	}
 	if out != nil {
 		p.payload, p.props.User = out.Payload, out.Props.User
+	}
+	if p.retain {
+		// The retained budgets (rates.retained) count what the broker now
+		// holds on the topic; an empty payload deletes it.
+		size := 0
+		if len(p.payload) > 0 {
+			m := p.message()
+			size = m.Size()
+		}
+		c.p.waf.Retained(&c.client, p.topic, size)
+	}
+	if out == nil && !aliased {
+		return c.writeUp(pkt) == nil // byte for byte
 	}
 	return c.writeUp(p.encode(c.ver)) == nil
 }

@@ -44,12 +44,7 @@ func (c *conn) clientPacket(pkt []byte) bool {
 			c.mu.Unlock()
 		}
 	case typePubrel:
-		id, _ := packetID(pkt)
-		c.mu.Lock()
-		ours := c.inQoS2[id]
-		delete(c.inQoS2, id)
-		c.mu.Unlock()
-		if ours { // the end of a QoS 2 publish the proxy refused: the broker never saw it
+		if id, ours := c.owned(c.inQoS2, pkt); ours { // the end of a QoS 2 publish the proxy refused: the broker never saw it
 			return c.writeClient(ack(c.ver, typePubcomp, id, 0)) == nil
 		}
 	case typeDisconnect:
@@ -152,19 +147,37 @@ func (c *conn) refusePublish(p *publish, v mqttwaf.Verdict) bool {
 	}
 	// Drop, and Reject where the client cannot be told: acknowledged,
 	// neither delivered nor retained.
+	return c.absorb(&c.inQoS2, p, c.writeClient)
+}
+
+// absorb acknowledges p, which the proxy refused in place of its receiver,
+// to its sender (write). A QoS 2 packet id goes into *set, so that the
+// sender's PUBREL is answered by the proxy too (owned).
+func (c *conn) absorb(set *map[uint16]bool, p *publish, write func([]byte) error) bool {
 	switch p.qos {
 	case 1:
-		return c.writeClient(ack(c.ver, typePuback, p.id, 0)) == nil
+		return write(ack(c.ver, typePuback, p.id, 0)) == nil
 	case 2:
 		c.mu.Lock()
-		if c.inQoS2 == nil {
-			c.inQoS2 = map[uint16]bool{}
+		if *set == nil {
+			*set = map[uint16]bool{}
 		}
-		c.inQoS2[p.id] = true
+		(*set)[p.id] = true
 		c.mu.Unlock()
-		return c.writeClient(ack(c.ver, typePubrec, p.id, 0)) == nil
+		return write(ack(c.ver, typePubrec, p.id, 0)) == nil
 	}
 	return true
+}
+
+// owned reports whether the PUBREL pkt ends a QoS 2 exchange the proxy
+// absorbed into set, and forgets it.
+func (c *conn) owned(set map[uint16]bool, pkt []byte) (uint16, bool) {
+	id, _ := packetID(pkt)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ours := set[id]
+	delete(set, id)
+	return id, ours
 }
 
 // clientSubscribe runs the subscribe rules per filter. Refused filters are
@@ -249,12 +262,7 @@ func (c *conn) fromBroker() {
 		case typeSuback:
 			pkt = c.brokerSuback(pkt)
 		case typePubrel:
-			id, _ := packetID(pkt)
-			c.mu.Lock()
-			ours := c.outQoS2[id]
-			delete(c.outQoS2, id)
-			c.mu.Unlock()
-			if ours { // a delivery the proxy refused: the client never saw it
+			if id, ours := c.owned(c.outQoS2, pkt); ours { // a delivery the proxy refused: the client never saw it
 				if c.writeUp(ack(c.ver, typePubcomp, id, 0)) != nil {
 					return
 				}
@@ -286,19 +294,7 @@ func (c *conn) delivery(pkt []byte) bool {
 		return false
 	}
 	if v := c.p.waf.Deliver(&c.client, p.topic); v.Blocked() {
-		switch p.qos {
-		case 1:
-			return c.writeUp(ack(c.ver, typePuback, p.id, 0)) == nil
-		case 2:
-			c.mu.Lock()
-			if c.outQoS2 == nil {
-				c.outQoS2 = map[uint16]bool{}
-			}
-			c.outQoS2[p.id] = true
-			c.mu.Unlock()
-			return c.writeUp(ack(c.ver, typePubrec, p.id, 0)) == nil
-		}
-		return true
+		return c.absorb(&c.outQoS2, &p, c.writeUp)
 	}
 	msg := p.message()
 	view, changed := c.p.waf.ViewMessage(&c.client, &msg)

@@ -20,6 +20,19 @@ type raw struct {
 // reads the CONNACK, which must accept.
 func rawClient(t testing.TB, addr string, ver byte, id string) *raw {
 	t.Helper()
+	r := rawDial(t, addr, ver)
+	cp := connect{protoName: "MQTT", level: ver, clean: true, keepalive: 30, clientID: id}
+	r.send(t, cp.encode())
+	pk := r.next(t)
+	if pk[0]>>4 != typeConnack || pk[3] != 0 {
+		t.Fatalf("CONNACK %x, want success", pk)
+	}
+	return r
+}
+
+// rawDial opens a TCP connection for a client of version ver.
+func rawDial(t testing.TB, addr string, ver byte) *raw {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -27,12 +40,6 @@ func rawClient(t testing.TB, addr string, ver byte, id string) *raw {
 	t.Cleanup(func() { _ = nc.Close() })
 	r := &raw{c: nc, r: frame.NewReader(nc, frame.FromServer, frame.Limits{}), ver: ver}
 	r.r.SetVersion(ver)
-	cp := connect{protoName: "MQTT", level: ver, clean: true, keepalive: 30, clientID: id}
-	r.send(t, cp.encode())
-	pk := r.next(t)
-	if pk[0]>>4 != typeConnack || pk[3] != 0 {
-		t.Fatalf("CONNACK %x, want success", pk)
-	}
 	return r
 }
 

@@ -128,6 +128,10 @@ func (c *conn) handshake() bool {
 		_ = c.writeClient(refusal(c.ver, v))
 		return false
 	}
+	// The client-ID claim Connect took (sessions.takeover) goes once the
+	// broker has answered, or failed to: whatever happens next.
+	admitted := c.client
+	defer w.Established(&admitted)
 	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
 	// will; no topic aliases towards the proxy.
 	up := cp
@@ -187,7 +191,6 @@ func (c *conn) handshake() bool {
 		c.upstreamDown(err)
 		return false
 	}
-	w.Established(&c.client)
 	if ca.code != 0 {
 		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
 		return false

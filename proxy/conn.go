@@ -22,10 +22,12 @@ type conn struct {
 	remote string      // its "ip:port"
 	cc     *frame.Conn // the client stream (TLS under it if any), validated
 	up     net.Conn    // the upstream connection
-	upMu   sync.Mutex  // serialises writes upstream
-	client mqttwaf.Client
-	ver    byte
-	conn   mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
+	// toClient and toUp gather what goes to each side (see outBuf);
+	// frame.Conn under toClient also serialises it with a refusal.
+	toClient, toUp *outBuf
+	client         mqttwaf.Client
+	ver            byte
+	conn           mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
 
 	keepalive time.Duration // the client read deadline's span (1.5 x keep alive), 0 = none
 
@@ -98,6 +100,7 @@ func (c *conn) handshake() bool {
 		stream = tc
 	}
 	c.cc = frame.NewConn(stream, c.lim())
+	c.toClient = &outBuf{conn: c.cc}
 	rd := frame.NewReader(c.cc, frame.FromClient, c.lim())
 	pkt, err := rd.Next()
 	if err != nil {
@@ -250,6 +253,7 @@ func (c *conn) dial(deadline time.Time) bool {
 		c.upstreamDown(err)
 		return false
 	}
+	c.toUp = &outBuf{conn: c.up}
 	if deadline.IsZero() {
 		deadline = time.Now().Add(upstreamTimeout)
 	}
@@ -303,26 +307,24 @@ func isReset(err error) bool {
 	return errors.As(err, &oe) && !oe.Timeout()
 }
 
-// writeClient writes one whole packet to the client. The frame.Conn
-// serialises writes (the two relay directions both write to the client).
+// writeClient writes one whole packet to the client now, with whatever
+// relayed packets are queued before it.
 func (c *conn) writeClient(pkt []byte) error {
-	if c.cc == nil {
+	if c.toClient == nil {
 		_, err := c.raw.Write(pkt)
 		return err
 	}
-	_ = c.cc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.cc.Write(pkt)
-	return err
+	return c.toClient.write(pkt, true)
 }
 
-// writeUp writes one whole packet to the broker.
-func (c *conn) writeUp(pkt []byte) error {
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	_ = c.up.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.up.Write(pkt)
-	return err
-}
+// writeUp writes one whole packet to the broker now.
+func (c *conn) writeUp(pkt []byte) error { return c.toUp.write(pkt, true) }
+
+// relayClient and relayUp queue a relayed packet; the relay loop flushes
+// when its reader has no whole packet ready (outBuf).
+func (c *conn) relayClient(pkt []byte) error { return c.toClient.write(pkt, false) }
+
+func (c *conn) relayUp(pkt []byte) error { return c.toUp.write(pkt, false) }
 
 // writeTimeout bounds one write to either side: a peer that stops reading
 // ends its connection instead of holding the other direction forever.

@@ -10,6 +10,10 @@ import (
 // fromClient relays the client's packets upstream until either side ends.
 func (c *conn) fromClient() {
 	for {
+		// Relayed packets leave when no whole packet is waiting (outBuf).
+		if !c.clientReader.Ready() && c.toUp.flush() != nil {
+			return
+		}
 		if c.keepalive > 0 {
 			_ = c.raw.SetReadDeadline(time.Now().Add(c.keepalive))
 		}
@@ -52,7 +56,7 @@ func (c *conn) clientPacket(pkt []byte) bool {
 		_ = c.writeUp(pkt)
 		return false
 	}
-	return c.writeUp(pkt) == nil
+	return c.relayUp(pkt) == nil
 }
 
 // clientPublish runs the publish rules on a client's PUBLISH and forwards
@@ -86,9 +90,9 @@ func (c *conn) clientPublish(pkt []byte) bool {
 		c.p.waf.Retained(&c.client, p.topic, size)
 	}
 	if out == nil && !aliased {
-		return c.writeUp(pkt) == nil // byte for byte
+		return c.relayUp(pkt) == nil // byte for byte
 	}
-	return c.writeUp(p.encode(c.ver)) == nil
+	return c.relayUp(p.encode(c.ver)) == nil
 }
 
 // resolveAlias replaces a client's topic alias with its topic (MQTT 5
@@ -235,15 +239,18 @@ func (c *conn) clientSubscribe(pkt []byte) bool {
 	}
 	c.mu.Unlock()
 	if refused == 0 {
-		return c.writeUp(pkt) == nil // byte for byte
+		return c.relayUp(pkt) == nil // byte for byte
 	}
-	return c.writeUp(s.encode(c.ver, keep)) == nil
+	return c.relayUp(s.encode(c.ver, keep)) == nil
 }
 
 // fromBroker relays the broker's packets to the client until either side
 // ends.
 func (c *conn) fromBroker() {
 	for {
+		if !c.upReader.Ready() && c.toClient.flush() != nil {
+			return
+		}
 		pkt, err := c.upReader.Next()
 		if err != nil {
 			if v, ok := mqttwaf.FrameVerdict(err); ok {
@@ -272,7 +279,7 @@ func (c *conn) fromBroker() {
 			_ = c.writeClient(pkt)
 			return
 		}
-		if c.writeClient(pkt) != nil {
+		if c.relayClient(pkt) != nil {
 			return
 		}
 	}
@@ -299,11 +306,11 @@ func (c *conn) delivery(pkt []byte) bool {
 	msg := p.message()
 	view, changed := c.p.waf.ViewMessage(&c.client, &msg)
 	if !changed && p.alias == 0 {
-		return c.writeClient(pkt) == nil // byte for byte
+		return c.relayClient(pkt) == nil // byte for byte
 	}
 	p.payload, p.props = view.Payload, view.Props
 	p.props.TopicAlias = 0
-	return c.writeClient(p.encode(c.ver)) == nil
+	return c.relayClient(p.encode(c.ver)) == nil
 }
 
 // brokerSuback merges the broker's codes for the filters the proxy sent

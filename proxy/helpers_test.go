@@ -215,6 +215,12 @@ func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return connectV5(t, nc, cp)
+}
+
+// connectV5 is dialV5 over an open connection (TLS, say).
+func connectV5(t testing.TB, nc net.Conn, cp *paho.Connect) (*v5, error) {
+	t.Helper()
 	conn := &lockedConn{Conn: nc}
 	c := &v5{msgs: make(chan *paho.Publish, 1000), discon: make(chan *paho.Disconnect, 1)}
 	c.Client = paho.NewClient(paho.ClientConfig{

@@ -131,3 +131,53 @@ func TestWills(t *testing.T) {
 		t.Fatalf("got %q %q before the marker: a refused will was published", m.Topic, m.Payload)
 	}
 }
+
+// A persistent session resumes through the proxy: the broker keeps it and
+// the messages queued while the client was away, and the proxy tells an
+// MQTT 5 client the keepalive the policy clamped (Server Keep Alive).
+func TestSessionResumptionAndKeepalive(t *testing.T) {
+	up := startMosquitto(t)
+	px, _ := startProxy(t, "", up, nil)
+	open := func(clean bool) (*raw, connack) {
+		c := rawDial(t, px.Addr(), 5)
+		cp := connect{protoName: "MQTT", level: 5, clean: clean, keepalive: 0, clientID: "persist",
+			props: []prop{{propSessionExpiry, appendU32(nil, 300)}}}
+		c.send(t, cp.encode())
+		pk := c.next(t)
+		ca, err := decodeConnack(5, pk)
+		if err != nil || ca.code != 0 {
+			t.Fatalf("CONNACK %x: %v", pk, err)
+		}
+		return c, ca
+	}
+	c, ca := open(true)
+	if v, ok := findProp(ca.props, propServerKeepAlive); !ok || propU16(v) != 1200 {
+		t.Fatalf("CONNACK properties %v: want Server Keep Alive 1200 (keepalive 0 clamped to connections.max_keepalive)", ca.props)
+	}
+	c.send(t, rawSubscribe(5, 1, "guest/#", 1))
+	if pk := c.next(t); pk[0]>>4 != typeSuback {
+		t.Fatalf("want SUBACK, got %x", pk)
+	}
+	c.send(t, disconnect(5, 0))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, _ := px.waf.OpenConnections(); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection still open")
+		}
+	}
+	direct := mustV5(t, up, "direct", "", "")
+	if _, err := direct.publish(t, &paho.Publish{Topic: "guest/direct/q", QoS: 1, Payload: []byte("while away")}); err != nil {
+		t.Fatal(err)
+	}
+	c, ca = open(false)
+	if !ca.sessionPresent {
+		t.Fatal("CONNACK: session not present")
+	}
+	pk := c.next(t)
+	p, err := decodePublish(5, pk)
+	if err != nil || p.topic != "guest/direct/q" || string(p.payload) != "while away" {
+		t.Fatalf("after resuming: %x (%v)", pk, err)
+	}
+}

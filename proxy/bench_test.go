@@ -53,11 +53,11 @@ func BenchmarkProxy(b *testing.B) {
 		name, yaml, path string
 	}{{"default", benchRates, "bench.yaml"}, {"fleet", string(fleetYAML) + benchRates, fleetPath}}
 	type path struct {
-		name                 string
-		addr                 string
-		pubUser, pubPass     string
-		subUser, subPass     string
-		topic, filter, sense string
+		name             string
+		addr             string
+		pubUser, pubPass string
+		subUser, subPass string
+		topic, filter    string
 	}
 	paths := []path{{name: "direct", addr: up, topic: "guest/pub/t", filter: "guest/#"}}
 	for _, pol := range policies {

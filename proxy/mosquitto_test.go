@@ -421,3 +421,32 @@ func TestUpstreamIdentityModes(t *testing.T) {
 		t.Fatalf("anonymous client directly on mosquitto: %v code %d, want 5", err, code)
 	}
 }
+
+// An upstream that accepts the connection but never answers the CONNECT
+// gets the client CONNACK 0x88 at the CONNECT deadline, not a hang.
+func TestSilentUpstream(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	px, ev := startProxy(t, "connections: {connect_timeout: 1s}\n", silent.Addr().String(), nil)
+	start := time.Now()
+	c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "waits", CleanStart: true})
+	if err == nil || c.connack == nil || c.connack.ReasonCode != 0x88 {
+		t.Fatalf("connect through a silent upstream: %v %+v, want CONNACK 0x88", err, c.connack)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refused after %s, the deadline is 1s", d)
+	}
+	ev.wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
+}

@@ -14,9 +14,11 @@ import (
 )
 
 // benchRates lifts the publish rates above the benchmark's load: every
-// rate check still runs, none refuses.
+// rate check still runs, none refuses. The flapping ban is off: every run
+// connects the same two client IDs again.
 const benchRates = `
 rates:
+  flapping: {off: true}
   publish:
     per_connection: {messages: 1000000/s, bytes: 1GiB/s}
     per_username: {messages: 1000000/s, bytes: 1GiB/s}

@@ -50,6 +50,7 @@ type conn struct {
 	outQoS2 map[uint16]bool
 	subs    map[string]bool // filters subscribed through this connection
 
+	ready     atomic.Bool // the handshake is done (ver and cc are set)
 	closing   atomic.Bool
 	byProxy   atomic.Bool // the proxy ended the connection (recorded already)
 	clientEOF atomic.Bool // the client sent DISCONNECT
@@ -234,6 +235,7 @@ func (c *conn) handshake() bool {
 	if c.client.ID != "" {
 		c.p.established(c)
 	}
+	c.ready.Store(true)
 	return c.writeClient(pkt) == nil
 }
 
@@ -334,7 +336,7 @@ const writeTimeout = 30 * time.Second
 // is told (DISCONNECT 0x8B, server shutting down).
 func (c *conn) shutDown() {
 	c.closing.Store(true)
-	if c.ver == mqttwaf.MQTT5 && c.cc != nil {
+	if c.ready.Load() && c.ver == mqttwaf.MQTT5 {
 		_ = c.writeClient(disconnect(c.ver, 0x8B))
 	}
 	_ = c.raw.Close()

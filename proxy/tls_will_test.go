@@ -181,3 +181,24 @@ func TestSessionResumptionAndKeepalive(t *testing.T) {
 		t.Fatalf("after resuming: %x (%v)", pk, err)
 	}
 }
+
+// Close ends every connection; MQTT 5 clients are told (DISCONNECT 0x8B).
+func TestCloseTellsClients(t *testing.T) {
+	up := startMosquitto(t)
+	px, _ := startProxy(t, "", up, nil)
+	c := mustV5(t, px.Addr(), "told", "", "")
+	if err := px.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-c.discon:
+		if d.ReasonCode != 0x8B {
+			t.Fatalf("DISCONNECT 0x%02X, want 0x8B", d.ReasonCode)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no DISCONNECT")
+	}
+	if n, _ := px.waf.OpenConnections(); n != 0 {
+		t.Fatalf("%d sockets still counted after Close", n)
+	}
+}

@@ -100,6 +100,11 @@ func (c *conn) handshake() bool {
 		}
 		stream = tc
 	}
+	if c.p.opts.WebSocket {
+		if stream = c.upgrade(stream); stream == nil {
+			return false
+		}
+	}
 	c.cc = frame.NewConn(stream, c.lim())
 	c.toClient = &outBuf{conn: c.cc}
 	rd := frame.NewReader(c.cc, frame.FromClient, c.lim())

@@ -69,11 +69,16 @@ type Options struct {
 	// Listen is the address clients connect to; "127.0.0.1:1883" when empty.
 	Listen string `yaml:"listen" json:"listen"`
 	// ListenerID names the listener in the policy (listeners.<id>) and in
-	// events; "tls" when TLS is set, "tcp" otherwise.
+	// events; "ws" with WebSocket, "tls" when TLS is set, "tcp" otherwise.
 	ListenerID string `yaml:"listener_id" json:"listener_id"`
 	// TLS, if set, serves TLS to clients (set ClientAuth and ClientCAs for
 	// mutual TLS; a verified certificate can be the identity).
 	TLS *tls.Config `yaml:"-" json:"-"`
+	// WebSocket serves MQTT over WebSocket (wss with TLS) instead of plain
+	// MQTT: one HTTP upgrade request per socket, Host and Origin checked
+	// against connections.allowed_hosts and allowed_origins, all within the
+	// CONNECT deadline.
+	WebSocket bool `yaml:"websocket" json:"websocket"`
 	// Upstream is the broker's address, host:port. Required.
 	Upstream string `yaml:"upstream" json:"upstream"`
 	// UpstreamTLS, if set, connects to the broker over TLS.
@@ -130,9 +135,13 @@ func New(w *mqttwaf.WAF, o Options) (*Proxy, error) {
 		o.Listen = "127.0.0.1:1883"
 	}
 	if o.ListenerID == "" {
-		o.ListenerID = "tcp"
-		if o.TLS != nil {
+		switch {
+		case o.WebSocket:
+			o.ListenerID = "ws"
+		case o.TLS != nil:
 			o.ListenerID = "tls"
+		default:
+			o.ListenerID = "tcp"
 		}
 	}
 	if o.Logger == nil {

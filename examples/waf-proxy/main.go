@@ -5,6 +5,7 @@
 //
 //	go run ./examples/waf-proxy -upstream 127.0.0.1:1884                     # listens on 127.0.0.1:1883, default policy
 //	go run ./examples/waf-proxy -upstream 127.0.0.1:1884 -policy fleet.yaml
+//	go run ./examples/waf-proxy -upstream 127.0.0.1:1884 -ws-listen 127.0.0.1:8080    # MQTT over WebSocket too
 //	go run ./examples/waf-proxy -upstream broker:8883 -upstream-ca ca.pem \
 //	    -upstream-identity service -upstream-username waf-proxy -upstream-password-file proxy.pass
 //
@@ -42,13 +43,13 @@ func main() {
 }
 
 type config struct {
-	listen, upstream, policy         string
-	tlsCert, tlsKey, tlsClientCA     string
-	requireClientCert, printDefault  bool
-	upstreamTLS                      bool
-	upstreamCA, upstreamServerName   string
-	identity, upstreamUser, passFile string
-	identityProperty                 string
+	listen, wsListen, upstream, policy string
+	tlsCert, tlsKey, tlsClientCA       string
+	requireClientCert, printDefault    bool
+	upstreamTLS                        bool
+	upstreamCA, upstreamServerName     string
+	identity, upstreamUser, passFile   string
+	identityProperty                   string
 }
 
 // run serves until ctx is done; ready, if set, gets the bound address.
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	fs := flag.NewFlagSet("waf-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:1883", "address clients connect to (MQTT over TCP, or TLS with -tls-cert); listener id \"tcp\" or \"tls\"")
+	fs.StringVar(&c.wsListen, "ws-listen", "", "also serve MQTT over WebSocket on this address (wss with -tls-cert); listener id \"ws\"")
 	fs.StringVar(&c.upstream, "upstream", "", "the broker's host:port (required)")
 	fs.StringVar(&c.policy, "policy", "", "policy file (YAML or JSON); the embedded default policy if empty")
 	fs.BoolVar(&c.printDefault, "print-default-policy", false, "print the embedded default policy and exit")
@@ -122,11 +124,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer p.Close()
+	listening := []any{"listen", p.Addr()}
+	if c.wsListen != "" {
+		wo := opts
+		wo.Listen, wo.WebSocket, wo.ListenerID = c.wsListen, true, ""
+		wp, err := proxy.New(waf, wo)
+		if err != nil {
+			return err
+		}
+		if err := wp.Start(); err != nil {
+			return err
+		}
+		defer wp.Close()
+		listening = append(listening, "ws_listen", wp.Addr())
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("waf-proxy ready", "listen", p.Addr(), "upstream", c.upstream, "upstream_identity", opts.Identity.Mode,
-		"policy", policyName(c.policy), "mode", waf.Policy().Mode)
+	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode,
+		"policy", policyName(c.policy), "mode", waf.Policy().Mode)...)
 	if ready != nil {
 		ready(p.Addr())
 	}

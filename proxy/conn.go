@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,7 +107,7 @@ func (c *conn) handshake() bool {
 		}
 	}
 	c.cc = frame.NewConn(stream, c.lim())
-	c.toClient = &outBuf{conn: c.cc}
+	c.toClient = &outBuf{conn: c.cc, timeout: w.Broker().WriteTimeout.D(), stalled: c.stalled}
 	rd := frame.NewReader(c.cc, frame.FromClient, c.lim())
 	pkt, err := rd.Next()
 	if err != nil {
@@ -336,6 +337,22 @@ func (c *conn) relayUp(pkt []byte) error { return c.toUp.write(pkt, false) }
 // writeTimeout bounds one write to either side: a peer that stops reading
 // ends its connection instead of holding the other direction forever.
 const writeTimeout = 30 * time.Second
+
+// stalled records the disconnection of a client that stopped reading
+// (broker.write_timeout), as the embedded broker does; the failed write
+// then ends the connection.
+func (c *conn) stalled(waiting int) {
+	if !c.ready.Load() || c.byProxy.Swap(true) {
+		return
+	}
+	timeout := c.p.waf.Broker().WriteTimeout.D()
+	c.p.waf.Record(mqttwaf.StageBroker, &c.client, "", "", "", 0, mqttwaf.Verdict{Action: mqttwaf.Disconnect,
+		Rule: "broker.write_timeout", Reason: "write_timeout", Code: mqttwaf.CodeKeepAliveTimeout,
+		Value: int64(waiting), Limit: int64(timeout / time.Millisecond),
+		Detail: "the client's socket took nothing for broker.write_timeout (limit, ms) with " +
+			strconv.Itoa(waiting) + " bytes waiting (value): it stopped reading"})
+	_ = c.raw.Close()
+}
 
 // shutDown ends the connection because the proxy closes: an MQTT 5 client
 // is told (DISCONNECT 0x8B, server shutting down).

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -17,6 +18,11 @@ type outBuf struct {
 	conn net.Conn
 	buf  []byte
 	err  error
+	// timeout bounds one write (broker.write_timeout for the client side):
+	// a peer that takes nothing for that long is given up; stalled, if
+	// set, reports it with the number of bytes that were waiting.
+	timeout time.Duration
+	stalled func(waiting int)
 }
 
 // outBufSize bounds what is gathered before it is written anyway.
@@ -67,7 +73,15 @@ func (o *outBuf) flushLocked() {
 }
 
 func (o *outBuf) send(b []byte) error {
-	_ = o.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	timeout := o.timeout
+	if timeout <= 0 {
+		timeout = writeTimeout
+	}
+	_ = o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := o.conn.Write(b)
+	var ne net.Error
+	if err != nil && o.stalled != nil && errors.As(err, &ne) && ne.Timeout() {
+		o.stalled(len(b))
+	}
 	return err
 }

@@ -48,3 +48,39 @@ func TestWebSocket(t *testing.T) {
 	}
 	ev.wait(t, "connections.protocol", "no_websocket_upgrade", 5*time.Second)
 }
+
+// A subscriber that stops reading is disconnected after
+// broker.write_timeout, with an event, as by the embedded broker; the
+// proxy does not hold its upstream connection forever.
+func TestStalledSubscriber(t *testing.T) {
+	up := startMosquitto(t)
+	px, ev := startProxy(t, "broker: {write_timeout: 1s}\n", up, nil)
+	stuck := rawClient(t, px.Addr(), 5, "stuck")
+	stuck.send(t, rawSubscribe(5, 1, "guest/#", 0))
+	if pk := stuck.next(t); pk[0]>>4 != typeSuback {
+		t.Fatalf("want SUBACK, got %x", pk)
+	}
+	// stuck reads nothing from here on.
+	pub := mustV5(t, up, "flood", "", "") // directly into mosquitto
+	payload := make([]byte, 200<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, ok := ev.find("broker.write_timeout", "write_timeout"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no broker.write_timeout event")
+		}
+		if _, err := pub.publish(t, &paho.Publish{Topic: "guest/flood/x", QoS: 0, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, _ := px.waf.OpenConnections(); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client's connection is still open")
+		}
+	}
+}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"crypto/tls"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -200,5 +202,44 @@ func TestCloseTellsClients(t *testing.T) {
 	}
 	if n, _ := px.waf.OpenConnections(); n != 0 {
 		t.Fatalf("%d sockets still counted after Close", n)
+	}
+}
+
+// Session takeover through the proxy: another identity may not take over a
+// client ID connected through it (0x85); the same identity may, and the
+// connection taken over ends (mosquitto 2.0 closes it without a
+// DISCONNECT, directly as through the proxy).
+func TestSessionTakeover(t *testing.T) {
+	up := startMosquitto(t)
+	dir := t.TempDir()
+	secretA, hashA, err := mqttwaf.NewDeviceSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretB, hashB, err := mqttwaf.NewDeviceSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(dir, "devices.creds")
+	if err := os.WriteFile(creds, []byte("a:device:"+hashA+"\nb:device:"+hashB+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := mqttwaf.ParsePolicy([]byte(`
+identity: {credentials_file: `+creds+`, anonymous: {allow: never}}
+roles: {device: {publish: ["dev/{username}/#"], subscribe: ["dev/{username}/#"]}}
+`), "takeover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, _ := startProxyWith(t, p, up, nil)
+	first := mustV5(t, px.Addr(), "shared", "a", secretA)
+	if c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "shared", Username: "b", Password: []byte(secretB), CleanStart: true}); err == nil || c.connack == nil || c.connack.ReasonCode != 0x85 {
+		t.Fatalf("b taking over a's client ID: %v %+v, want CONNACK 0x85", err, c.connack)
+	}
+	mustV5(t, px.Addr(), "shared", "a", secretA)
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection taken over is still open")
 	}
 }

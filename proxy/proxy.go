@@ -2,7 +2,9 @@
 // (mosquitto, EMQX, HiveMQ, VerneMQ): clients connect to the proxy, and for
 // each one the proxy opens one connection to the upstream broker and
 // relays packets both ways through the same engine and policy as the
-// embedded mochi broker (package hooks). It imports no broker code.
+// embedded mochi broker (package hooks). Clients speak MQTT 3.1.1 or 5 over
+// TCP, TLS or WebSocket; the broker is reached over TCP or TLS. It imports
+// no broker code.
 //
 // Per client, in order: the accept rules (socket caps) and the CONNECT
 // deadline; the frame validator on every packet before the proxy decodes

@@ -450,3 +450,20 @@ func TestSilentUpstream(t *testing.T) {
 	}
 	ev.wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
 }
+
+// MQTT 3.1 (MQIsdp, level 3) passes too: mosquitto_pub -V mqttv31.
+func TestMQTT31(t *testing.T) {
+	up := startMosquitto(t)
+	px, _ := startProxy(t, "", up, nil)
+	watcher := mustV5(t, up, "watcher", "", "")
+	watcher.subscribe(t, 1, "#")
+	if out, err := runTool(t, px.Addr(), "mosquitto_pub", "-V", "mqttv31", "-q", "1", "-i", "old", "-t", "other/old/x", "-m", "refused"); err != nil {
+		t.Fatalf("3.1 refused publish: %v %s", err, out) // acknowledged and dropped (responses.mqtt311_publish: drop)
+	}
+	if out, err := runTool(t, px.Addr(), "mosquitto_pub", "-V", "mqttv31", "-q", "1", "-i", "old", "-t", "guest/old/x", "-m", "v3.1"); err != nil {
+		t.Fatalf("3.1 publish: %v %s", err, out)
+	}
+	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Topic != "guest/old/x" || string(m.Payload) != "v3.1" {
+		t.Fatalf("got %q %q", m.Topic, m.Payload)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
@@ -187,18 +188,6 @@ func startProxyWith(t testing.TB, p *mqttwaf.Policy, upstream string, mod func(*
 	return px, ev
 }
 
-// lockedConn serialises writes: paho.golang writes from several goroutines.
-type lockedConn struct {
-	net.Conn
-	mu sync.Mutex
-}
-
-func (c *lockedConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Conn.Write(b)
-}
-
 // v5 is a connected paho.golang (MQTT 5) client with what it received.
 type v5 struct {
 	*paho.Client
@@ -221,7 +210,9 @@ func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
 // connectV5 is dialV5 over an open connection (TLS, say).
 func connectV5(t testing.TB, nc net.Conn, cp *paho.Connect) (*v5, error) {
 	t.Helper()
-	conn := &lockedConn{Conn: nc}
+	// paho writes a packet in several Writes, from several goroutines: a
+	// sync.Locker conn makes it hold the lock for the whole packet.
+	conn := packets.NewThreadSafeConn(nc)
 	c := &v5{msgs: make(chan *paho.Publish, 1000), discon: make(chan *paho.Disconnect, 1)}
 	c.Client = paho.NewClient(paho.ClientConfig{
 		Conn: conn,

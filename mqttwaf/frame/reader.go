@@ -96,3 +96,17 @@ func (r *Reader) Next() ([]byte, error) {
 		}
 	}
 }
+
+// Ready reports whether the next packet has arrived whole, so that Next
+// returns it (or its refusal) without reading. A relay flushes what it
+// wrote when no packet is ready, so packets that came in one read leave in
+// one write, and nothing waits behind a peer that is still sending.
+func (r *Reader) Ready() bool {
+	if r.err != nil {
+		return true
+	}
+	b := &r.b
+	rest := b.buf[b.v:b.w]
+	n := announced(rest)
+	return n > 0 && n <= len(rest)
+}

@@ -171,3 +171,46 @@ func TestReaderNoProgress(t *testing.T) {
 type zeroReader struct{}
 
 func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+// TestReaderReady: Ready says whether the next packet is whole in the
+// buffer, whatever the read boundaries.
+func TestReaderReady(t *testing.T) {
+	ping := raw(0xC0, 0)
+	pub := pk(0x30, str("a"), raw(1))
+	tests := []struct {
+		name  string
+		reads [][]byte // what each Read of the source returns
+		ready []bool   // Ready after each Next
+	}{
+		{"two packets in one read", [][]byte{cat(connect4, ping, pub)}, []bool{true, true, false}},
+		{"one packet per read", [][]byte{connect4, ping, pub}, []bool{false, false, false}},
+		{"half a packet behind", [][]byte{cat(connect4, ping, pub[:2]), pub[2:]}, []bool{true, false, false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(&chunks{parts: tc.reads}, FromClient, Limits{})
+			for i, want := range tc.ready {
+				if _, err := r.Next(); err != nil {
+					t.Fatalf("Next %d: %v", i, err)
+				}
+				if got := r.Ready(); got != want {
+					t.Fatalf("Ready after packet %d: %v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// chunks returns its parts one Read at a time, then io.EOF.
+type chunks struct{ parts [][]byte }
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[0])
+	if c.parts[0] = c.parts[0][n:]; len(c.parts[0]) == 0 {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
+}

@@ -1,0 +1,405 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
+)
+
+// conn is one client and its upstream connection.
+type conn struct {
+	p      *Proxy
+	raw    net.Conn    // the accepted socket
+	remote string      // its "ip:port"
+	cc     *frame.Conn // the client stream (TLS under it if any), validated
+	up     net.Conn    // the upstream connection
+	// toClient and toUp gather what goes to each side (see outBuf);
+	// frame.Conn under toClient also serialises it with a refusal.
+	toClient, toUp *outBuf
+	client         mqttwaf.Client
+	ver            byte
+	conn           mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
+
+	keepalive time.Duration // the client read deadline's span (1.5 x keep alive), 0 = none
+
+	clientReader *frame.Reader // validated client packets, after CONNECT
+	upReader     *frame.Reader // validated broker packets, after CONNACK
+
+	mu sync.Mutex // guards the maps below
+	// aliasMax is the topic alias maximum the broker granted the client
+	// (its CONNACK); aliases are the client's, resolved here.
+	aliasMax uint16
+	aliases  map[uint16]string
+	// subacks holds, per SUBSCRIBE packet id, the codes the proxy gave
+	// the filters it refused (0 for the ones sent upstream).
+	subacks map[uint16][]byte
+	// inQoS2 are client QoS 2 publishes the proxy refused and acknowledged
+	// with PUBREC itself; their PUBREL is answered by the proxy too.
+	inQoS2 map[uint16]bool
+	// outQoS2 are broker deliveries the proxy refused and acknowledged
+	// with PUBREC upstream; their PUBREL is answered by the proxy too.
+	outQoS2 map[uint16]bool
+	subs    map[string]bool // filters subscribed through this connection
+
+	ready     atomic.Bool // the handshake is done (ver and cc are set)
+	closing   atomic.Bool
+	byProxy   atomic.Bool // the proxy ended the connection (recorded already)
+	clientEOF atomic.Bool // the client sent DISCONNECT
+}
+
+func (c *conn) run() {
+	defer c.p.untrack(c)
+	defer c.p.waf.Close(c.remote)
+	defer func() { _ = c.raw.Close() }()
+	if !c.handshake() {
+		return
+	}
+	defer func() { _ = c.up.Close() }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.fromBroker()
+		_ = c.raw.Close()
+	}()
+	c.fromClient()
+	c.endUpstream()
+	<-done
+}
+
+// lim is the frame validator's packet size limit: the policy's.
+func (c *conn) lim() frame.Limits {
+	return frame.Limits{MaxPacketSize: int(c.p.waf.Broker().MaxPacketSize)}
+}
+
+// handshake runs everything up to the relayed CONNACK, within the CONNECT
+// deadline. It reports whether the connection is established.
+func (c *conn) handshake() bool {
+	w, id := c.p.waf, c.p.opts.ListenerID
+	timeout := w.ConnectTimeout(id)
+	deadline := time.Time{}
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	_ = c.raw.SetDeadline(deadline)
+	stream := c.raw
+	var tc *tls.Conn
+	if c.p.opts.TLS != nil {
+		tc = tls.Server(c.raw, c.p.serverTLS(c.remote))
+		if err := tc.Handshake(); err != nil {
+			c.recordEarly(err)
+			return false
+		}
+		stream = tc
+	}
+	if c.p.opts.WebSocket {
+		if stream = c.upgrade(stream); stream == nil {
+			return false
+		}
+	}
+	c.cc = frame.NewConn(stream, c.lim())
+	c.toClient = &outBuf{conn: c.cc, timeout: w.Broker().WriteTimeout.D(), stalled: c.stalled}
+	rd := frame.NewReader(c.cc, frame.FromClient, c.lim())
+	pkt, err := rd.Next()
+	if err != nil {
+		c.recordEarly(err)
+		return false
+	}
+	cp, err := decodeConnect(pkt)
+	if err != nil { // the validator passed it: a codec bug; fail closed
+		c.recordEarly(err)
+		return false
+	}
+	c.ver = cp.level
+	c.client = mqttwaf.Client{ID: cp.clientID, Username: cp.username, Listener: id, RemoteAddr: c.remote,
+		RemoteIP: mqttwaf.ParseRemoteIP(c.remote), Protocol: cp.level}
+	if tc != nil {
+		c.client.TLS = mqttwaf.TLSInfoOf(tc.ConnectionState())
+	}
+	c.conn = mqttwaf.Connect{Client: &c.client, Clean: cp.clean, Keepalive: cp.keepalive,
+		UsernameSet: cp.hasUser, Password: cp.password, Will: cp.willMessage(), UserProperties: userOf(cp.props)}
+	if v, ok := findProp(cp.props, propSessionExpiry); ok {
+		c.conn.SessionExpiry = propU32(v)
+	}
+	if cp.clientID != "" {
+		c.conn.Session = c.p.session(cp.clientID)
+	}
+	will := c.conn.Will
+	if v := w.Connect(&c.conn); v.Blocked() {
+		_ = c.writeClient(refusal(c.ver, v))
+		return false
+	}
+	// The client-ID claim Connect took (sessions.takeover) goes once the
+	// broker has answered, or failed to: whatever happens next.
+	admitted := c.client
+	defer w.Established(&admitted)
+	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
+	// will; no topic aliases towards the proxy.
+	up := cp
+	switch {
+	case c.conn.Will == nil:
+		up.will, up.willQoS, up.willRetain = false, 0, false
+	case c.conn.Will != will:
+		up.willPayload = c.conn.Will.Payload
+		up.willProps = withUser(cp.willProps, c.conn.Will.Props.User)
+	}
+	keepalive := c.conn.Keepalive
+	if c.ver == mqttwaf.MQTT5 {
+		up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
+		up.props = without(cp.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
+		// The broker must not send what the validator would refuse on the
+		// way back: at most broker.max_packet_size, or less if the client
+		// asked for less.
+		most := uint32(c.lim().MaxPacketSize)
+		if v, ok := findProp(cp.props, propMaximumPacketSize); ok && (most == 0 || propU32(v) < most) {
+			most = propU32(v)
+		}
+		if most > 0 {
+			up.props = append(up.props, prop{propMaximumPacketSize, appendU32(nil, most)})
+		}
+		if c.conn.SessionExpiry != 0 {
+			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, c.conn.SessionExpiry)})
+		}
+	}
+	if c.p.opts.Identity.Mode == IdentityService {
+		ident := c.p.opts.Identity
+		up.hasUser, up.username = true, ident.Username
+		up.hasPass, up.password = ident.Password != "", []byte(ident.Password)
+		if c.ver == mqttwaf.MQTT5 {
+			up.props = append(without(up.props, propUser), prop{propUser,
+				appendString(appendString(nil, ident.UserProperty), c.client.Username)})
+		}
+	}
+	if !c.dial(deadline) {
+		return false
+	}
+	if _, err := c.up.Write(up.encode()); err != nil {
+		c.upstreamDown(err)
+		return false
+	}
+	ur := frame.NewReader(c.up, frame.FromServer, c.lim())
+	ur.SetVersion(c.ver)
+	pkt, err = ur.Next()
+	if err == nil && pkt[0]>>4 != typeConnack {
+		err = errors.New("the broker answered CONNECT with " + mqttwaf.PacketName(pkt[0]>>4) +
+			" (enhanced authentication through the proxy is not supported yet)")
+	}
+	var ca connack
+	if err == nil {
+		ca, err = decodeConnack(c.ver, pkt)
+	}
+	if err != nil {
+		c.upstreamDown(err)
+		return false
+	}
+	if ca.code != 0 {
+		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
+		return false
+	}
+	if v, ok := findProp(ca.props, propAssignedID); ok {
+		c.client.ID = string(propBinary(v))
+	}
+	rewrite := false
+	if v, ok := findProp(ca.props, propTopicAliasMax); ok {
+		// The client's aliases are resolved here, so they cost the proxy
+		// memory: at most broker.topic_alias_maximum of them.
+		c.aliasMax = propU16(v)
+		if most := c.p.waf.Broker().TopicAliasMaximum; int(c.aliasMax) > most {
+			c.aliasMax = uint16(most)
+			ca.props = without(ca.props, propTopicAliasMax)
+			if most > 0 {
+				ca.props = append(ca.props, prop{propTopicAliasMax, appendU16(nil, c.aliasMax)})
+			}
+			rewrite = true
+		}
+	}
+	if v, ok := findProp(ca.props, propServerKeepAlive); ok {
+		keepalive = propU16(v)
+	} else if c.ver == mqttwaf.MQTT5 && keepalive != cp.keepalive {
+		ca.props = append(ca.props, prop{propServerKeepAlive, appendU16(nil, keepalive)})
+		rewrite = true
+	}
+	if rewrite {
+		pkt = ca.encode(c.ver)
+	}
+	if keepalive > 0 {
+		c.keepalive = time.Duration(keepalive) * 1500 * time.Millisecond
+	}
+	c.upReader = ur
+	c.clientReader = rd
+	_ = c.raw.SetDeadline(time.Time{})
+	_ = c.up.SetDeadline(time.Time{})
+	if c.client.ID != "" {
+		c.p.established(c)
+	}
+	c.ready.Store(true)
+	return c.writeClient(pkt) == nil
+}
+
+// dial connects to the broker by the CONNECT deadline. A broker that
+// cannot be reached gets the client a CONNACK 0x88 (server unavailable;
+// 3.1.1: 0x03), never a hang.
+func (c *conn) dial(deadline time.Time) bool {
+	d := net.Dialer{Timeout: upstreamTimeout, Deadline: deadline}
+	var err error
+	if c.p.opts.UpstreamTLS != nil {
+		td := tls.Dialer{NetDialer: &d, Config: c.p.opts.UpstreamTLS}
+		c.up, err = td.Dial("tcp", c.p.opts.Upstream)
+	} else {
+		c.up, err = d.Dial("tcp", c.p.opts.Upstream)
+	}
+	if err != nil {
+		c.upstreamDown(err)
+		return false
+	}
+	c.toUp = &outBuf{conn: c.up}
+	if deadline.IsZero() {
+		deadline = time.Now().Add(upstreamTimeout)
+	}
+	_ = c.up.SetDeadline(deadline)
+	return true
+}
+
+// upstreamDown refuses the client because the broker failed it before the
+// CONNACK, and records why.
+func (c *conn) upstreamDown(err error) {
+	v := mqttwaf.Verdict{Action: mqttwaf.Reject, Rule: "proxy.upstream", Reason: "upstream_unavailable",
+		Code: mqttwaf.CodeServerUnavailable,
+		Detail: "the upstream broker " + c.p.opts.Upstream + " did not accept the connection: " + err.Error() +
+			"; check that it runs and that -upstream names it"}
+	c.p.waf.Record(mqttwaf.StageConnect, &c.client, "", "", "", 0, v)
+	_ = c.writeClient(refusal(c.ver, v))
+}
+
+// recordEarly reports a socket that failed before its CONNECT was read, as
+// the hooks listener does.
+func (c *conn) recordEarly(err error) {
+	w, id := c.p.waf, c.p.opts.ListenerID
+	if v, ok := mqttwaf.FrameVerdict(err); ok {
+		w.Record(mqttwaf.StageAccept, nil, id, c.remote, "", 0, v)
+		return
+	}
+	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: "malformed_connect",
+		Code: mqttwaf.CodeMalformedPacket, Detail: err.Error()}
+	var re tls.RecordHeaderError
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		v.Rule, v.Reason, v.Code = "connections.connect_timeout", "connect_timeout", 0
+		v.Limit = int64(w.ConnectTimeout(id) / time.Millisecond)
+		v.Detail = "no complete CONNECT within the deadline (limit in ms)"
+	case errors.As(err, &re) || isTLSAlert(err):
+		v.Rule, v.Reason, v.Code = mqttwaf.RuleTLS, "tls_handshake_failed", 0
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, os.ErrClosed) || isReset(err):
+		return // port scanners and health checks, not an attack
+	}
+	w.Record(mqttwaf.StageAccept, nil, id, c.remote, "", 0, v)
+}
+
+func isTLSAlert(err error) bool {
+	var a tls.AlertError
+	return errors.As(err, &a)
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && !oe.Timeout()
+}
+
+// writeClient writes one whole packet to the client now, with whatever
+// relayed packets are queued before it.
+func (c *conn) writeClient(pkt []byte) error {
+	if c.toClient == nil {
+		_, err := c.raw.Write(pkt)
+		return err
+	}
+	return c.toClient.write(pkt, true)
+}
+
+// writeUp writes one whole packet to the broker now.
+func (c *conn) writeUp(pkt []byte) error { return c.toUp.write(pkt, true) }
+
+// relayClient and relayUp queue a relayed packet; the relay loop flushes
+// when its reader has no whole packet ready (outBuf).
+func (c *conn) relayClient(pkt []byte) error { return c.toClient.write(pkt, false) }
+
+func (c *conn) relayUp(pkt []byte) error { return c.toUp.write(pkt, false) }
+
+// writeTimeout bounds one write to either side: a peer that stops reading
+// ends its connection instead of holding the other direction forever.
+const writeTimeout = 30 * time.Second
+
+// stalled records the disconnection of a client that stopped reading
+// (broker.write_timeout), as the embedded broker does; the failed write
+// then ends the connection.
+func (c *conn) stalled(waiting int) {
+	if !c.ready.Load() || c.byProxy.Swap(true) {
+		return
+	}
+	timeout := c.p.waf.Broker().WriteTimeout.D()
+	c.p.waf.Record(mqttwaf.StageBroker, &c.client, "", "", "", 0, mqttwaf.Verdict{Action: mqttwaf.Disconnect,
+		Rule: "broker.write_timeout", Reason: "write_timeout", Code: mqttwaf.CodeKeepAliveTimeout,
+		Value: int64(waiting), Limit: int64(timeout / time.Millisecond),
+		Detail: "the client's socket took nothing for broker.write_timeout (limit, ms) with " +
+			strconv.Itoa(waiting) + " bytes waiting (value): it stopped reading"})
+	_ = c.raw.Close()
+}
+
+// shutDown ends the connection because the proxy closes: an MQTT 5 client
+// is told (DISCONNECT 0x8B, server shutting down).
+func (c *conn) shutDown() {
+	c.closing.Store(true)
+	if c.ready.Load() && c.ver == mqttwaf.MQTT5 {
+		_ = c.writeClient(disconnect(c.ver, 0x8B))
+	}
+	_ = c.raw.Close()
+}
+
+// kick ends the connection for a verdict the WAF recorded: an MQTT 5
+// client is told why.
+func (c *conn) kick(code mqttwaf.ReasonCode) {
+	c.byProxy.Store(true)
+	if c.ver == mqttwaf.MQTT5 {
+		_ = c.writeClient(disconnect(c.ver, byte(code.For(mqttwaf.InDisconnect))))
+	}
+	_ = c.raw.Close()
+}
+
+// protocolError ends a connection whose client broke a rule the proxy
+// checks itself (topic aliases), and records it.
+func (c *conn) protocolError(reason string, code mqttwaf.ReasonCode, detail string) {
+	c.p.waf.Record(mqttwaf.StageConnect, &c.client, "", "", "", 0, mqttwaf.Verdict{Action: mqttwaf.Disconnect,
+		Rule: "connections.protocol", Reason: reason, Code: code, Detail: detail})
+	c.kick(code)
+}
+
+// endUpstream ends the upstream connection once the client is gone. A
+// client that vanished without DISCONNECT makes the broker publish its
+// will; the will is checked again first (the policy may have been reloaded
+// since CONNECT) and, if it is now refused or rewritten, the proxy ends
+// the session with a normal DISCONNECT so the broker discards it.
+func (c *conn) endUpstream() {
+	if c.clientEOF.Load() {
+		return // the client's DISCONNECT went upstream as it was
+	}
+	if c.closing.Load() || c.conn.Will == nil {
+		_ = c.up.Close()
+		return
+	}
+	will := c.conn.Will
+	check := mqttwaf.Connect{Client: &c.client, Will: will}
+	if v := c.p.waf.CheckWill(&check); v.Blocked() || check.Will == nil ||
+		!bytes.Equal(check.Will.Payload, will.Payload) {
+		_ = c.writeUp(disconnect(c.ver, 0))
+	}
+	_ = c.up.Close()
+}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttwaf/mqttwaf/internal/testpki"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
 // tlsEcho serves cfg on 127.0.0.1: each connection echoes lines back. It

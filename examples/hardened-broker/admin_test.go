@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/mqttwaf/mqttwaf/internal/testpki"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
 // startAdminBroker runs the example with an admin listener on a free

@@ -16,7 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/mqttwaf/mqttwaf/internal/testpki"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
 // listenerAddr is the bound address of listener id, from the broker's

@@ -30,7 +30,7 @@ import (
 	"syscall"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
-	"github.com/mqttwaf/mqttwaf/proxy"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/proxy"
 )
 
 func main() {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mqttwaf/mqttwaf/internal/testpki"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/admin"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/mqttwaf/mqttwaf/internal/testpki"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 

@@ -1,6 +1,7 @@
 // Package testpki makes throwaway certificate authorities and certificates
-// as PEM, for tests that serve TLS from files (certificate reload). It is
-// internal: test support, not an API.
+// as PEM, for tests that serve TLS from files (certificate reload). Test
+// support, not an API: it lives under mqttwaf/ (the repository's top level
+// is fixed) and outside internal/ so the examples' tests can use it too.
 package testpki
 
 import (

@@ -38,7 +38,7 @@ rates:
 //	flock /work/bench.lock go test -run '^$' -bench Proxy -benchtime 20000x -count 3 ./proxy/
 func BenchmarkProxy(b *testing.B) {
 	up := startMosquitto(b)
-	fleetPath := filepath.Join("..", "examples", "hardened-broker", "fleet.yaml")
+	fleetPath := filepath.Join("..", "..", "examples", "hardened-broker", "fleet.yaml")
 	fleetYAML, err := os.ReadFile(fleetPath)
 	if err != nil {
 		b.Fatal(err)

@@ -319,13 +319,13 @@ func TestRefusedDelivery(t *testing.T) {
 // firewall refuses what is not JSON.
 func TestFleetExampleThroughProxy(t *testing.T) {
 	up := startMosquitto(t)
-	p, err := mqttwaf.ReadPolicyFile(filepath.Join("..", "examples", "hardened-broker", "fleet.yaml"))
+	p, err := mqttwaf.ReadPolicyFile(filepath.Join("..", "..", "examples", "hardened-broker", "fleet.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	px, ev := startProxyWith(t, p, up, nil)
-	seed := filepath.Join("..", "mqttwaf", "testdata", "komdi-alarm.json")
-	golden, err := os.ReadFile(filepath.Join("..", "examples", "wafcheck", "testdata", "komdi-alarm.fleet-redacted.json"))
+	seed := filepath.Join("..", "testdata", "komdi-alarm.json")
+	golden, err := os.ReadFile(filepath.Join("..", "..", "examples", "wafcheck", "testdata", "komdi-alarm.fleet-redacted.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

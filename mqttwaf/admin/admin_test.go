@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/admin"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
 type events struct {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
 // Over TLS, a verified client certificate is the identity, as in the

@@ -7,7 +7,8 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
-// MQTT 3.1.1 CONNACK return codes.
+// MQTT 3.1.1 CONNACK return codes (the tests' expectations; the mapping is
+// mqttwaf.ReasonCode.MQTT311Connack).
 const (
 	v3IdentifierRejected  = 0x02
 	v3ServerUnavailable   = 0x03
@@ -22,18 +23,5 @@ func connackCode(cl *mqtt.Client, v mqttwaf.Verdict) packets.Code {
 	if cl.Properties.ProtocolVersion == 5 {
 		return packets.Code{Code: byte(code), Reason: v.Reason}
 	}
-	return packets.Code{Code: v3Connack(code), Reason: v.Reason}
-}
-
-func v3Connack(c mqttwaf.ReasonCode) byte {
-	switch c {
-	case mqttwaf.CodeClientIDNotValid:
-		return v3IdentifierRejected
-	case mqttwaf.CodeBadUsernameOrPassword, mqttwaf.CodeBadAuthMethod:
-		return v3BadUsernamePassword
-	case mqttwaf.CodeServerBusy, mqttwaf.CodeServerUnavailable, mqttwaf.CodeQuotaExceeded, mqttwaf.CodeConnectionRateExceeded,
-		mqttwaf.CodeMessageRateTooHigh:
-		return v3ServerUnavailable
-	}
-	return v3NotAuthorized
+	return packets.Code{Code: code.MQTT311Connack(), Reason: v.Reason}
 }

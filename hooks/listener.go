@@ -225,7 +225,7 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 		l.handshakeFailed(g, tc.Handshake())
 		return
 	}
-	if v, ok := frameVerdict(err); ok {
+	if v, ok := mqttwaf.FrameVerdict(err); ok {
 		l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
 		return
 	}
@@ -248,34 +248,6 @@ func (l *Listener) establish(establish listeners.EstablishFn, conn, guard net.Co
 		v.Detail = "no complete CONNECT within the deadline (limit in ms)"
 	}
 	l.waf.Record(mqttwaf.StageAccept, nil, l.id, g.remote, "", 0, v)
-}
-
-// frameVerdict describes a packet the frame validator refused, if err is
-// such a refusal: rule connections.protocol (connections.max_packet_size
-// for an oversized one), the validator's reason and code, and a detail
-// naming the packet type, the offset and the field.
-func frameVerdict(err error) (mqttwaf.Verdict, bool) {
-	var fe *frame.Error
-	if !errors.As(err, &fe) {
-		return mqttwaf.Verdict{}, false
-	}
-	v := mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "connections.protocol", Reason: fe.Reason,
-		Code: mqttwaf.ReasonCode(fe.Code), Value: int64(fe.Offset),
-		Detail: fmt.Sprintf("%s packet refused at byte %d: %s", packetName(fe.Type), fe.Offset, fe.Detail)}
-	if fe.Reason == frame.ReasonTooLarge {
-		v.Rule = "connections.max_packet_size"
-	}
-	return v, true
-}
-
-// packetName is the MQTT name of a control packet type.
-func packetName(t byte) string {
-	names := [...]string{"reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
-		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
-	if int(t) < len(names) {
-		return names[t]
-	}
-	return "unknown"
 }
 
 // recovered ends a connection whose goroutine panicked: it closes the

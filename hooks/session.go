@@ -1,8 +1,6 @@
 package hooks
 
 import (
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"sync"
 	"sync/atomic"
 
@@ -99,41 +97,9 @@ func newClient(cl *mqtt.Client) mqttwaf.Client {
 		Protocol:   cl.Properties.ProtocolVersion,
 	}
 	if tc := findTLS(cl.Net.Conn); tc != nil {
-		st := tc.ConnectionState()
-		info := &mqttwaf.TLSInfo{Verified: len(st.VerifiedChains) > 0}
-		if len(st.PeerCertificates) > 0 {
-			leaf := st.PeerCertificates[0]
-			info.CommonNames = commonNames(leaf.Subject.Names)
-			if len(info.CommonNames) == 1 {
-				info.CommonName = info.CommonNames[0] // not Subject.CommonName: the last of several
-			}
-			info.DNSNames = leaf.DNSNames
-			info.Emails = leaf.EmailAddresses
-			for _, u := range leaf.URIs {
-				info.URIs = append(info.URIs, u.String())
-			}
-		}
-		c.TLS = info
+		c.TLS = mqttwaf.TLSInfoOf(tc.ConnectionState())
 	}
 	return c
-}
-
-// oidCommonName is the X.500 commonName attribute type, 2.5.4.3.
-var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
-
-// commonNames returns every CN in a parsed subject, in order. names is
-// pkix.Name.Names: every attribute of every RDN, multi-valued RDNs
-// ("CN=a+CN=b") included. A CN that is not a string (crypto/x509 refuses
-// those when parsing) counts as an empty one, so it is still counted.
-func commonNames(names []pkix.AttributeTypeAndValue) []string {
-	var out []string
-	for _, atv := range names {
-		if atv.Type.Equal(oidCommonName) {
-			s, _ := atv.Value.(string)
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // mochiProps converts user properties back to mochi's type.

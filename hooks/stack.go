@@ -300,7 +300,7 @@ func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return
 	}
 	var code packets.Code
-	if v, ok := frameVerdict(err); ok {
+	if v, ok := mqttwaf.FrameVerdict(err); ok {
 		// The frame validator refused a packet (and told an MQTT 5
 		// client with a DISCONNECT); mochi only saw its read fail.
 		h.waf.Record(mqttwaf.StageConnect, &s.client, "", "", "", 0, v)

@@ -12,9 +12,7 @@ import (
 
 // Helpers every front end (the mochi hooks, the proxy) needs to speak MQTT
 // about the WAF's decisions the same way. They live here so that no front
-// end re-implements them; the hooks package predates them and carries its
-// own copies (hooks/codes.go, hooks/session.go, hooks/listener.go) until it
-// switches.
+// end re-implements them (hooks and the proxy both use them).
 
 // MQTT 3.1.1 CONNACK return codes.
 const (

@@ -14,6 +14,12 @@
 // runs policy regression suites (see suite.go for the format, README.md
 // "Policy regression suites"): exit status 0 when every case passes, 1 when
 // any fails, 2 for a bad suite or policy file.
+//
+//	go run ./examples/wafcheck lint [-sample FILE]... [-format human|json] POLICY
+//
+// lints a policy (see lint.go, README.md "Linting a policy"): exit status 0
+// without findings at warning or above, 1 with warnings only, 2 with errors
+// or a policy that does not load.
 package main
 
 import (
@@ -47,6 +53,9 @@ type result struct {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "test" {
 		return runTest(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "lint" {
+		return runLint(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("wafcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -385,7 +385,9 @@ func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
 	if cp.Username != "" {
 		cp.UsernameFlag = true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Generous: under -race on a loaded 2-core machine a password check
+	// (bcrypt) alone can take seconds; a refused CONNECT answers at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	ca, err := c.Connect(ctx, cp)
 	c.connack = ca

@@ -20,6 +20,12 @@
 // lints a policy (see lint.go, README.md "Linting a policy"): exit status 0
 // without findings at warning or above, 1 with warnings only, 2 with errors
 // or a policy that does not load.
+//
+//	go run ./examples/wafcheck import-mosquitto -passwd FILE -acl FILE [-out DIR]
+//
+// writes a policy and a credentials file made from a mosquitto password
+// file and ACL file (see importmosq.go, README.md "Importing a mosquitto
+// configuration"); what cannot be carried over is a warning on stderr.
 package main
 
 import (
@@ -56,6 +62,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "lint" {
 		return runLint(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "import-mosquitto" {
+		return runImportMosquitto(args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("wafcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)

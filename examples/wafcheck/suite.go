@@ -396,14 +396,20 @@ func (d *suiteDecoder) payload(n *yaml.Node, m map[string]*yaml.Node, key string
 }
 
 func readLimited(path string) ([]byte, error) {
+	return readAtMost(path, maxSuiteBytes, "a suite and its payloads are test data, not bulk data")
+}
+
+// readAtMost reads a file of at most limit bytes; why says what to do
+// about a larger one.
+func readAtMost(path string, limit int64, why string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSuiteBytes+1))
-	if err == nil && len(data) > maxSuiteBytes {
-		err = fmt.Errorf("%s: larger than %d bytes; a suite and its payloads are test data, not bulk data", path, maxSuiteBytes)
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%s: larger than %d bytes; %s", path, limit, why)
 	}
 	return data, err
 }

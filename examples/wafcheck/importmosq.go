@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,12 +79,7 @@ func (w *importWarnings) add(path string, line int, format string, args ...any) 
 func parseMosquittoACL(data []byte, path string, warn *importWarnings) mosqACL {
 	acl := mosqACL{Users: map[string][]mosqRule{}, UserLine: map[string]int{}}
 	user, inUser := "", false
-	for n, line := range strings.Split(string(data), "\n") {
-		n++
-		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for n, line := range configLines(data) {
 		keyword, rest, _ := strings.Cut(line, " ")
 		rest = strings.TrimSpace(rest)
 		switch keyword {
@@ -127,6 +123,22 @@ func parseMosquittoACL(data []byte, path string, warn *importWarnings) mosqACL {
 	return acl
 }
 
+// configLines yields the lines of a mosquitto file with their numbers,
+// trimmed, without blank lines and '#' comments, as mosquitto reads them.
+func configLines(data []byte) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !yield(i+1, line) {
+				return
+			}
+		}
+	}
+}
+
 // passwdEntry is one line of a mosquitto password file.
 type passwdEntry struct {
 	Line       int
@@ -138,12 +150,7 @@ type passwdEntry struct {
 func parseMosquittoPasswd(data []byte, path string, warn *importWarnings) []passwdEntry {
 	var out []passwdEntry
 	seen := map[string]bool{}
-	for n, line := range strings.Split(string(data), "\n") {
-		n++
-		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for n, line := range configLines(data) {
 		name, hash, ok := strings.Cut(line, ":")
 		switch {
 		case !ok || name == "":

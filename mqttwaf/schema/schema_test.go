@@ -22,7 +22,7 @@ func TestCompileRefusesBrokenSchemas(t *testing.T) {
 		{"missing file", Options{Schema: "testdata/no-such.schema.json"},
 			[]string{"no-such.schema.json", "no such file"}, false},
 		{"https ref", Options{Schema: "testdata/remote-ref.schema.json"},
-			[]string{"https://example.com/schemas/coordinates.json", "not fetched"}, true},
+			[]string{"https://example.com/schemas/coordinates.json", "not fetched: save the document as a local file"}, true},
 		{"http root", Options{Schema: "http://example.com/s.json"},
 			[]string{"http://example.com/s.json", "not fetched"}, true},
 		{"inline ref to https", Options{Schema: "mem.json", Resources: map[string]string{
@@ -48,6 +48,11 @@ func TestCompileRefusesBrokenSchemas(t *testing.T) {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("%s: error %q does not mention %q", c.name, err, s)
 			}
+		}
+		// A policy user cannot act on a Go option: only Go callers set
+		// Resources, and only their own resources' errors name it.
+		if strings.Contains(err.Error(), "Options.Resources") && c.opts.Resources == nil {
+			t.Errorf("%s: error %q names a Go option", c.name, err)
 		}
 		if got := errors.Is(err, ErrRemoteRef); got != c.remote {
 			t.Errorf("%s: errors.Is(err, ErrRemoteRef) = %v, want %v (%v)", c.name, got, c.remote, err)

@@ -82,7 +82,7 @@ func (d *detector) maybe(m *summary, b []byte) bool {
 func (d *detector) find(b []byte, from int) (int, int) {
 	switch d.kind {
 	case KindPhone:
-		return findPhone(b, from)
+		return findPhone(b, from, d.plans)
 	case KindEmail:
 		return findEmail(b, from)
 	case KindIPv4:

@@ -1,5 +1,10 @@
 package redact
 
+import (
+	"slices"
+	"strings"
+)
+
 // Phone numbers are found by a hand-written scanner: it reads a run of
 // digit groups (separated by one space, '-', '.' or '/', with an optional
 // parenthesised area code), then accepts the run only if it has the shape
@@ -18,13 +23,42 @@ func phoneStartBlocked(c byte) bool {
 	return isWord(c) || c == '+' || c == '-' || c == '.' || c == '/'
 }
 
-func findPhone(b []byte, from int) (int, int) {
+// phonePlans is a set of national numbering plans (Detector.Regions).
+type phonePlans uint8
+
+const (
+	planKorea        phonePlans = 1 << iota // KR
+	planNorthAmerica                        // US, CA: the North American Numbering Plan
+	planTrunk0                              // GB, FR, DE, NL, BE, CH, AT, IT, IE
+)
+
+// phoneRegions maps the ISO 3166 codes Detector.Regions accepts to plans.
+var phoneRegions = map[string]phonePlans{
+	"KR": planKorea, "US": planNorthAmerica, "CA": planNorthAmerica,
+	"GB": planTrunk0, "FR": planTrunk0, "DE": planTrunk0, "NL": planTrunk0, "BE": planTrunk0,
+	"CH": planTrunk0, "AT": planTrunk0, "IT": planTrunk0, "IE": planTrunk0,
+}
+
+// knownRegions lists phoneRegions' codes, sorted, for errors.
+func knownRegions() string {
+	codes := make([]string, 0, len(phoneRegions))
+	for c := range phoneRegions {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	return strings.Join(codes, ", ")
+}
+
+func findPhone(b []byte, from int, plans phonePlans) (int, int) {
+	if plans == 0 {
+		plans = planKorea | planNorthAmerica | planTrunk0
+	}
 	for i := from; i < len(b); i++ {
 		c := b[i]
 		if c != '+' && c != '(' && !isDigit(c) || i > 0 && phoneStartBlocked(b[i-1]) {
 			continue
 		}
-		if end := phoneAt(b, i); end > 0 {
+		if end := phoneAt(b, i, plans); end > 0 {
 			return i, end
 		}
 	}
@@ -32,7 +66,7 @@ func findPhone(b []byte, from int) (int, int) {
 }
 
 // phoneAt returns the end of a phone number starting at b[i], or -1.
-func phoneAt(b []byte, i int) int {
+func phoneAt(b []byte, i int, plans phonePlans) int {
 	j := i
 	plus := b[j] == '+'
 	if plus {
@@ -111,20 +145,20 @@ func phoneAt(b []byte, i int) int {
 		return j // international with the "00" prefix: 00 + E.164
 	}
 	koreanMobile := pre[0] == '0' && pre[1] == '1' && (pre[2] == '0' || pre[2] == '1' || pre[2] >= '6' && pre[2] <= '9')
-	if koreanMobile {
+	if koreanMobile && plans&planKorea != 0 {
 		// Korean mobile: 010-1234-5678, 011-123-4567, 01012345678.
 		if ng == 1 && (nd == 10 || nd == 11) || ng == 3 && g[0] == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
 			return j
 		}
 	}
-	if pre[0] == '0' && ng == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 {
+	if pre[0] == '0' && ng == 3 && (g[1] == 3 || g[1] == 4) && g[2] == 4 && plans&planKorea != 0 {
 		// Korean landline and internet phone, separators required:
 		// 02-123-4567, 031-1234-5678, 070-1234-5678.
 		if g[0] == 2 && pre[1] == '2' || g[0] == 3 && (pre[1] >= '3' && pre[1] <= '6' && pre[2] >= '1' && pre[2] <= '5' || pre[1] == '7' && pre[2] == '0') {
 			return j
 		}
 	}
-	if pre[0] == '0' && pre[1] != '0' && ng >= 2 && ng <= 5 && (nd == 10 || nd == 11) && g[0] >= 2 && g[0] <= 5 &&
+	if plans&planTrunk0 != 0 && pre[0] == '0' && pre[1] != '0' && ng >= 2 && ng <= 5 && (nd == 10 || nd == 11) && g[0] >= 2 && g[0] <= 5 &&
 		(!koreanMobile || g[0] >= 4) { // 010-1234-567 is a Korean mobile with a digit missing, not this
 		// A national number with its trunk prefix, in groups: France
 		// 06 12 34 56 78, the UK 020 7946 0958 and 07700 900123, Germany
@@ -134,6 +168,9 @@ func phoneAt(b []byte, i int) int {
 	// North American: (555) 123-4567, 555-123-4567, 555.123.4567,
 	// 1-555-123-4567; the area code starts with 2-9. Ten bare digits are
 	// refused: they are usually Unix timestamps or ids (unless spaced out).
+	if plans&planNorthAmerica == 0 {
+		return -1
+	}
 	if ng == 3 && g[0] == 3 && g[1] == 3 && g[2] == 4 && pre[0] >= '2' {
 		return j
 	}

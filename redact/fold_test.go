@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"strings"
 	"testing"
 	"unicode"
 )
@@ -54,5 +55,51 @@ func TestFoldedPseudonym(t *testing.T) {
 	}
 	if ascii == `["전화 010-8378-1234 ＃"]` {
 		t.Fatal("the ASCII number was not pseudonymised")
+	}
+}
+
+// TestPhoneRegions: a phone detector that lists regions finds their
+// national numbers and international ones, and not other countries'.
+func TestPhoneRegions(t *testing.T) {
+	for _, tc := range []struct {
+		regions []string
+		text    string
+		found   bool
+	}{
+		{[]string{"KR"}, "010-1234-5678", true},
+		{[]string{"KR"}, "+33 6 12 34 56 78", true}, // international: always
+		{[]string{"KR"}, "0049 30 12345678", true},
+		{[]string{"KR"}, "06 12 34 56 78", false},
+		{[]string{"KR"}, "555-123-4567", false},
+		{[]string{"fr"}, "06 12 34 56 78", true}, // codes in either case
+		{[]string{"FR"}, "01012345678", false},
+		{[]string{"FR"}, "(555) 123-4567", false},
+		{[]string{"US", "GB"}, "(555) 123-4567", true},
+		{[]string{"US", "GB"}, "020 7946 0958", true},
+		{[]string{"US", "GB"}, "02-123-4567", false},
+		{nil, "02-123-4567", true}, // no list: every region
+	} {
+		r, err := New(Options{Detectors: []Detector{{Kind: KindPhone, Regions: tc.regions}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rep, err := r.Apply(nil, []byte(`{"v":"`+tc.text+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found := rep.Hits() > 0; found != tc.found {
+			t.Errorf("regions %v, %q: found %v, want %v", tc.regions, tc.text, found, tc.found)
+		}
+	}
+	for _, tc := range []struct {
+		d    Detector
+		want string
+	}{
+		{Detector{Kind: KindPhone, Regions: []string{"KR", "XX"}}, `detectors[0].regions[1]: unknown region "XX"; one of AT, BE, CA, CH, DE, FR, GB, IE, IT, KR, NL, US`},
+		{Detector{Kind: KindEmail, Regions: []string{"KR"}}, "detectors[0].regions: only for kind phone"},
+	} {
+		if _, err := New(Options{Detectors: []Detector{tc.d}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.d, err, tc.want)
+		}
 	}
 }

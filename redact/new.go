@@ -38,6 +38,7 @@ type detector struct {
 	re      *regexp.Regexp
 	literal []byte // a literal every regexp match contains (prefilter)
 	numbers bool
+	plans   phonePlans // phone: the national plans to find (0: all)
 }
 
 func errf(field, format string, args ...any) error {
@@ -220,6 +221,18 @@ func compileDetector(f string, d Detector) (detector, error) {
 		return c, errf(f+".kind", "required; one of phone, email, ipv4, ipv6, mac, imei, card, regex")
 	default:
 		return c, errf(f+".kind", "unknown %q; one of phone, email, ipv4, ipv6, mac, imei, card, regex", d.Kind)
+	}
+	if len(d.Regions) > 0 {
+		if d.Kind != KindPhone {
+			return c, errf(f+".regions", "only for kind phone; remove it")
+		}
+		for i, r := range d.Regions {
+			p, ok := phoneRegions[strings.ToUpper(r)]
+			if !ok {
+				return c, errf(fmt.Sprintf("%s.regions[%d]", f, i), "unknown region %q; one of %s", r, knownRegions())
+			}
+			c.plans |= p
+		}
 	}
 	act := d.Action
 	if act.Op == "" {

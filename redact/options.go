@@ -133,6 +133,14 @@ type Detector struct {
 	// (e.g. an IMEI sent as a number). A hit turns the number into a string.
 	// Off by default: readings, counters and timestamps are numbers too.
 	Numbers bool `yaml:"numbers,omitempty" json:"numbers,omitempty"`
+	// Regions (phone) lists the countries whose national numbers to find,
+	// as ISO 3166 codes: KR (Korean mobile and landline plans); US, CA
+	// (North American plan); GB, FR, DE, NL, BE, CH, AT, IT, IE (a trunk
+	// 0 and 10 or 11 digits in groups). International numbers (+ or 00 and
+	// a country code) are found whatever the list. Empty: every region.
+	// Listing only a fleet's countries finds fewer things that merely look
+	// like numbers.
+	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
 
 	Action `yaml:",inline"`
 }

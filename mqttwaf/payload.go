@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -152,14 +153,14 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 	if len(p.Fields) > 0 {
 		// The fields alone: the schema file is read when the policy is compiled.
 		if _, err := schema.New(schema.Options{Fields: p.Fields, Draft: p.SchemaDraft}); err != nil {
-			fe.add(at+".fields", "%v", err)
+			fe.addOption(at, reflect.TypeFor[schema.Options](), err)
 		}
 	} else if p.ExactFieldPaths {
 		fe.add(at+".exact_field_paths", "applies to the paths of fields, and there are none: remove it or add fields")
 	}
 	if p.plausible() {
 		if _, err := schema.NewPlausibility(p.Plausibility); err != nil {
-			fe.add(at+".plausibility", "%v", err)
+			fe.addOption(at+".plausibility", reflect.TypeFor[schema.PlausibilityOptions](), err)
 		}
 	}
 	if p.Redact.enabled() {

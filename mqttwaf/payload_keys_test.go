@@ -134,6 +134,10 @@ func TestPayloadKeysPolicyErrors(t *testing.T) {
 		{"    redact: {rules: [{path: a, op: remove}, {paths: [lat, lon], op: coarsen, cell_metres: -5}]}\n",
 			"payloads[0].redact.rules[1].cell_metres: must be between 1 and 10000000, got -5"},
 		{"    redact: {detectors: [{kind: email}, {kind: emial}]}\n", `payloads[0].redact.detectors[1].kind: unknown "emial"`},
+		// The schema package's option errors too, with its Go names in the message replaced.
+		{"    fields: [{path: a, type: number}, {path: b, type: string, min: 1}]\n",
+			`payloads[0].fields[1].type: min and max apply to numbers, but type is "string"; use number or integer`},
+		{"    plausibility: {max_speed_kmh: 100}\n", `payloads[0].plausibility.max_speed_kmh: needs lat_path and lon_path`},
 		{"    json: {exact_keys: maybe}\n", "exact_keys"},
 	} {
 		_, err := ParsePolicy([]byte(testIdentity+"payloads:\n  - topics: [\"t/#\"]\n    format: json\n"+tc.entry), "test.yaml")

@@ -84,10 +84,67 @@ func ParsePolicy(data []byte, name string) (*Policy, error) {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: invalid policy:\n%w", name, err)
+		lines := map[string]int{}
+		nodeLines(root, "", lines)
+		return nil, fmt.Errorf("%s: invalid policy:\n%w", name, withLines(err, name, lines))
 	}
 	return p, nil
 }
+
+// nodeLines records the line of every key and list item under n by its
+// policy path, as decodeStrict names them.
+func nodeLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := join(path, n.Content[i].Value)
+			lines[p] = n.Content[i].Line
+			nodeLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = item.Line
+			nodeLines(item, p, lines)
+		}
+	}
+}
+
+// withLines prefixes each "path: problem" line of a validation error with
+// file:line, the line of the path's key or, for a value the policy does
+// not write (a default that does not fit), of its nearest written parent.
+func withLines(err error, file string, lines map[string]int) error {
+	var b strings.Builder
+	for i, l := range strings.Split(err.Error(), "\n") {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		path, _, ok := strings.Cut(l, ": ")
+		for ok && path != "" {
+			if n, found := lines[path]; found {
+				fmt.Fprintf(&b, "%s:%d: ", file, n)
+				break
+			}
+			if j := strings.LastIndexAny(path, ".["); j > 0 {
+				path = path[:j]
+			} else {
+				path = ""
+			}
+		}
+		b.WriteString(l)
+	}
+	return &linedError{text: b.String(), err: err}
+}
+
+// linedError is a validation error with file:line prefixes; errors.Is and
+// errors.As still see the original.
+type linedError struct {
+	text string
+	err  error
+}
+
+func (e *linedError) Error() string { return e.text }
+func (e *linedError) Unwrap() error { return e.err }
 
 // decodeStrict decodes node into v, refusing keys that v's type does not
 // have. Errors carry file:line and the dotted field path.

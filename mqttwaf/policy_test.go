@@ -147,7 +147,7 @@ var policySeeds = []struct {
 		// follows a small max_packet_size instead of failing against it.
 		errNot: []string{"limits.user_properties"}},
 	{name: "one typo, one error", doc: "identity:\n  anonymous: {allow: nevr}\n",
-		errHas: []string{`identity.anonymous.allow: unknown value "nevr": use one of loopback, never, networks, anywhere`},
+		errHas: []string{`test.yaml:2: identity.anonymous.allow: unknown value "nevr": use one of loopback, never, networks, anywhere`},
 		errNot: []string{"unknown role"}},
 	{name: "empty listener id", doc: "listeners: {\"\": {connect_timeout: 5s}}\n",
 		errHas: []string{"test.yaml:1", "empty key in listeners"}},

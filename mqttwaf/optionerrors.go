@@ -21,7 +21,17 @@ import (
 func (fe *fieldErrors) addOption(at string, t reflect.Type, err error) {
 	var oe *schema.OptionError
 	if !errors.As(err, &oe) {
-		fe.add(at, "%s", optionWords(t, err.Error()))
+		// "normalize: BigNumbers: must be ...": the package, the field, the problem.
+		msg := err.Error()
+		if _, rest, ok := strings.Cut(msg, ": "); ok {
+			if field, problem, ok := strings.Cut(rest, ": "); ok && goName.MatchString(field) {
+				if p := optionPath(t, field); p != "" && p != field {
+					fe.add(at+"."+p, "%s", optionWords(t, problem))
+					return
+				}
+			}
+		}
+		fe.add(at, "%s", optionWords(t, msg))
 		return
 	}
 	if p := optionPath(t, oe.Field); p != "" {

@@ -191,7 +191,7 @@ func (p *PayloadPolicy) validate(fe *fieldErrors, at string, maxPacket ByteSize)
 		}
 	}
 	if _, err := normalize.New(p.normalizeOptions()); err != nil {
-		fe.add(at+".json", "%v", err)
+		fe.addOption(at+".json", reflect.TypeFor[normalize.Options](), err)
 	}
 }
 

@@ -138,6 +138,7 @@ func TestPayloadKeysPolicyErrors(t *testing.T) {
 		{"    fields: [{path: a, type: number}, {path: b, type: string, min: 1}]\n",
 			`payloads[0].fields[1].type: min and max apply to numbers, but type is "string"; use number or integer`},
 		{"    plausibility: {max_speed_kmh: 100}\n", `payloads[0].plausibility.max_speed_kmh: needs lat_path and lon_path`},
+		{"    json: {output: jcs, profile: rfc8259}\n", `payloads[0].json.output: "jcs" requires I-JSON input (RFC 8785 section 3.1); use profile "i-json"`},
 		{"    json: {exact_keys: maybe}\n", "exact_keys"},
 	} {
 		_, err := ParsePolicy([]byte(testIdentity+"payloads:\n  - topics: [\"t/#\"]\n    format: json\n"+tc.entry), "test.yaml")

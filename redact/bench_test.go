@@ -242,3 +242,33 @@ func BenchmarkFoldedVsExactPaths(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDetectorCases runs every built-in detector over the shared
+// corpus of positives and negatives (detectorCases, also the table tests'
+// and FuzzDetect's seeds), each case as a one-string document:
+//
+//	go test -run '^$' -bench DetectorCases -benchmem ./redact/
+func BenchmarkDetectorCases(b *testing.B) {
+	var dets []Detector
+	for _, k := range []Kind{KindPhone, KindEmail, KindIPv4, KindIPv6, KindMAC, KindIMEI, KindCard} {
+		dets = append(dets, Detector{Kind: k})
+	}
+	r, err := New(Options{Detectors: dets})
+	if err != nil {
+		b.Fatal(err)
+	}
+	docs := make([][]byte, len(detectorCases))
+	for i, tc := range detectorCases {
+		docs[i] = []byte(marshalNoHTML(tc.text))
+	}
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, d := range docs {
+			if out, _, err = r.Apply(out[:0], d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(docs)), "ns/value")
+}

@@ -188,7 +188,7 @@ func (pg *publishGate) NetConn() net.Conn { return pg.Conn }
 
 func (pg *publishGate) Write(p []byte) (int, error) {
 	g := pg.g
-	if !g.queued.Load() {
+	if !g.queued.Load() || g.out.Unsent() == 0 { // the usual case: nothing waits
 		return pg.Conn.Write(p)
 	}
 	limit := int64(g.waf.Broker().MaxUnsentBytes)

@@ -353,3 +353,13 @@ func tagName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 	return name
 }
+
+// ReadPolicyFileOrDefault reads the policy at path, or the embedded default
+// policy when path is empty: what an empty -policy flag means in the
+// example binaries.
+func ReadPolicyFileOrDefault(path string) (*Policy, error) {
+	if path == "" {
+		return ParsePolicy(DefaultPolicyYAML, "default-policy.yaml")
+	}
+	return ReadPolicyFile(path)
+}

@@ -654,3 +654,14 @@ func putPublish(p *Publish) {
 	p.Client, p.Message, p.msg, p.redacted = nil, nil, Message{}, redactNote{}
 	publishPool.Put(p)
 }
+
+// ReloadFile re-reads the policy at path (the embedded default if path is
+// empty) and swaps it in, as Reload does; a policy that does not load
+// leaves the running one in force.
+func (w *WAF) ReloadFile(path string) error {
+	p, err := ReadPolicyFileOrDefault(path)
+	if err != nil {
+		return err
+	}
+	return w.Reload(p)
+}

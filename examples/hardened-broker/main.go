@@ -97,7 +97,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return newDeviceSecret(stdout, stderr)
 	}
 
-	policy, err := loadPolicy(c.policy)
+	policy, err := mqttwaf.ReadPolicyFileOrDefault(c.policy)
 	if err != nil {
 		return err
 	}
@@ -166,23 +166,6 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			}
 		}
 	}
-}
-
-// reload re-reads the policy and swaps it in. The broker section applies
-// only at start-up.
-func reload(waf *mqttwaf.WAF, path string) error {
-	p, err := loadPolicy(path)
-	if err != nil {
-		return err
-	}
-	return waf.Reload(p)
-}
-
-func loadPolicy(path string) (*mqttwaf.Policy, error) {
-	if path == "" {
-		return mqttwaf.ParsePolicy(mqttwaf.DefaultPolicyYAML, "default-policy.yaml")
-	}
-	return mqttwaf.ReadPolicyFile(path)
 }
 
 func policyName(path string) string {

@@ -16,7 +16,7 @@ import (
 func reloader(waf *mqttwaf.WAF, policyPath string, certs *mqttwaf.TLSSource, events *eventOutput) func() error {
 	return func() error {
 		var errs []error
-		if err := reload(waf, policyPath); err != nil {
+		if err := waf.ReloadFile(policyPath); err != nil {
 			errs = append(errs, fmt.Errorf("policy %s (the running policy stays in force): %w", policyName(policyPath), err))
 		}
 		if certs != nil {

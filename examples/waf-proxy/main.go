@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		_, err := stdout.Write(mqttwaf.DefaultPolicyYAML)
 		return err
 	}
-	policy, err := loadPolicy(c.policy)
+	policy, err := mqttwaf.ReadPolicyFileOrDefault(c.policy)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			logger.Info("waf-proxy stopping")
 			return nil
 		case <-hup:
-			err := reload(waf, c.policy)
+			err := waf.ReloadFile(c.policy)
 			if certs != nil {
 				err = errors.Join(err, certs.Reload())
 			}
@@ -182,21 +182,6 @@ func upstreamTLS(c config) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-func reload(waf *mqttwaf.WAF, path string) error {
-	p, err := loadPolicy(path)
-	if err != nil {
-		return err
-	}
-	return waf.Reload(p)
-}
-
-func loadPolicy(path string) (*mqttwaf.Policy, error) {
-	if path == "" {
-		return mqttwaf.ParsePolicy(mqttwaf.DefaultPolicyYAML, "default-policy.yaml")
-	}
-	return mqttwaf.ReadPolicyFile(path)
 }
 
 func policyName(path string) string {

@@ -29,6 +29,9 @@ type stack struct {
 	waf      *mqttwaf.WAF
 	server   *mqtt.Server // nil in a hand-built stack without Identity or Hardening
 	sessions sessions
+	// handover orders session takeovers and clean-session clean-ups of one
+	// client ID (handover.go).
+	handover handover
 
 	mu      sync.Mutex
 	members []*member
@@ -265,10 +268,22 @@ func (h *stack) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.sessions.get(cl) != nil && !cl.Closed() && !h.broken.Load()
 }
 
+// OnSessionEstablish holds the client ID while mochi takes over its old
+// session (see handover).
+func (h *stack) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if s := h.sessions.get(cl); s != nil && h.server != nil {
+		s.handoverDone = h.handover.acquire(cl.ID)
+	}
+}
+
 // OnSessionEstablished releases the client-ID claim taken at CONNECT and
 // forgets the session this one took over.
 func (h *stack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if s := h.sessions.get(cl); s != nil {
+		if s.handoverDone != nil {
+			s.handoverDone()
+			s.handoverDone = nil
+		}
 		h.waf.Established(&s.client)
 		if cl.State.Inflight.Len() > 0 { // messages inherited from the session taken over
 			s.queue.bytes.Store(heldBytes(cl))
@@ -295,6 +310,9 @@ func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	s := h.sessions.get(cl)
 	if expire {
 		h.sessions.remove(cl)
+		if h.server != nil && !cl.IsTakenOver() {
+			h.handover.ending(h.server, cl)
+		}
 	}
 	if s == nil {
 		return

@@ -163,6 +163,10 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		drop := func(topic string, size int, limit int64) { h.dropped(cl, topic, size, dropUnsentBytes, limit) }
 		g.onDrop.Store(&drop)
 		g.armWrites()
+		if pg := gateOf(cl); pg != nil && cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.ReceiveMaximum > 0 {
+			pg.window.Store(newSendWindow(int(cl.Properties.Props.ReceiveMaximum)))
+			disableMochiQuota(cl)
+		}
 	}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,
@@ -354,8 +358,15 @@ func (h *stack) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			pk.Properties.TopicAliasFlag = false
 			pk.Properties.TopicAlias = 0
 		}
-	case packets.Puback, packets.Pubrec:
-		h.released(cl, &pk)
+	case packets.Puback, packets.Pubrec, packets.Pubcomp:
+		if pk.FixedHeader.Type != packets.Pubcomp {
+			h.released(cl, &pk)
+		}
+		if endsDelivery(&pk) {
+			if pg := gateOf(cl); pg != nil {
+				pg.acked(pk.PacketID)
+			}
+		}
 	}
 	return pk, nil
 }

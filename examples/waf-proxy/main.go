@@ -49,7 +49,7 @@ type config struct {
 	upstreamTLS                        bool
 	upstreamCA, upstreamServerName     string
 	identity, upstreamUser, passFile   string
-	identityProperty                   string
+	identityProperty, upstreamProtocol string
 }
 
 // run serves until ctx is done; ready, if set, gets the bound address.
@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	fs.StringVar(&c.upstreamUser, "upstream-username", "", "service mode: the proxy's user name at the broker")
 	fs.StringVar(&c.passFile, "upstream-password-file", "", "service mode: file holding the proxy's password at the broker (first line)")
 	fs.StringVar(&c.identityProperty, "upstream-identity-property", proxy.DefaultIdentityProperty, "service mode: the CONNECT user property carrying the client's identity (MQTT 5)")
+	fs.StringVar(&c.upstreamProtocol, "upstream-protocol", proxy.UpstreamAuto, "the MQTT version spoken upstream for 3.1/3.1.1 clients: client (theirs, relayed byte for byte), 5 (translated, so provenance and the service identity reach the broker), or auto (5 when the policy sets provenance.user_property or -upstream-identity is service)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	opts := proxy.Options{Listen: c.listen, Upstream: c.upstream, Logger: logger,
+	opts := proxy.Options{Listen: c.listen, Upstream: c.upstream, Logger: logger, UpstreamProtocol: c.upstreamProtocol,
 		Identity: proxy.Identity{Mode: c.identity, Username: c.upstreamUser, UserProperty: c.identityProperty}}
 	if c.passFile != "" {
 		b, err := os.ReadFile(c.passFile)
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode,
+	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode, "upstream_protocol", c.upstreamProtocol,
 		"policy", policyName(c.policy), "mode", waf.Policy().Mode)...)
 	if ready != nil {
 		ready(p.Addr())

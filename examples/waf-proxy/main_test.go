@@ -134,9 +134,9 @@ func TestFleetThroughWafProxy(t *testing.T) {
 				t.Fatalf("backend: %v (%s) %s", err, backendOut.String(), stderr)
 			}
 		case <-time.After(300 * time.Millisecond):
-			// MQTT 5: a 3.1.1 PUBLISH cannot carry the x-identity stamp
-			// upstream (see README, what the proxy does not do yet).
-			if out, err := cmd("mosquitto_pub", "-V", "mqttv5", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
+			// MQTT 3.1.1: the policy stamps provenance, so the proxy
+			// speaks MQTT 5 upstream and the stamp reaches the broker.
+			if out, err := cmd("mosquitto_pub", "-V", "mqttv311", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
 				"-t", "fleet/dev1/telemetry", "-f", filepath.Join("..", "..", "mqttwaf", "testdata", "komdi-alarm.json")).CombinedOutput(); err != nil {
 				t.Fatalf("dev1 telemetry: %v %s", err, out)
 			}
@@ -163,6 +163,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-upstream", "127.0.0.1:1", "-upstream-identity", "service"}, "-upstream-username"},
 		{[]string{"-upstream", "127.0.0.1:1", "-upstream-identity", "both"}, "forward"},
 		{[]string{"-upstream", "127.0.0.1:1", "-tls-cert", "x.pem"}, "-tls-key"},
+		{[]string{"-upstream", "127.0.0.1:1", "-upstream-protocol", "3"}, "-upstream-protocol"},
 		{[]string{"-upstream", "127.0.0.1:1", "-policy", "/nonexistent.yaml"}, "nonexistent"},
 	} {
 		err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0"}, tc.args...), &bytes.Buffer{}, &bytes.Buffer{}, nil)

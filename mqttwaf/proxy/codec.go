@@ -49,6 +49,8 @@ const (
 	propTopicAlias        = 0x23
 	propUser              = 0x26
 	propMaximumPacketSize = 0x27
+	propMaximumQoS        = 0x24
+	propRetainAvailable   = 0x25
 )
 
 var errShort = errors.New("malformed packet: a field runs past the end of the packet")

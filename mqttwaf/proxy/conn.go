@@ -27,8 +27,11 @@ type conn struct {
 	// frame.Conn under toClient also serialises it with a refusal.
 	toClient, toUp *outBuf
 	client         mqttwaf.Client
-	ver            byte
-	conn           mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
+	ver            byte // the client's protocol version
+	// upVer is the version spoken upstream: ver, or MQTT 5 for a 3.1.x
+	// client whose packets the proxy translates (translate.go).
+	upVer byte
+	conn  mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
 
 	keepalive time.Duration // the client read deadline's span (1.5 x keep alive), 0 = none
 
@@ -51,6 +54,16 @@ type conn struct {
 	outQoS2 map[uint16]bool
 	subs    map[string]bool // filters subscribed through this connection
 
+	// maxQoS and noRetain are the broker's Maximum QoS and Retain
+	// Available (its CONNACK): the proxy holds the client to them.
+	maxQoS   byte
+	noRetain bool
+	// upPing, if set, is how often the proxy pings the broker for a
+	// translated client whose keep alive is longer than the broker allows;
+	// pings counts the PINGRESPs those pings still owe (not the client's).
+	upPing time.Duration
+	pings  atomic.Int32
+
 	ready     atomic.Bool // the handshake is done (ver and cc are set)
 	closing   atomic.Bool
 	byProxy   atomic.Bool // the proxy ended the connection (recorded already)
@@ -71,6 +84,11 @@ func (c *conn) run() {
 		c.fromBroker()
 		_ = c.raw.Close()
 	}()
+	if c.upPing > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go c.pinger(stop)
+	}
 	c.fromClient()
 	c.endUpstream()
 	<-done
@@ -138,6 +156,18 @@ func (c *conn) handshake() bool {
 		_ = c.writeClient(refusal(c.ver, v))
 		return false
 	}
+	c.upVer = c.p.upstreamVersion(c.ver)
+	if c.translated() && cp.clientID == "" && !cp.clean {
+		// 3.1.1 refuses this (MQTT-3.1.3-8); an MQTT 5 broker would assign
+		// an identifier the client never learns, for a session it can never
+		// resume.
+		v := mqttwaf.Verdict{Action: mqttwaf.Reject, Rule: "connections.protocol", Reason: "empty_client_id_persistent",
+			Code:   mqttwaf.CodeClientIDNotValid,
+			Detail: "an MQTT 3.1.1 client with an empty client ID must ask for a clean session: set a client ID, or clean session"}
+		w.Record(mqttwaf.StageConnect, &c.client, "", "", "", 0, v)
+		_ = c.writeClient(refusal(c.ver, v))
+		return false
+	}
 	// The client-ID claim Connect took (sessions.takeover) goes once the
 	// broker has answered, or failed to: whatever happens next.
 	admitted := c.client
@@ -145,6 +175,10 @@ func (c *conn) handshake() bool {
 	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
 	// will; no topic aliases towards the proxy.
 	up := cp
+	expiry := c.conn.SessionExpiry
+	if c.translated() {
+		expiry = upgradeConnect(&up, uint32(w.Broker().MaxSessionExpiry.D()/time.Second))
+	}
 	switch {
 	case c.conn.Will == nil:
 		up.will, up.willQoS, up.willRetain = false, 0, false
@@ -153,9 +187,11 @@ func (c *conn) handshake() bool {
 		up.willProps = withUser(cp.willProps, c.conn.Will.Props.User)
 	}
 	keepalive := c.conn.Keepalive
-	if c.ver == mqttwaf.MQTT5 {
-		up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
-		up.props = without(cp.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
+	if c.upVer == mqttwaf.MQTT5 {
+		if c.ver == mqttwaf.MQTT5 {
+			up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
+		}
+		up.props = without(up.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
 		// The broker must not send what the validator would refuse on the
 		// way back: at most broker.max_packet_size, or less if the client
 		// asked for less.
@@ -166,15 +202,15 @@ func (c *conn) handshake() bool {
 		if most > 0 {
 			up.props = append(up.props, prop{propMaximumPacketSize, appendU32(nil, most)})
 		}
-		if c.conn.SessionExpiry != 0 {
-			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, c.conn.SessionExpiry)})
+		if expiry != 0 {
+			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, expiry)})
 		}
 	}
 	if c.p.opts.Identity.Mode == IdentityService {
 		ident := c.p.opts.Identity
 		up.hasUser, up.username = true, ident.Username
 		up.hasPass, up.password = ident.Password != "", []byte(ident.Password)
-		if c.ver == mqttwaf.MQTT5 {
+		if c.upVer == mqttwaf.MQTT5 {
 			up.props = append(without(up.props, propUser), prop{propUser,
 				appendString(appendString(nil, ident.UserProperty), c.client.Username)})
 		}
@@ -187,7 +223,7 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	ur := frame.NewReader(c.up, frame.FromServer, c.lim())
-	ur.SetVersion(c.ver)
+	ur.SetVersion(c.upVer)
 	pkt, err = ur.Next()
 	if err == nil && pkt[0]>>4 != typeConnack {
 		err = errors.New("the broker answered CONNECT with " + mqttwaf.PacketName(pkt[0]>>4) +
@@ -195,16 +231,20 @@ func (c *conn) handshake() bool {
 	}
 	var ca connack
 	if err == nil {
-		ca, err = decodeConnack(c.ver, pkt)
+		ca, err = decodeConnack(c.upVer, pkt)
 	}
 	if err != nil {
 		c.upstreamDown(err)
 		return false
 	}
 	if ca.code != 0 {
+		if c.translated() {
+			pkt, _ = downgrade(c.ver, pkt)
+		}
 		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
 		return false
 	}
+	c.brokerLimits(ca.props)
 	if v, ok := findProp(ca.props, propAssignedID); ok {
 		c.client.ID = string(propBinary(v))
 	}
@@ -222,13 +262,23 @@ func (c *conn) handshake() bool {
 			rewrite = true
 		}
 	}
-	if v, ok := findProp(ca.props, propServerKeepAlive); ok {
+	if v, ok := findProp(ca.props, propServerKeepAlive); ok && c.translated() {
+		// A 3.1.1 client cannot be told the broker's keep alive: the
+		// proxy keeps the upstream connection alive for it (pinger).
+		if ska := propU16(v); ska > 0 && (cp.keepalive == 0 || ska < cp.keepalive) {
+			c.upPing = time.Duration(ska) * time.Second / 2
+		}
+	} else if ok {
 		keepalive = propU16(v)
 	} else if c.ver == mqttwaf.MQTT5 && keepalive != cp.keepalive {
 		ca.props = append(ca.props, prop{propServerKeepAlive, appendU16(nil, keepalive)})
 		rewrite = true
 	}
-	if rewrite {
+	switch {
+	case c.translated():
+		ca.props = nil
+		pkt = ca.encode(c.ver)
+	case rewrite:
 		pkt = ca.encode(c.ver)
 	}
 	if keepalive > 0 {
@@ -399,7 +449,47 @@ func (c *conn) endUpstream() {
 	check := mqttwaf.Connect{Client: &c.client, Will: will}
 	if v := c.p.waf.CheckWill(&check); v.Blocked() || check.Will == nil ||
 		!bytes.Equal(check.Will.Payload, will.Payload) {
-		_ = c.writeUp(disconnect(c.ver, 0))
+		_ = c.writeUp(disconnect(c.upVer, 0))
 	}
 	_ = c.up.Close()
+}
+
+// translated reports whether the proxy translates between a 3.1.x client
+// and an MQTT 5 upstream connection (translate.go).
+func (c *conn) translated() bool { return c.upVer != c.ver }
+
+// brokerLimits notes what the broker's CONNACK properties forbid (MQTT 5
+// section 3.2.2.3): publishes above its Maximum QoS, or retained when
+// Retain Available is 0, would make the broker disconnect; the proxy
+// refuses them itself, with an event (relay.go: beyondBroker).
+func (c *conn) brokerLimits(ps []prop) {
+	c.maxQoS = 2
+	if v, ok := findProp(ps, propMaximumQoS); ok && len(v) == 1 && v[0] < 2 {
+		c.maxQoS = v[0]
+	}
+	if v, ok := findProp(ps, propRetainAvailable); ok && len(v) == 1 {
+		c.noRetain = v[0] == 0
+	}
+}
+
+// pinger sends PINGREQ upstream whenever nothing went to the broker for
+// upPing, until stop: the broker's keep alive is shorter than the one a
+// translated 3.1.1 client pings at.
+func (c *conn) pinger(stop <-chan struct{}) {
+	t := time.NewTicker(c.upPing / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if time.Since(c.toUp.lastSent()) < c.upPing {
+				continue
+			}
+			c.pings.Add(1)
+			if c.writeUp([]byte{typePingreq << 4, 0}) != nil {
+				return
+			}
+		}
+	}
 }

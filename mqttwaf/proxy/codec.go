@@ -43,6 +43,7 @@ const (
 	propSubscriptionID    = 0x0B
 	propSessionExpiry     = 0x11
 	propAssignedID        = 0x12
+	propAuthMethod        = 0x15
 	propServerKeepAlive   = 0x13
 	propReasonString      = 0x1F
 	propTopicAliasMax     = 0x22

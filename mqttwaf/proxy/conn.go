@@ -148,6 +148,9 @@ func (c *conn) handshake() bool {
 	if v, ok := findProp(cp.props, propSessionExpiry); ok {
 		c.conn.SessionExpiry = propU32(v)
 	}
+	if v, ok := findProp(cp.props, propAuthMethod); ok {
+		c.conn.AuthMethod = string(propBinary(v)) // refused by identity.authenticate (0x8C)
+	}
 	if cp.clientID != "" {
 		c.conn.Session = c.p.session(cp.clientID)
 	}
@@ -227,7 +230,7 @@ func (c *conn) handshake() bool {
 	pkt, err = ur.Next()
 	if err == nil && pkt[0]>>4 != typeConnack {
 		err = errors.New("the broker answered CONNECT with " + mqttwaf.PacketName(pkt[0]>>4) +
-			" (enhanced authentication through the proxy is not supported yet)")
+			" (enhanced authentication, which the firewall refuses; in detection_only the CONNECT reached the broker)")
 	}
 	var ca connack
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // benchRates lifts the publish rates above the benchmark's load: every
@@ -105,7 +106,7 @@ func rawLogin(b *testing.B, addr, id, user, pass string) *raw {
 	cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 60, clientID: id,
 		hasUser: true, username: user, hasPass: true, password: []byte(pass)}
 	r.send(b, cp.encode())
-	if pk := r.next(b); pk[0]>>4 != typeConnack || pk[3] != 0 {
+	if pk := r.next(b); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 		b.Fatalf("CONNACK %x", pk)
 	}
 	return r
@@ -132,7 +133,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 				errs <- fmt.Errorf("subscriber after %d: %w", len(lat), err)
 				return
 			}
-			if pk[0]>>4 != typePublish {
+			if pk[0]>>4 != frame.TypePublish {
 				continue
 			}
 			p, err := decodePublish(5, pk)
@@ -142,7 +143,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 			}
 			lat = append(lat, time.Since(time.Unix(0, digits(p.payload))))
 			if qos == 1 {
-				if _, err := sub.c.Write(ack(5, typePuback, p.id, 0)); err != nil {
+				if _, err := sub.c.Write(ack(5, frame.TypePuback, p.id, 0)); err != nil {
 					errs <- err
 					return
 				}
@@ -164,7 +165,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 					errs <- fmt.Errorf("publisher after %d PUBACKs: %w", n, err)
 					return
 				}
-				if pk[0]>>4 == typePuback {
+				if pk[0]>>4 == frame.TypePuback {
 					if len(pk) > 4 && pk[4] >= 0x80 {
 						errs <- fmt.Errorf("PUBACK %x: refused", pk)
 						return

@@ -49,7 +49,7 @@ func codecSeeds() []struct {
 		{4, frame.FromServer, []byte{0x20, 2, 0, 0}, true},
 		{5, frame.FromServer, sa5.encode(5), true},
 		{5, frame.FromClient, []byte{0xA2, 6, 0, 1, 0, 0, 1, 'a'}, true}, // UNSUBSCRIBE
-		{5, frame.FromClient, ack(5, typePubrel, 3, 0), true},
+		{5, frame.FromClient, ack(5, frame.TypePubrel, 3, 0), true},
 		// For the 3.1.1 translation: what an MQTT 5 broker sends that
 		// 3.1.1 has no room for, and 3.1.1 client packets to upgrade.
 		{5, frame.FromServer, []byte{0xB0, 6, 0, 2, 0, 0, 0x11, 0x87}, true},                          // UNSUBACK with reason codes
@@ -87,7 +87,7 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 		return err
 	}
 	switch pkt[0] >> 4 {
-	case typeConnect:
+	case frame.TypeConnect:
 		c, err := decodeConnect(pkt)
 		if valid && err == nil {
 			again, err2 := decodeConnect(c.encode())
@@ -96,7 +96,7 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 			}
 		}
 		return err
-	case typeConnack:
+	case frame.TypeConnack:
 		c, err := decodeConnack(ver, pkt)
 		if valid && err == nil && ver == 5 {
 			again, err2 := decodeConnack(ver, c.encode(ver))
@@ -105,7 +105,7 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 			}
 		}
 		return err
-	case typePublish:
+	case frame.TypePublish:
 		p, err := decodePublish(ver, pkt)
 		if valid && err == nil && p.alias == 0 {
 			again, err2 := decodePublish(ver, p.encode(ver))
@@ -115,7 +115,7 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 			}
 		}
 		return err
-	case typeSubscribe:
+	case frame.TypeSubscribe:
 		s, err := decodeSubscribe(ver, pkt)
 		if valid && err == nil {
 			keep := make([]bool, len(s.filters))
@@ -130,7 +130,7 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 			}
 		}
 		return err
-	case typeSuback:
+	case frame.TypeSuback:
 		s, err := decodeSuback(ver, pkt)
 		if valid && err == nil {
 			if again := s.encode(ver); !bytes.Equal(again, pkt) {
@@ -138,10 +138,10 @@ func decodeAll(t *testing.T, ver byte, pkt []byte, valid bool) error {
 			}
 		}
 		return err
-	case typeUnsubscribe:
+	case frame.TypeUnsubscribe:
 		_, err := decodeUnsubscribe(ver, pkt)
 		return err
-	case typePuback, typePubrec, typePubrel, typePubcomp:
+	case frame.TypePuback, frame.TypePubrec, frame.TypePubrel, frame.TypePubcomp:
 		_, err := packetID(pkt)
 		return err
 	}
@@ -216,13 +216,13 @@ func translateAll(t *testing.T, ver byte, dir frame.Direction, pkt []byte) {
 	case ver == 5 && dir == frame.FromServer:
 		out, err := downgrade(4, pkt)
 		if err != nil {
-			if p, _ := decodePublish(5, pkt); typ == typePublish && p.topic == "" {
+			if p, _ := decodePublish(5, pkt); typ == frame.TypePublish && p.topic == "" {
 				return // an alias, which the proxy refuses before it would downgrade
 			}
 			t.Fatalf("downgrade %x: %v", pkt, err)
 		}
 		if out == nil {
-			if typ != typeDisconnect && typ != typeAuth {
+			if typ != frame.TypeDisconnect && typ != frame.TypeAuth {
 				t.Fatalf("downgrade %x: dropped", pkt)
 			}
 			return
@@ -234,13 +234,13 @@ func translateAll(t *testing.T, ver byte, dir frame.Direction, pkt []byte) {
 			t.Fatalf("downgrade %x -> %x: another packet type", pkt, out)
 		}
 		switch typ {
-		case typePublish:
+		case frame.TypePublish:
 			a, _ := decodePublish(5, pkt)
 			b, _ := decodePublish(4, out)
 			if a.topic != b.topic || a.qos != b.qos || a.id != b.id || a.retain != b.retain || a.dup != b.dup || !bytes.Equal(a.payload, b.payload) {
 				t.Fatalf("downgrade PUBLISH %+v -> %+v", a, b)
 			}
-		case typeSuback:
+		case frame.TypeSuback:
 			a, _ := decodeSuback(5, pkt)
 			b, _ := decodeSuback(4, out)
 			for i := range a.codes {
@@ -248,21 +248,21 @@ func translateAll(t *testing.T, ver byte, dir frame.Direction, pkt []byte) {
 					t.Fatalf("downgrade SUBACK %+v -> %+v", a, b)
 				}
 			}
-		case typeConnack:
+		case frame.TypeConnack:
 			a, _ := decodeConnack(5, pkt)
 			b, _ := decodeConnack(4, out)
 			if (a.code == 0) != (b.code == 0) || a.sessionPresent != b.sessionPresent && a.code == 0 {
 				t.Fatalf("downgrade CONNACK %+v -> %+v", a, b)
 			}
 		default:
-			if a, _ := packetID(pkt); typ != typePingresp && len(out) != 4 {
+			if a, _ := packetID(pkt); typ != frame.TypePingresp && len(out) != 4 {
 				t.Fatalf("downgrade %x -> %x: want the packet id %d alone", pkt, out, a)
 			}
 		}
 	case ver == 4 && dir == frame.FromClient:
 		var out []byte
 		switch typ {
-		case typeConnect:
+		case frame.TypeConnect:
 			c, _ := decodeConnect(pkt)
 			up := c
 			upgradeConnect(&up, 60)
@@ -272,7 +272,7 @@ func translateAll(t *testing.T, ver byte, dir frame.Direction, pkt []byte) {
 				again.clean != c.clean || again.willTopic != c.willTopic || !bytes.Equal(again.willPayload, c.willPayload) {
 				t.Fatalf("upgrade CONNECT %+v -> %+v (%v)", c, again, err)
 			}
-		case typePublish:
+		case frame.TypePublish:
 			p, _ := decodePublish(4, pkt)
 			out = p.encode(5)
 			if again, err := decodePublish(5, out); err != nil || !reflect.DeepEqual(p.message(), again.message()) || p.id != again.id {
@@ -288,13 +288,13 @@ func translateAll(t *testing.T, ver byte, dir frame.Direction, pkt []byte) {
 			t.Fatalf("upgrade %x -> %x: not valid MQTT 5: %v", pkt, out, err)
 		}
 		switch typ {
-		case typeSubscribe:
+		case frame.TypeSubscribe:
 			a, _ := decodeSubscribe(4, pkt)
 			b, _ := decodeSubscribe(5, out)
 			if !reflect.DeepEqual(a.filters, b.filters) || a.id != b.id {
 				t.Fatalf("upgrade SUBSCRIBE %+v -> %+v", a, b)
 			}
-		case typeUnsubscribe:
+		case frame.TypeUnsubscribe:
 			a, _ := decodeUnsubscribe(4, pkt)
 			b, _ := decodeUnsubscribe(5, out)
 			if !reflect.DeepEqual(a, b) {

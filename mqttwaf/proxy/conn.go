@@ -228,7 +228,7 @@ func (c *conn) handshake() bool {
 	ur := frame.NewReader(c.up, frame.FromServer, c.lim())
 	ur.SetVersion(c.upVer)
 	pkt, err = ur.Next()
-	if err == nil && pkt[0]>>4 != typeConnack {
+	if err == nil && pkt[0]>>4 != frame.TypeConnack {
 		err = errors.New("the broker answered CONNECT with " + mqttwaf.PacketName(pkt[0]>>4) +
 			" (enhanced authentication, which the firewall refuses; in detection_only the CONNECT reached the broker)")
 	}
@@ -490,7 +490,7 @@ func (c *conn) pinger(stop <-chan struct{}) {
 				continue
 			}
 			c.pings.Add(1)
-			if c.writeUp([]byte{typePingreq << 4, 0}) != nil {
+			if c.writeUp([]byte{frame.TypePingreq << 4, 0}) != nil {
 				return
 			}
 		}

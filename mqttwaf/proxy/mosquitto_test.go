@@ -16,6 +16,7 @@ import (
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // Through the proxy, an allowed MQTT 5 message reaches a subscriber at
@@ -85,7 +86,7 @@ func TestDeliveryBytesEqualDirect(t *testing.T) {
 		proxied := rawClient(t, px.Addr(), ver, "proxied")
 		for _, c := range []*raw{direct, proxied} {
 			c.send(t, rawSubscribe(ver, 1, "guest/#", 1))
-			if pk := c.next(t); pk[0]>>4 != typeSuback {
+			if pk := c.next(t); pk[0]>>4 != frame.TypeSuback {
 				t.Fatalf("want SUBACK, got %x", pk)
 			}
 		}
@@ -97,7 +98,7 @@ func TestDeliveryBytesEqualDirect(t *testing.T) {
 		}
 		sent := m.encode(ver)
 		pub.send(t, sent)
-		if pk := pub.next(t); pk[0]>>4 != typePuback {
+		if pk := pub.next(t); pk[0]>>4 != frame.TypePuback {
 			t.Fatalf("want PUBACK, got %x", pk)
 		}
 		a, b := direct.next(t), proxied.next(t)
@@ -201,7 +202,7 @@ func TestMalformedPacketRefused(t *testing.T) {
 	// issue #501's crasher).
 	c.send(t, []byte{0x82, 0x08, 0, 1, 0, 0, 3, 'a', '/', 'b'})
 	pk := c.next(t)
-	if pk[0]>>4 != typeDisconnect || len(pk) < 3 || pk[2] != 0x81 {
+	if pk[0]>>4 != frame.TypeDisconnect || len(pk) < 3 || pk[2] != 0x81 {
 		t.Fatalf("got %x, want DISCONNECT 0x81", pk)
 	}
 	ev.wait(t, "connections.protocol", "malformed_packet", 5*time.Second)
@@ -229,13 +230,13 @@ func TestTopicAliasResolved(t *testing.T) {
 	set := publish{qos: 1, id: 1, topic: "guest/apub/t", alias: 1, payload: []byte("one")}
 	set.props.TopicAlias = 1
 	c.send(t, encodeAliased(set))
-	if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) > 4 && pk[4] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) > 4 && pk[4] != 0 {
 		t.Fatalf("got %x, want PUBACK success", pk)
 	}
 	use := publish{qos: 1, id: 2, alias: 1, payload: []byte("two")}
 	use.props.TopicAlias = 1
 	c.send(t, encodeAliased(use))
-	if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) > 4 && pk[4] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) > 4 && pk[4] != 0 {
 		t.Fatalf("got %x, want PUBACK success", pk)
 	}
 	for _, want := range []string{"one", "two"} {
@@ -250,7 +251,7 @@ func TestTopicAliasResolved(t *testing.T) {
 	badUse.props.TopicAlias = 2
 	c.send(t, encodeAliased(badUse))
 	for i := 0; i < 2; i++ {
-		if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) < 5 || pk[4] != 0x87 {
+		if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) < 5 || pk[4] != 0x87 {
 			t.Fatalf("got %x, want PUBACK 0x87", pk)
 		}
 	}

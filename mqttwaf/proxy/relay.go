@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // fromClient relays the client's packets upstream until either side ends.
@@ -35,11 +36,11 @@ func (c *conn) fromClient() {
 // clientPacket handles one client packet; false ends the connection.
 func (c *conn) clientPacket(pkt []byte) bool {
 	switch pkt[0] >> 4 {
-	case typePublish:
+	case frame.TypePublish:
 		return c.clientPublish(pkt)
-	case typeSubscribe:
+	case frame.TypeSubscribe:
 		return c.clientSubscribe(pkt)
-	case typeUnsubscribe:
+	case frame.TypeUnsubscribe:
 		if filters, err := decodeUnsubscribe(c.ver, pkt); err == nil {
 			c.mu.Lock()
 			for _, f := range filters {
@@ -55,11 +56,11 @@ func (c *conn) clientPacket(pkt []byte) bool {
 			}
 			pkt = up
 		}
-	case typePubrel:
+	case frame.TypePubrel:
 		if id, ours := c.owned(c.inQoS2, pkt); ours { // the end of a QoS 2 publish the proxy refused: the broker never saw it
-			return c.writeClient(ack(c.ver, typePubcomp, id, 0)) == nil
+			return c.writeClient(ack(c.ver, frame.TypePubcomp, id, 0)) == nil
 		}
-	case typeDisconnect:
+	case frame.TypeDisconnect:
 		c.clientEOF.Store(true)
 		_ = c.writeUp(pkt)
 		return false
@@ -149,9 +150,9 @@ func (c *conn) refusePublish(p *publish, v mqttwaf.Verdict) bool {
 		return false
 	case mqttwaf.Reject:
 		if c.ver == mqttwaf.MQTT5 && p.qos > 0 {
-			typ := byte(typePuback)
+			typ := byte(frame.TypePuback)
 			if p.qos == 2 {
-				typ = typePubrec // ends the exchange: no PUBREL follows an error PUBREC
+				typ = frame.TypePubrec // ends the exchange: no PUBREL follows an error PUBREC
 			}
 			return c.writeClient(ack(c.ver, typ, p.id, byte(v.Code.For(mqttwaf.InPuback)))) == nil
 		}
@@ -171,7 +172,7 @@ func (c *conn) refusePublish(p *publish, v mqttwaf.Verdict) bool {
 func (c *conn) absorb(set *map[uint16]bool, p *publish, ver byte, write func([]byte) error) bool {
 	switch p.qos {
 	case 1:
-		return write(ack(ver, typePuback, p.id, 0)) == nil
+		return write(ack(ver, frame.TypePuback, p.id, 0)) == nil
 	case 2:
 		c.mu.Lock()
 		if *set == nil {
@@ -179,7 +180,7 @@ func (c *conn) absorb(set *map[uint16]bool, p *publish, ver byte, write func([]b
 		}
 		(*set)[p.id] = true
 		c.mu.Unlock()
-		return write(ack(ver, typePubrec, p.id, 0)) == nil
+		return write(ack(ver, frame.TypePubrec, p.id, 0)) == nil
 	}
 	return true
 }
@@ -272,25 +273,25 @@ func (c *conn) fromBroker() {
 			return
 		}
 		switch pkt[0] >> 4 {
-		case typePublish:
+		case frame.TypePublish:
 			if !c.delivery(pkt) {
 				return
 			}
 			continue
-		case typeSuback:
+		case frame.TypeSuback:
 			pkt = c.brokerSuback(pkt)
-		case typePubrel:
+		case frame.TypePubrel:
 			if id, ours := c.owned(c.outQoS2, pkt); ours { // a delivery the proxy refused: the client never saw it
-				if c.writeUp(ack(c.upVer, typePubcomp, id, 0)) != nil {
+				if c.writeUp(ack(c.upVer, frame.TypePubcomp, id, 0)) != nil {
 					return
 				}
 				continue
 			}
-		case typePingresp:
+		case frame.TypePingresp:
 			if c.ownPing() {
 				continue
 			}
-		case typeDisconnect:
+		case frame.TypeDisconnect:
 			if !c.translated() {
 				_ = c.writeClient(pkt)
 			} // else a 3.1.1 client has no DISCONNECT from the server: the connection just ends

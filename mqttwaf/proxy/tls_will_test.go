@@ -10,6 +10,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
@@ -92,7 +93,7 @@ func TestWills(t *testing.T) {
 		cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 30, clientID: id,
 			will: true, willQoS: 1, willTopic: "guest/" + id + "/will", willPayload: []byte(payload)}
 		c.send(t, cp.encode())
-		if pk := c.next(t); pk[0]>>4 != typeConnack || pk[3] != 0 {
+		if pk := c.next(t); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 			t.Fatalf("CONNACK %x", pk)
 		}
 		_ = c.c.Close() // no DISCONNECT: the broker sends the will, unless the proxy stops it
@@ -106,7 +107,7 @@ func TestWills(t *testing.T) {
 	cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 30, clientID: "w3",
 		will: true, willQoS: 1, willTopic: "guest/w3/will", willPayload: []byte("stale")}
 	c.send(t, cp.encode())
-	if pk := c.next(t); pk[0]>>4 != typeConnack || pk[3] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 		t.Fatalf("CONNACK %x", pk)
 	}
 	p, err := mqttwaf.ParsePolicy([]byte("roles: {guest: {publish: ['guest/{clientid}/data/#'], subscribe: ['guest/#']}}\n"), "reload.yaml")
@@ -157,7 +158,7 @@ func TestSessionResumptionAndKeepalive(t *testing.T) {
 		t.Fatalf("CONNACK properties %v: want Server Keep Alive 1200 (keepalive 0 clamped to connections.max_keepalive)", ca.props)
 	}
 	c.send(t, rawSubscribe(5, 1, "guest/#", 1))
-	if pk := c.next(t); pk[0]>>4 != typeSuback {
+	if pk := c.next(t); pk[0]>>4 != frame.TypeSuback {
 		t.Fatalf("want SUBACK, got %x", pk)
 	}
 	c.send(t, disconnect(5, 0))

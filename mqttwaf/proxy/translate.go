@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // Protocol translation: an MQTT 3.1 or 3.1.1 client behind an MQTT 5
@@ -56,7 +57,7 @@ func upgradeConnect(c *connect, persistent uint32) (expiry uint32) {
 // or PUBLISH, which the proxy re-encodes itself) into MQTT 5.
 func upgrade(pkt []byte) ([]byte, error) {
 	switch pkt[0] >> 4 {
-	case typeSubscribe, typeUnsubscribe:
+	case frame.TypeSubscribe, frame.TypeUnsubscribe:
 		// The packet identifier, then an empty property section. A 3.1.1
 		// subscription options byte is a QoS, which MQTT 5 reads the same
 		// (no local 0, retain as published 0 as 3.1.1 behaves, send retained).
@@ -78,7 +79,7 @@ func upgrade(pkt []byte) ([]byte, error) {
 // sent DISCONNECT or AUTH, which end the client's connection.
 func downgrade(ver byte, pkt []byte) ([]byte, error) {
 	switch typ := pkt[0] >> 4; typ {
-	case typeConnack:
+	case frame.TypeConnack:
 		ca, err := decodeConnack(mqttwaf.MQTT5, pkt)
 		if err != nil {
 			return nil, err
@@ -86,25 +87,25 @@ func downgrade(ver byte, pkt []byte) ([]byte, error) {
 		ca.code, ca.props = connackCode311(ca.code), nil
 		ca.sessionPresent = ca.sessionPresent && ca.code == 0
 		return ca.encode(ver), nil
-	case typeSuback:
+	case frame.TypeSuback:
 		sa, err := decodeSuback(mqttwaf.MQTT5, pkt)
 		if err != nil {
 			return nil, err
 		}
 		sa.props, sa.codes = nil, suback311(sa.codes)
 		return sa.encode(ver), nil
-	case typePuback, typePubrec, typePubrel, typePubcomp, typeUnsuback:
+	case frame.TypePuback, frame.TypePubrec, frame.TypePubrel, frame.TypePubcomp, frame.TypeUnsuback:
 		id, err := packetID(pkt)
 		if err != nil {
 			return nil, err
 		}
-		if typ == typeUnsuback {
-			return []byte{typeUnsuback << 4, 2, byte(id >> 8), byte(id)}, nil
+		if typ == frame.TypeUnsuback {
+			return []byte{frame.TypeUnsuback << 4, 2, byte(id >> 8), byte(id)}, nil
 		}
 		return ack(ver, typ, id, 0), nil
-	case typeDisconnect, typeAuth:
+	case frame.TypeDisconnect, frame.TypeAuth:
 		return nil, nil
-	case typePublish:
+	case frame.TypePublish:
 		p, err := decodePublish(mqttwaf.MQTT5, pkt)
 		if err != nil {
 			return nil, err

@@ -91,14 +91,14 @@ func TestTranslatedFlows(t *testing.T) {
 	for len(want) > 0 {
 		pk := c.next(t)
 		switch {
-		case pk[0]>>4 == typePublish:
+		case pk[0]>>4 == frame.TypePublish:
 			delivery = pk // its own message, through guest/#: may come before the PUBCOMP
 			continue
 		case !bytes.Equal(pk, want[0]):
 			t.Fatalf("got %x, want %x", pk, want[0])
 		}
 		if want = want[1:]; len(want) == 1 {
-			c.send(t, ack(4, typePubrel, 5, 0))
+			c.send(t, ack(4, frame.TypePubrel, 5, 0))
 		}
 	}
 	if delivery == nil {
@@ -108,11 +108,11 @@ func TestTranslatedFlows(t *testing.T) {
 	if err != nil || d.topic != "guest/r4/t" || d.qos != 2 || string(d.payload) != "q2" {
 		t.Fatalf("delivery %x: %+v %v", delivery, d, err)
 	}
-	c.send(t, ack(4, typePubrec, d.id, 0))
-	if pk := c.next(t); !bytes.Equal(pk, ack(4, typePubrel, d.id, 0)) {
+	c.send(t, ack(4, frame.TypePubrec, d.id, 0))
+	if pk := c.next(t); !bytes.Equal(pk, ack(4, frame.TypePubrel, d.id, 0)) {
 		t.Fatalf("got %x, want PUBREL %d", pk, d.id)
 	}
-	c.send(t, ack(4, typePubcomp, d.id, 0))
+	c.send(t, ack(4, frame.TypePubcomp, d.id, 0))
 	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Properties.User.Get("x-identity") != "anonymous" || string(m.Payload) != "q2" {
 		t.Fatalf("mosquitto got %q with %v, want the stamp", m.Payload, m.Properties.User)
 	}
@@ -162,7 +162,7 @@ func TestTranslatedFlows(t *testing.T) {
 		t.Fatalf("first CONNACK %x, want no session present", pk)
 	}
 	k.send(t, rawSubscribe(4, 1, "guest/p3/q", 1))
-	if pk := k.next(t); pk[0]>>4 != typeSuback {
+	if pk := k.next(t); pk[0]>>4 != frame.TypeSuback {
 		t.Fatalf("got %x, want SUBACK", pk)
 	}
 	k.send(t, []byte{0xE0, 0})
@@ -239,7 +239,7 @@ func TestTranslatedKeepAlivePings(t *testing.T) {
 		defer s.Close()
 		rd := frame.NewReader(s, frame.FromClient, frame.Limits{})
 		cp, err := rd.Next()
-		if err != nil || cp[0]>>4 != typeConnect {
+		if err != nil || cp[0]>>4 != frame.TypeConnect {
 			pinged <- errors.New("no CONNECT")
 			return
 		}
@@ -262,7 +262,7 @@ func TestTranslatedKeepAlivePings(t *testing.T) {
 	if err := <-pinged; err != nil {
 		t.Fatal(err)
 	}
-	if pk := c.next(t); pk[0]>>4 != typePublish {
+	if pk := c.next(t); pk[0]>>4 != frame.TypePublish {
 		t.Fatalf("the client got %x first, want the PUBLISH: the proxy's PINGRESP leaked", pk)
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/gorilla/websocket"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // MQTT over WebSocket through the proxy: a device (no Origin) connects and
@@ -57,7 +59,7 @@ func TestStalledSubscriber(t *testing.T) {
 	px, ev := startProxy(t, "broker: {write_timeout: 1s}\n", up, nil)
 	stuck := rawClient(t, px.Addr(), 5, "stuck")
 	stuck.send(t, rawSubscribe(5, 1, "guest/#", 0))
-	if pk := stuck.next(t); pk[0]>>4 != typeSuback {
+	if pk := stuck.next(t); pk[0]>>4 != frame.TypeSuback {
 		t.Fatalf("want SUBACK, got %x", pk)
 	}
 	// stuck reads nothing from here on.

@@ -8,6 +8,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/gorilla/websocket"
 
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
@@ -25,7 +26,7 @@ func TestWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := connectV5(t, &wsConn{Conn: ws.UnderlyingConn(), c: ws}, &paho.Connect{ClientID: "wsdev", CleanStart: true})
+	c, err := connectV5(t, mqttwaf.WebSocketConn(ws), &paho.Connect{ClientID: "wsdev", CleanStart: true})
 	if err != nil {
 		t.Fatalf("MQTT over WebSocket: %v", err)
 	}

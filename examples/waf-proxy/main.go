@@ -26,9 +26,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
+	"github.com/mqttwaf/mqttwaf/examples/internal/cli"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/proxy"
 )
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	stderr = &lockedWriter{w: stderr}
+	stderr = cli.NewLockedWriter(stderr)
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	waf, err := mqttwaf.New(policy, mqttwaf.Options{EventOutput: stderr})
 	if err != nil {
@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode, "upstream_protocol", c.upstreamProtocol,
-		"policy", policyName(c.policy), "mode", waf.Policy().Mode)...)
+		"policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode)...)
 	if ready != nil {
 		ready(p.Addr())
 	}
@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			if err != nil {
 				logger.Error("reload failed; what failed stays as it was, the rest is reloaded", "error", err.Error())
 			} else {
-				logger.Info("policy reloaded", "policy", policyName(c.policy), "mode", waf.Policy().Mode)
+				logger.Info("policy reloaded", "policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode)
 			}
 		}
 	}
@@ -183,23 +183,4 @@ func upstreamTLS(c config) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-func policyName(path string) string {
-	if path == "" {
-		return "embedded default"
-	}
-	return path
-}
-
-// lockedWriter keeps log lines and event lines whole on stderr.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

@@ -22,7 +22,7 @@ func TestBrokerLimits(t *testing.T) {
 	up := startMosquitto(t, "allow_anonymous true", "max_qos 1", "retain_available false")
 	px, ev := startProxy(t, "", up, func(o *Options) { o.UpstreamProtocol = Upstream5 })
 	watcher := mustV5(t, up, "watcher", "", "")
-	watcher.subscribe(t, 1, "#")
+	subscribe5(t, watcher, 1, "#")
 
 	cases := []struct {
 		name   string
@@ -71,19 +71,19 @@ func TestBrokerLimits(t *testing.T) {
 		})
 	}
 	for _, reason := range []string{"qos_not_supported", "retain_not_supported"} {
-		if e := ev.wait(t, "proxy.upstream", reason, time.Second); e.Action != mqttwaf.Disconnect {
+		if e := ev.Wait(t, "proxy.upstream", reason, time.Second); e.Action != mqttwaf.Disconnect {
 			t.Fatalf("event %+v", e)
 		}
 	}
 
 	c := mustV5(t, px.Addr(), "ok", "", "")
-	if sa := c.subscribe(t, 2, "guest/#"); !bytes.Equal(sa.Reasons, []byte{1}) {
+	if sa := subscribe5(t, c, 2, "guest/#"); !bytes.Equal(sa.Reasons, []byte{1}) {
 		t.Fatalf("SUBACK %x, want the broker's granted QoS 1", sa.Reasons)
 	}
-	if _, err := c.publish(t, &paho.Publish{Topic: "guest/ok/x", QoS: 1, Payload: []byte("allowed")}); err != nil {
+	if _, err := publish5(t, c, &paho.Publish{Topic: "guest/ok/x", QoS: 1, Payload: []byte("allowed")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); string(m.Payload) != "allowed" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != "allowed" {
 		t.Fatalf("mosquitto got %q on %q first: a refused publish went upstream", m.Payload, m.Topic)
 	}
 }

@@ -31,8 +31,8 @@ func TestEnhancedAuthRefused(t *testing.T) {
 	if rest, err := io.ReadAll(r.c); err != nil || len(rest) != 0 {
 		t.Fatalf("after the CONNACK: %x %v, want the connection closed", rest, err)
 	}
-	ev.wait(t, "identity.authenticate", "bad_authentication_method", time.Second)
-	if _, ok := ev.find("proxy.upstream", ""); ok {
+	ev.Wait(t, "identity.authenticate", "bad_authentication_method", time.Second)
+	if _, ok := ev.Find("proxy.upstream", ""); ok {
 		t.Fatal("the proxy dialled the broker for a refused CONNECT")
 	}
 }

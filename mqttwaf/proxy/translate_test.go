@@ -36,9 +36,9 @@ func TestTranslatedProvenance(t *testing.T) {
 	px, _ := startProxyWith(t, p, up, nil)
 	plain, _ := startProxyWith(t, p, up, func(o *Options) { o.UpstreamProtocol = UpstreamClient })
 	watcher := mustV5(t, up, "watcher", "", "")
-	watcher.subscribe(t, 2, "fleet/#")
+	subscribe5(t, watcher, 2, "fleet/#")
 	backend := mustV5(t, px.Addr(), "backend", "backend", "backend-demo-pass")
-	backend.subscribe(t, 2, "fleet/+/telemetry")
+	subscribe5(t, backend, 2, "fleet/+/telemetry")
 
 	dev1, _, err := dialV3(t, px.Addr(), "dev1", "dev1", "dev1-demo-pass")
 	if err != nil {
@@ -46,8 +46,8 @@ func TestTranslatedProvenance(t *testing.T) {
 	}
 	for qos := byte(0); qos <= 2; qos++ {
 		waitToken(t, dev1.Publish("fleet/dev1/telemetry", qos, false, seed))
-		w := expectMsg(t, watcher.msgs, 5*time.Second)
-		b := expectMsg(t, backend.msgs, 5*time.Second)
+		w := expectMsg(t, watcher.Msgs, 5*time.Second)
+		b := expectMsg(t, backend.Msgs, 5*time.Second)
 		for who, m := range map[string]*paho.Publish{"mosquitto": w, "back end": b} {
 			if m.Topic != "fleet/dev1/telemetry" || m.QoS != qos || m.Properties.User.Get("x-identity") != "dev1" {
 				t.Fatalf("QoS %d, %s got %q QoS %d with %v, want x-identity dev1", qos, who, m.Topic, m.QoS, m.Properties.User)
@@ -63,7 +63,7 @@ func TestTranslatedProvenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitToken(t, dev2.Publish("fleet/dev2/telemetry", 1, false, seed))
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Topic != "fleet/dev2/telemetry" || m.Properties.User.Get("x-identity") != "" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); m.Topic != "fleet/dev2/telemetry" || m.Properties.User.Get("x-identity") != "" {
 		t.Fatalf("upstream protocol client: mosquitto got %q with %v, want no stamp (3.1.1 upstream)", m.Topic, m.Properties.User)
 	}
 }
@@ -77,7 +77,7 @@ func TestTranslatedFlows(t *testing.T) {
 	up := startMosquitto(t)
 	px, _ := startProxy(t, "provenance: {user_property: x-identity}\n", up, nil)
 	watcher := mustV5(t, up, "watcher", "", "")
-	watcher.subscribe(t, 2, "guest/#")
+	subscribe5(t, watcher, 2, "guest/#")
 
 	c := rawClient(t, px.Addr(), 4, "r4")
 	c.send(t, (&subscribe{id: 1, filters: []filter{{"guest/#", 2}, {"secret/x", 1}}}).encode(4, []bool{true, true}))
@@ -113,7 +113,7 @@ func TestTranslatedFlows(t *testing.T) {
 		t.Fatalf("got %x, want PUBREL %d", pk, d.id)
 	}
 	c.send(t, ack(4, frame.TypePubcomp, d.id, 0))
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Properties.User.Get("x-identity") != "anonymous" || string(m.Payload) != "q2" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); m.Properties.User.Get("x-identity") != "anonymous" || string(m.Payload) != "q2" {
 		t.Fatalf("mosquitto got %q with %v, want the stamp", m.Payload, m.Properties.User)
 	}
 	c.send(t, []byte{0xC0, 0})
@@ -131,7 +131,7 @@ func TestTranslatedFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitToken(t, pub.Publish("guest/p3/status", 1, true, "kept"))
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); string(m.Payload) != "kept" || m.Properties.User.Get("x-identity") != "anonymous" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != "kept" || m.Properties.User.Get("x-identity") != "anonymous" {
 		t.Fatalf("mosquitto got %q with %v", m.Payload, m.Properties.User)
 	}
 	late, _, err := dialV3(t, px.Addr(), "late", "", "")
@@ -168,7 +168,7 @@ func TestTranslatedFlows(t *testing.T) {
 	k.send(t, []byte{0xE0, 0})
 	_ = k.c.Close()
 	waitToken(t, pub.Publish("guest/p3/q", 1, false, "while away"))
-	expectMsg(t, watcher.msgs, 5*time.Second)
+	expectMsg(t, watcher.Msgs, 5*time.Second)
 	k = resume()
 	if pk := k.next(t); !bytes.Equal(pk, []byte{0x20, 2, 1, 0}) {
 		t.Fatalf("CONNACK %x on resumption, want session present", pk)

@@ -30,17 +30,17 @@ func TestWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MQTT over WebSocket: %v", err)
 	}
-	c.subscribe(t, 1, "guest/#")
-	if _, err := c.publish(t, &paho.Publish{Topic: "guest/wsdev/x", QoS: 1, Payload: []byte("over ws")}); err != nil {
+	subscribe5(t, c, 1, "guest/#")
+	if _, err := publish5(t, c, &paho.Publish{Topic: "guest/wsdev/x", QoS: 1, Payload: []byte("over ws")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, c.msgs, 5*time.Second); string(m.Payload) != "over ws" {
+	if m := expectMsg(t, c.Msgs, 5*time.Second); string(m.Payload) != "over ws" {
 		t.Fatalf("got %q", m.Payload)
 	}
 	if _, resp, err := dial(http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign origin: %v %v, want HTTP 403", err, resp)
 	}
-	ev.wait(t, "connections.websocket", "", 5*time.Second)
+	ev.Wait(t, "connections.websocket", "", 5*time.Second)
 	resp, err := http.Get("http://" + px.Addr() + "/mqtt")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestWebSocket(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("plain GET: HTTP %d, want 400", resp.StatusCode)
 	}
-	ev.wait(t, "connections.protocol", "no_websocket_upgrade", 5*time.Second)
+	ev.Wait(t, "connections.protocol", "no_websocket_upgrade", 5*time.Second)
 }
 
 // A subscriber that stops reading is disconnected after
@@ -68,13 +68,13 @@ func TestStalledSubscriber(t *testing.T) {
 	payload := make([]byte, 200<<10)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, ok := ev.find("broker.write_timeout", "write_timeout"); ok {
+		if _, ok := ev.Find("broker.write_timeout", "write_timeout"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no broker.write_timeout event")
 		}
-		if _, err := pub.publish(t, &paho.Publish{Topic: "guest/flood/x", QoS: 0, Payload: payload}); err != nil {
+		if _, err := publish5(t, pub, &paho.Publish{Topic: "guest/flood/x", QoS: 0, Payload: payload}); err != nil {
 			t.Fatal(err)
 		}
 	}

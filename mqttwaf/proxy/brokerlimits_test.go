@@ -9,6 +9,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // A broker that allows less than MQTT does (mosquitto with max_qos 1 and
@@ -85,5 +86,56 @@ func TestBrokerLimits(t *testing.T) {
 	}
 	if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != "allowed" {
 		t.Fatalf("mosquitto got %q on %q first: a refused publish went upstream", m.Payload, m.Topic)
+	}
+}
+
+// A translated 3.1.1 client cannot be told the broker's Receive Maximum
+// (mosquitto: max_inflight_messages), and a broker answers what exceeds it
+// with 0x97 (which 3.1.1 cannot carry: the message is lost) or a
+// disconnection. The proxy holds what would exceed it until the broker
+// acknowledges, so three pipelined QoS 2 publishes against a Receive
+// Maximum of 1 all arrive, in order; more than broker.receive_maximum
+// waiting ends the connection with an event.
+func TestTranslatedReceiveMaximum(t *testing.T) {
+	up := startMosquitto(t, "allow_anonymous true", "max_inflight_messages 1")
+	px, ev := startProxy(t, "broker: {receive_maximum: 2}\n", up, func(o *Options) { o.UpstreamProtocol = Upstream5 })
+	watcher := mustV5(t, up, "watcher", "", "")
+	subscribe5(t, watcher, 2, "guest/#")
+
+	c := rawClient(t, px.Addr(), 4, "burst")
+	for id := uint16(1); id <= 3; id++ {
+		c.send(t, (&publish{qos: 2, id: id, topic: "guest/burst/x", payload: []byte{'0' + byte(id)}}).encode(4))
+	}
+	for done := 0; done < 3; {
+		pk := c.next(t)
+		switch pk[0] >> 4 {
+		case frame.TypePubrec:
+			c.send(t, ack(4, frame.TypePubrel, uint16(pk[2])<<8|uint16(pk[3]), 0))
+		case frame.TypePubcomp:
+			done++
+		default:
+			t.Fatalf("got %x", pk)
+		}
+	}
+	for _, want := range []string{"1", "2", "3"} {
+		if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != want {
+			t.Fatalf("mosquitto got %q, want %q: a publish beyond its Receive Maximum was lost", m.Payload, want)
+		}
+	}
+
+	// One in flight, two waiting (broker.receive_maximum), the fourth is
+	// too many: nothing acknowledges while the client sends no PUBREL.
+	c = rawClient(t, px.Addr(), 4, "flood")
+	for id := uint16(1); id <= 4; id++ {
+		c.send(t, (&publish{qos: 2, id: id, topic: "guest/flood/x", payload: []byte("f")}).encode(4))
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// (mosquitto's PUBREC for the first may or may not reach the client
+	// before the proxy closes the connection.)
+	if b, err := io.ReadAll(c.c); err != nil || len(b) > 0 && !bytes.Equal(b, []byte{0x50, 2, 0, 1}) {
+		t.Fatalf("client read %x, %v; want at most PUBREC 1, then the connection closed", b, err)
+	}
+	if e := ev.Wait(t, "broker.receive_maximum", "receive_maximum_exceeded", time.Second); e.Value != 3 || e.Limit != 2 {
+		t.Fatalf("event %+v", e)
 	}
 }

@@ -28,6 +28,7 @@ const (
 	propAuthMethod        = 0x15
 	propServerKeepAlive   = 0x13
 	propReasonString      = 0x1F
+	propReceiveMaximum    = 0x21
 	propTopicAliasMax     = 0x22
 	propTopicAlias        = 0x23
 	propUser              = 0x26

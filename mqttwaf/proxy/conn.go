@@ -53,6 +53,13 @@ type conn struct {
 	// with PUBREC upstream; their PUBREL is answered by the proxy too.
 	outQoS2 map[uint16]bool
 	subs    map[string]bool // filters subscribed through this connection
+	// sendQuota is how many more QoS 1/2 publishes a translated 3.1.1
+	// client may have unacknowledged at the broker (the broker's Receive
+	// Maximum, which the client cannot be told); queued holds its
+	// publishes that wait for quota, in order (translate.go: sendUp).
+	sendQuota   int
+	queued      [][]byte
+	queuedBytes int
 
 	// maxQoS and noRetain are the broker's Maximum QoS and Retain
 	// Available (its CONNACK): the proxy holds the client to them.
@@ -466,6 +473,10 @@ func (c *conn) translated() bool { return c.upVer != c.ver }
 // Retain Available is 0, would make the broker disconnect; the proxy
 // refuses them itself, with an event (relay.go: beyondBroker).
 func (c *conn) brokerLimits(ps []prop) {
+	c.sendQuota = 65535 // MQTT 5 section 3.2.2.3.3: absent means 65,535
+	if v, ok := findProp(ps, propReceiveMaximum); ok && propU16(v) > 0 {
+		c.sendQuota = int(propU16(v))
+	}
 	c.maxQoS = 2
 	if v, ok := findProp(ps, propMaximumQoS); ok && len(v) == 1 && v[0] < 2 {
 		c.maxQoS = v[0]

@@ -101,7 +101,10 @@ func (c *conn) clientPublish(pkt []byte) bool {
 		}
 		c.p.waf.Retained(&c.client, p.topic, size)
 	}
-	if out == nil && !aliased && !c.translated() {
+	if c.translated() {
+		return c.sendUp(p.qos, p.encode(c.upVer))
+	}
+	if out == nil && !aliased {
 		return c.relayUp(pkt) == nil // byte for byte
 	}
 	return c.relayUp(p.encode(c.upVer)) == nil
@@ -286,6 +289,14 @@ func (c *conn) fromBroker() {
 					return
 				}
 				continue
+			}
+		case frame.TypePuback, frame.TypePubcomp:
+			if c.translated() && !c.quotaBack() {
+				return
+			}
+		case frame.TypePubrec:
+			if c.translated() && len(pkt) > 4 && pkt[4] >= 0x80 && !c.quotaBack() {
+				return
 			}
 		case frame.TypePingresp:
 			if c.ownPing() {

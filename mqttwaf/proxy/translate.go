@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
@@ -141,4 +142,69 @@ func suback311(codes []byte) []byte {
 		}
 	}
 	return out
+}
+
+// sendUp forwards a translated client's PUBLISH within the broker's
+// Receive Maximum. A 3.1.1 client cannot be told it, and an MQTT 5 broker
+// disconnects a client that exceeds it (HiveMQ's default is 10), so what
+// would exceed it waits here, in order, until the broker acknowledges
+// (quotaBack). More than broker.receive_maximum publishes, or
+// broker.max_inflight_bytes, waiting ends the connection, as the embedded
+// broker ends one that exceeds its receive maximum.
+func (c *conn) sendUp(qos byte, pkt []byte) bool {
+	c.mu.Lock()
+	if len(c.queued) == 0 && (qos == 0 || c.sendQuota > 0) {
+		if qos > 0 {
+			c.sendQuota--
+		}
+		err := c.relayUp(pkt)
+		c.mu.Unlock()
+		return err == nil
+	}
+	b := c.p.waf.Broker()
+	if len(c.queued) < b.ReceiveMaximum && int64(c.queuedBytes+len(pkt)) <= int64(b.MaxInflightBytes) {
+		c.queued = append(c.queued, pkt)
+		c.queuedBytes += len(pkt)
+		c.mu.Unlock()
+		return true
+	}
+	waiting, size := len(c.queued)+1, c.queuedBytes+len(pkt)
+	c.mu.Unlock()
+	c.p.waf.Record(mqttwaf.StagePublish, &c.client, "", "", "", len(pkt), mqttwaf.Verdict{Action: mqttwaf.Disconnect,
+		Rule: "broker.receive_maximum", Reason: "receive_maximum_exceeded", Code: 0x93,
+		Value: int64(waiting), Limit: int64(b.ReceiveMaximum),
+		Detail: "more publishes (value, " + strconv.Itoa(size) + " bytes) wait for the upstream broker's Receive Maximum than " +
+			"broker.receive_maximum (limit) or broker.max_inflight_bytes allow: the client publishes at QoS 1/2 faster than the broker acknowledges"})
+	c.kick(0x93)
+	return false
+}
+
+// quotaBack returns one unit of send quota (the broker acknowledged a
+// QoS 1 or 2 publish: PUBACK, PUBCOMP, or PUBREC with an error) and sends
+// what waited for it.
+func (c *conn) quotaBack() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sendQuota++
+	sent := false
+	for len(c.queued) > 0 {
+		pkt := c.queued[0]
+		qos := pkt[0] >> 1 & 3
+		if qos > 0 && c.sendQuota == 0 {
+			break
+		}
+		if qos > 0 {
+			c.sendQuota--
+		}
+		c.queued[0] = nil
+		c.queued = c.queued[1:]
+		c.queuedBytes -= len(pkt)
+		if c.relayUp(pkt) != nil {
+			return false
+		}
+		sent = true
+	}
+	// The client's reader flushes what it relays only when it has nothing
+	// more to read; these must not wait for the client's next packet.
+	return !sent || c.toUp.flush() == nil
 }

@@ -25,6 +25,7 @@ const (
 	propSubscriptionID    = 0x0B
 	propSessionExpiry     = 0x11
 	propAssignedID        = 0x12
+	propServerReference   = 0x1C
 	propAuthMethod        = 0x15
 	propServerKeepAlive   = 0x13
 	propReasonString      = 0x1F
@@ -220,6 +221,11 @@ func propPair(v []byte) (k, val string) {
 	r := reader{b: v, end: len(v)}
 	k, val = r.str(), r.str()
 	return k, val
+}
+
+func hasProp(ps []prop, id byte) bool {
+	_, ok := findProp(ps, id)
+	return ok
 }
 
 func findProp(ps []prop, id byte) ([]byte, bool) {
@@ -692,6 +698,25 @@ func disconnect(version, code byte) []byte {
 		return []byte{frame.TypeDisconnect << 4, 2, code, 0}
 	}
 	return []byte{frame.TypeDisconnect << 4, 0}
+}
+
+// withoutServerReference returns a broker's MQTT 5 DISCONNECT without its
+// Server Reference property. A broker that says 0x9C (use another server)
+// or 0x9D (server moved) would otherwise send the client to another broker
+// directly, around the firewall; with the reason code alone the client
+// reconnects where it connected: to the proxy. (The proxy strips it from
+// CONNACKs too.)
+func withoutServerReference(pkt []byte) []byte {
+	r := body(pkt)
+	if r.end-r.i < 2 {
+		return pkt // no properties
+	}
+	code := r.byte1()
+	ps := r.props()
+	if r.err != nil || !hasProp(ps, propServerReference) {
+		return pkt
+	}
+	return packet(frame.TypeDisconnect<<4, appendProps([]byte{code}, without(ps, propServerReference)))
 }
 
 // refusal encodes the CONNACK that refuses a CONNECT: the MQTT 5 reason

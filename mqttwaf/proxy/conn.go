@@ -65,6 +65,10 @@ type conn struct {
 	// Available (its CONNACK): the proxy holds the client to them.
 	maxQoS   byte
 	noRetain bool
+	// brokerMaxPacket is the broker's Maximum Packet Size (0: none): the
+	// provenance stamp or the translation can make a publish larger than
+	// what the client sent.
+	brokerMaxPacket int
 	// upPing, if set, is how often the proxy pings the broker for a
 	// translated client whose keep alive is longer than the broker allows;
 	// pings counts the PINGRESPs those pings still owe (not the client's).
@@ -248,8 +252,12 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	if ca.code != 0 {
-		if c.translated() {
+		switch {
+		case c.translated():
 			pkt, _ = downgrade(c.ver, pkt)
+		case hasProp(ca.props, propServerReference):
+			ca.props = without(ca.props, propServerReference)
+			pkt = ca.encode(c.ver)
 		}
 		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
 		return false
@@ -259,18 +267,23 @@ func (c *conn) handshake() bool {
 		c.client.ID = string(propBinary(v))
 	}
 	rewrite := false
-	if v, ok := findProp(ca.props, propTopicAliasMax); ok {
-		// The client's aliases are resolved here, so they cost the proxy
-		// memory: at most broker.topic_alias_maximum of them.
-		c.aliasMax = propU16(v)
-		if most := c.p.waf.Broker().TopicAliasMaximum; int(c.aliasMax) > most {
-			c.aliasMax = uint16(most)
+	// The client's topic aliases are resolved here and never reach the
+	// broker, so the proxy grants them itself, whatever the broker allows
+	// (mosquitto 10, EMQX 65535, HiveMQ 5, VerneMQ 0 by default): up to
+	// broker.topic_alias_maximum, which bounds what they cost the proxy.
+	if most := c.p.waf.Broker().TopicAliasMaximum; c.ver == mqttwaf.MQTT5 {
+		c.aliasMax = uint16(min(most, 65535))
+		if v, ok := findProp(ca.props, propTopicAliasMax); !ok && most > 0 || ok && propU16(v) != c.aliasMax {
 			ca.props = without(ca.props, propTopicAliasMax)
 			if most > 0 {
 				ca.props = append(ca.props, prop{propTopicAliasMax, appendU16(nil, c.aliasMax)})
 			}
 			rewrite = true
 		}
+	}
+	if hasProp(ca.props, propServerReference) {
+		ca.props = without(ca.props, propServerReference) // see withoutServerReference
+		rewrite = true
 	}
 	if v, ok := findProp(ca.props, propServerKeepAlive); ok && c.translated() {
 		// A 3.1.1 client cannot be told the broker's keep alive: the
@@ -473,6 +486,9 @@ func (c *conn) translated() bool { return c.upVer != c.ver }
 // Retain Available is 0, would make the broker disconnect; the proxy
 // refuses them itself, with an event (relay.go: beyondBroker).
 func (c *conn) brokerLimits(ps []prop) {
+	if v, ok := findProp(ps, propMaximumPacketSize); ok {
+		c.brokerMaxPacket = int(propU32(v))
+	}
 	c.sendQuota = 65535 // MQTT 5 section 3.2.2.3.3: absent means 65,535
 	if v, ok := findProp(ps, propReceiveMaximum); ok && propU16(v) > 0 {
 		c.sendQuota = int(propU16(v))

@@ -91,6 +91,21 @@ func (c *conn) clientPublish(pkt []byte) bool {
 	if out != nil {
 		p.payload, p.props.User = out.Payload, out.Props.User
 	}
+	up := pkt // byte for byte, unless rewritten, aliased or translated
+	if out != nil || aliased || c.translated() {
+		up = p.encode(c.upVer)
+	}
+	if c.brokerMaxPacket > 0 && len(up) > c.brokerMaxPacket {
+		// The stamp or the translation made it larger than the broker
+		// takes (its CONNACK's Maximum Packet Size), which the broker
+		// would answer by disconnecting the client.
+		v := mqttwaf.Verdict{Action: mqttwaf.Reject, Rule: "proxy.upstream", Reason: "packet_too_large", Code: 0x95,
+			Value: int64(len(up)), Limit: int64(c.brokerMaxPacket),
+			Detail: "the PUBLISH as it would go upstream (value, bytes) is larger than the upstream broker's Maximum Packet Size (limit): " +
+				"raise the broker's limit (mosquitto: max_packet_size) or keep broker.max_packet_size below it"}
+		c.p.waf.Record(mqttwaf.StagePublish, &c.client, "", "", p.topic, len(p.payload), v)
+		return c.refusePublish(&p, v)
+	}
 	if p.retain {
 		// The retained budgets (rates.retained) count what the broker now
 		// holds on the topic; an empty payload deletes it.
@@ -102,12 +117,9 @@ func (c *conn) clientPublish(pkt []byte) bool {
 		c.p.waf.Retained(&c.client, p.topic, size)
 	}
 	if c.translated() {
-		return c.sendUp(p.qos, p.encode(c.upVer))
+		return c.sendUp(p.qos, up)
 	}
-	if out == nil && !aliased {
-		return c.relayUp(pkt) == nil // byte for byte
-	}
-	return c.relayUp(p.encode(c.upVer)) == nil
+	return c.relayUp(up) == nil
 }
 
 // resolveAlias replaces a client's topic alias with its topic (MQTT 5
@@ -304,7 +316,7 @@ func (c *conn) fromBroker() {
 			}
 		case frame.TypeDisconnect:
 			if !c.translated() {
-				_ = c.writeClient(pkt)
+				_ = c.writeClient(withoutServerReference(pkt))
 			} // else a 3.1.1 client has no DISCONNECT from the server: the connection just ends
 			return
 		}

@@ -127,6 +127,8 @@ func connackCode311(code byte) byte {
 		return 0
 	case code == 0x84: // unsupported protocol version
 		return 0x01
+	case code == 0x9C || code == 0x9D: // use another server, server moved
+		return 0x03 // server unavailable
 	}
 	return mqttwaf.ReasonCode(code).MQTT311Connack()
 }

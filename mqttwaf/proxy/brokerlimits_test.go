@@ -179,7 +179,7 @@ func TestSharedSubscriptions(t *testing.T) {
 
 // What brokers differ on, and the proxy does not pass on: topic aliases
 // are the proxy's to grant (it resolves them and never forwards one), so a
-// broker that allows none (mosquitto max_topic_alias 0, VerneMQ's default)
+// broker that allows none (mosquitto max_topic_alias 0)
 // changes nothing for clients; and a publish the provenance stamp makes
 // larger than the broker's Maximum Packet Size is refused by the proxy
 // (PUBACK with an error) rather than sent to a broker that would disconnect.

@@ -269,8 +269,9 @@ func (c *conn) handshake() bool {
 	rewrite := false
 	// The client's topic aliases are resolved here and never reach the
 	// broker, so the proxy grants them itself, whatever the broker allows
-	// (mosquitto 10, EMQX 65535, HiveMQ 5, VerneMQ 0 by default): up to
-	// broker.topic_alias_maximum, which bounds what they cost the proxy.
+	// (mosquitto 10 by default, EMQX 65535, none where a broker is set so):
+	// up to broker.topic_alias_maximum, which bounds what they cost the
+	// proxy.
 	if most := c.p.waf.Broker().TopicAliasMaximum; c.ver == mqttwaf.MQTT5 {
 		c.aliasMax = uint16(min(most, 65535))
 		if v, ok := findProp(ca.props, propTopicAliasMax); !ok && most > 0 || ok && propU16(v) != c.aliasMax {

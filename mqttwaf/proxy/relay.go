@@ -302,12 +302,8 @@ func (c *conn) fromBroker() {
 				}
 				continue
 			}
-		case frame.TypePuback, frame.TypePubcomp:
-			if c.translated() && !c.quotaBack() {
-				return
-			}
-		case frame.TypePubrec:
-			if c.translated() && len(pkt) > 4 && pkt[4] >= 0x80 && !c.quotaBack() {
+		case frame.TypePuback, frame.TypePubrec, frame.TypePubcomp:
+			if c.translated() && !c.brokerAck(pkt) {
 				return
 			}
 		case frame.TypePingresp:

@@ -181,9 +181,27 @@ func (c *conn) sendUp(qos byte, pkt []byte) bool {
 	return false
 }
 
-// quotaBack returns one unit of send quota (the broker acknowledged a
-// QoS 1 or 2 publish: PUBACK, PUBCOMP, or PUBREC with an error) and sends
-// what waited for it.
+// brokerAck handles the broker's PUBACK, PUBREC or PUBCOMP of a translated
+// client's publish. A refusal (reason code 0x80 or above) cannot reach a
+// 3.1.1 client, which sees a plain acknowledgement: it is recorded instead.
+// PUBACK and PUBCOMP end a publish and return its send quota. (An MQTT 5
+// PUBREC with an error ends one too, but the 3.1.1 client answers it with
+// PUBREL all the same, and the broker's PUBCOMP to that returns the quota.)
+func (c *conn) brokerAck(pkt []byte) bool {
+	if len(pkt) > 4 && pkt[4] >= 0x80 {
+		id, _ := packetID(pkt)
+		c.p.waf.Record(mqttwaf.StageBroker, &c.client, "", "", "", 0, mqttwaf.Verdict{Action: mqttwaf.Reject,
+			Rule: "proxy.upstream", Reason: "refused_by_broker", Code: mqttwaf.ReasonCode(pkt[4]), Value: int64(id),
+			Detail: "the upstream broker refused the 3.1.1 client's publish (packet id: value) with the reason code; " +
+				"3.1.1 cannot carry it, so the client saw a plain " + mqttwaf.PacketName(pkt[0]>>4) + ": check the broker's ACL and limits"})
+	}
+	if pkt[0]>>4 == frame.TypePubrec {
+		return true
+	}
+	return c.quotaBack()
+}
+
+// quotaBack returns one unit of send quota and sends what waited for it.
 func (c *conn) quotaBack() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -266,3 +266,40 @@ func TestTranslatedKeepAlivePings(t *testing.T) {
 		t.Fatalf("the client got %x first, want the PUBLISH: the proxy's PINGRESP leaked", pk)
 	}
 }
+
+// A publish the broker refuses (here mosquitto's own ACL: PUBACK or PUBREC
+// 0x87) reaches a translated 3.1.1 client as the plain acknowledgement
+// 3.1.1 has, as it would from a 3.1.1 broker, and is recorded
+// (proxy.upstream refused_by_broker) since the client cannot be told; the
+// QoS 2 exchange completes and gives its quota back.
+func TestTranslatedBrokerRefusal(t *testing.T) {
+	acl := filepath.Join(t.TempDir(), "acl")
+	if err := os.WriteFile(acl, []byte("topic readwrite guest/ok/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := startMosquitto(t, "allow_anonymous true", "acl_file "+acl)
+	policy := "identity: {anonymous: {allow: anywhere, role: open}}\nroles: {open: {publish: ['guest/#']}}\n"
+	px, ev := startProxy(t, policy, up, func(o *Options) { o.UpstreamProtocol = Upstream5 })
+	c := rawClient(t, px.Addr(), 4, "ok")
+	c.send(t, (&publish{qos: 1, id: 1, topic: "guest/ok-not/x", payload: []byte("no")}).encode(4))
+	if pk := c.next(t); !bytes.Equal(pk, []byte{0x40, 2, 0, 1}) {
+		t.Fatalf("got %x, want a plain PUBACK 1", pk)
+	}
+	if e := ev.Wait(t, "proxy.upstream", "refused_by_broker", 5*time.Second); e.Code != 0x87 {
+		t.Fatalf("event %+v", e)
+	}
+	for id := uint16(2); id <= 4; id++ { // one at a time within mosquitto's Receive Maximum 20: no waiting
+		c.send(t, (&publish{qos: 2, id: id, topic: "guest/ok-not/x", payload: []byte("no")}).encode(4))
+		if pk := c.next(t); !bytes.Equal(pk, []byte{0x50, 2, 0, byte(id)}) {
+			t.Fatalf("got %x, want a plain PUBREC %d", pk, id)
+		}
+		c.send(t, ack(4, frame.TypePubrel, id, 0))
+		if pk := c.next(t); !bytes.Equal(pk, []byte{0x70, 2, 0, byte(id)}) {
+			t.Fatalf("got %x, want a plain PUBCOMP %d", pk, id)
+		}
+	}
+	c.send(t, (&publish{qos: 1, id: 5, topic: "guest/ok/x", payload: []byte("yes")}).encode(4))
+	if pk := c.next(t); !bytes.Equal(pk, []byte{0x40, 2, 0, 5}) {
+		t.Fatalf("got %x, want PUBACK 5", pk)
+	}
+}

@@ -305,22 +305,24 @@ type v5 struct {
 	conn    net.Conn
 }
 
-// dialV5 connects an MQTT 5 client over TCP to addr. It returns the client
-// even when the CONNACK refuses, with err set.
+// dialV5 connects an MQTT 5 client over TCP to addr (mqtttest.DialV5). It
+// returns the client even when the CONNACK refuses, with err set.
 func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return connectV5(t, conn, cp)
+	c, err := mqtttest.DialV5(t, addr, cp)
+	return asV5(c), err
 }
 
-// connectV5 is dialV5 over conn (TLS, WebSocket...): mqtttest.ConnectV5.
+// connectV5 is dialV5 over conn (TLS, WebSocket...).
 func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
 	t.Helper()
 	c, err := mqtttest.ConnectV5(t, conn, cp)
-	return &v5{Client: c.Client, connack: c.Connack, msgs: c.Msgs, discon: c.Discon, conn: c.Conn}, err
+	return asV5(c), err
+}
+
+// asV5 gives the shared client the field names these tests use.
+func asV5(c *mqtttest.V5) *v5 {
+	return &v5{Client: c.Client, connack: c.Connack, msgs: c.Msgs, discon: c.Discon, conn: c.Conn}
 }
 
 // connectCode connects (MQTT 5) as user with pass, client ID user, and

@@ -9,6 +9,10 @@
 //	go run ./examples/waf-proxy -upstream broker:8883 -upstream-ca ca.pem \
 //	    -upstream-identity service -upstream-username waf-proxy -upstream-password-file proxy.pass
 //
+// MQTT 3.1.1 clients get MQTT 5 upstream when the policy stamps provenance
+// or the service identity is used, so that both reach the broker
+// (-upstream-protocol auto, the default; client or 5 to choose).
+//
 // Security events go to stderr as JSON lines. SIGHUP reloads the policy
 // (for connected clients too) and the TLS certificate, key and client CA;
 // SIGINT or SIGTERM stops it.

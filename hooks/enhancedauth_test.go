@@ -42,9 +42,7 @@ func enhancedAuthConnect(user, pass string) []byte {
 // Authentication Method a client waiting for the exchange requires.
 func TestEnhancedAuthRefused(t *testing.T) {
 	// The engine refuses it (identity.authenticate, mqttwaf.Connect's
-	// AuthMethod); hooks/stack.go must pass mochi's
-	// pk.Properties.AuthenticationMethod into it. Until then:
-	t.Skip("enable with the one-line hooks/stack.go change in the proxy2 hand-back")
+	// AuthMethod, which the hook fills from mochi's packet).
 	b := startBroker(t, `identity:
   credentials_file: `+credsFile(t, "dev1:device:right")+`
   anonymous: {allow: anywhere, role: device}

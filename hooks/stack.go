@@ -176,6 +176,7 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		UsernameSet:    pk.Connect.UsernameFlag,
 		Password:       pk.Connect.Password,
 		UserProperties: userProps(pk.Properties.User),
+		AuthMethod:     pk.Properties.AuthenticationMethod,
 	}
 	conn.Session, s.replaces = h.existingSession(cl.ID)
 	if h.wrap != nil {

@@ -129,6 +129,16 @@ func wireSeeds() []wireSeed {
 		wireSeed{name: "second connect", mode: 4, data: rawConnect(4, "again")},
 		wireSeed{name: "fixed header announcing 256 MB", mode: 5, data: []byte{0x30, 0xff, 0xff, 0xff, 0x7f}},
 		wireSeed{name: "truncated publish", mode: 4, data: []byte{0x30, 0x05, 0x00, 0x09, 'a'}},
+		// A Receive Maximum of 1, a subscription to its own QoS 1 messages
+		// and two of them: the second waits in the send window
+		// (sendwindow.go) until the PUBACK.
+		wireSeed{name: "receive maximum 1, self-delivery", mode: 0, data: bytes.Join([][]byte{
+			framePacket(0x10, []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, 0, 1, 0, 2, 'r', 'm'}),
+			rawSubscribeV5(1, 1, "fz/#"),
+			rawPublishProps(1, 1, "fz/t", nil, []byte("a")),
+			rawPublishProps(1, 2, "fz/t", nil, []byte("b")),
+			{0x40, 2, 0, 1},
+		}, nil)},
 	)
 	return seeds
 }

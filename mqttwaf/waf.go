@@ -116,8 +116,15 @@ func NewStack(layers []Layer, o Options) (*WAF, error) {
 	if w.st.bans, err = ratelimit.NewBanList(ratelimit.BanOptions{Duration: f.Ban.D(), MaxDuration: f.MaxBan.D(), MaxBans: f.MaxBanCount}); err != nil {
 		return nil, fmt.Errorf("mqttwaf: rates.flapping: %w", err)
 	}
+	if err := w.openState(full); err != nil {
+		return nil, fmt.Errorf("mqttwaf: %w", err)
+	}
 	if err := w.load(p); err != nil {
+		_ = w.Stop()
 		return nil, err
+	}
+	if w.st.shared != nil {
+		w.st.shared.Start()
 	}
 	return w, nil
 }
@@ -170,6 +177,9 @@ func (w *WAF) load(p *Policy) error {
 		return errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
 	if err := w.st.addrs.checkUnchanged(q.Addresses); err != nil {
+		return err
+	}
+	if err := w.st.checkStateUnchanged(q.State); err != nil {
 		return err
 	}
 	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn",
@@ -233,27 +243,14 @@ func (w *WAF) Bans() ratelimit.BanStore { return operatorBans{w.st.bans, w.st} }
 
 // operatorBans is the ban list as operators see it.
 type operatorBans struct {
-	*ratelimit.BanList
+	banStore
 	st *state
 }
 
 func (b operatorBans) Remove(t ratelimit.Target) (bool, error) {
-	ok, err := b.BanList.Remove(t)
-	b.BanList.Forgive(t)
-	if rs := b.st.currentRates(); rs != nil {
-		switch t.Kind {
-		case ratelimit.KindClientID:
-			rs.flapClient.Reset(t.Value)
-			rs.violations.Reset(t.Value)
-			rs.disconnects.Reset(t.Value)
-		case ratelimit.KindUsername:
-			rs.flapUser.Reset(t.Value)
-		case ratelimit.KindIP:
-			if n := b.st.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
-				rs.flapIP.Reset(b.st.addrs.key(t.Prefix.Addr()))
-			}
-		}
-	}
+	ok, err := b.banStore.Remove(t)
+	b.banStore.Forgive(t)
+	b.st.forgiveBan(t)
 	return ok, err
 }
 

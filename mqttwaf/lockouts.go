@@ -91,7 +91,13 @@ func (l *lockouts) check(c *Client) (Verdict, bool) {
 // many user names from one address (max_failures_per_address / max_failures
 // of them at least). With per_username off nothing else stops a guesser on
 // one name, so every failure counts against the address.
-func (l *lockouts) failed(c *Client) {
+//
+// known says the user name is in the credentials file: only those are
+// counted per user name in the shared state (state.backend redis), so a
+// guesser inventing user names cannot grow Redis; an unknown user name has
+// nothing to protect, and its failures still count per address there and
+// per user name on this node.
+func (l *lockouts) failed(c *Client, known bool) {
 	now := l.now()
 	toAddress := true
 	// With a shared state every failure is counted on both sides: the
@@ -101,7 +107,7 @@ func (l *lockouts) failed(c *Client) {
 	// count, which the other nodes rely on.)
 	if l.perUsername && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue {
 		overLocal := !l.userFailures.AllowN(now, c.Username, 1)
-		if overShared := l.sharedFailure(now, "fail:user", c.Username, l.maxFailures); overLocal || overShared {
+		if overShared := known && l.sharedFailure(now, "fail:user", c.Username, l.maxFailures); overLocal || overShared {
 			toAddress = false
 			_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
 		}

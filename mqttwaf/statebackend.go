@@ -144,7 +144,7 @@ const StageState Stage = "state"
 // backend starts (connects) only once the WAF runs (startState).
 func (w *WAF) openState(p *Policy) error {
 	w.st.statePolicy = p.State
-	if p.State.Backend != "redis" {
+	if p.State.Backend != "redis" || w.opts.LocalState {
 		return nil
 	}
 	o, err := p.State.redisOptions(p.baseDir)

@@ -66,6 +66,11 @@ type Options struct {
 	// second pseudonym would no longer join the first). Empty: a random key
 	// of this WAF, right for a broker that stores nothing.
 	ViewKey []byte
+	// LocalState runs the WAF on state in memory whatever the policy's
+	// state section says (the section is still validated): for dry runs
+	// and tools (wafcheck), which must neither spend nor change what
+	// several running nodes share.
+	LocalState bool
 }
 
 // New compiles p (nil means the default policy) into a WAF running every

@@ -48,25 +48,6 @@ func pollUntil(t testing.TB, d time.Duration, what string, cond func() bool) tim
 	return time.Since(start)
 }
 
-// connackOf connects with MQTT 5 and returns the CONNACK's reason code
-// (0 admitted, then disconnected).
-func connackOf(t testing.TB, addr, clientID, user, pass string) byte {
-	t.Helper()
-	cp := &paho.Connect{ClientID: clientID, Username: user, CleanStart: true}
-	if pass != "" {
-		cp.Password, cp.PasswordFlag = []byte(pass), true
-	}
-	c, err := dialV5(t, addr, cp)
-	if err == nil {
-		_ = c.Disconnect(&paho.Disconnect{})
-		return 0
-	}
-	if c.connack == nil {
-		t.Fatalf("%s: no CONNACK: %v", clientID, err)
-	}
-	return c.connack.ReasonCode
-}
-
 func TestRedisBanOnOneNodeRefusesOnTheOther(t *testing.T) {
 	a, b, _ := startPair(t, "")
 	if rc := connackOf(t, b.addr, "dev-7", "", ""); rc != 0 {

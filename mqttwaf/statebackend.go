@@ -168,17 +168,16 @@ func (w *WAF) openState(p *Policy) error {
 	return nil
 }
 
-// stateChanged reports Redis going away or coming back as an event (stage
-// state, rule state.backend), always emitted: an operator must see it.
-func (w *WAF) stateChanged(up bool, detail string) {
+// stateChanged reports Redis connected, going away or coming back as an
+// event (stage state, rule state.backend, reason redis_connected,
+// redis_unavailable or redis_back), always emitted: an operator must see
+// it.
+func (w *WAF) stateChanged(c redisstate.Change, detail string) {
 	e := w.engine.Load()
 	if e == nil {
 		return
 	}
-	v := Verdict{Action: Allow, Rule: "state.backend", Reason: "redis_back", Detail: detail}
-	if !up {
-		v.Reason = "redis_unavailable"
-	}
+	v := Verdict{Action: Allow, Rule: "state.backend", Reason: string(c), Detail: detail}
 	e.st.counters.add(v.Rule, v.Action, v.Reason, true)
 	if e.out.sink != nil {
 		e.out.sink.Emit(Event{Time: e.now(), Stage: StageState, Rule: v.Rule, Action: v.Action, Enforced: true, Reason: v.Reason, Detail: v.Detail})

@@ -64,10 +64,10 @@ type Options struct {
 	MaxPending int
 	// MaxBackoff caps the wait between reconnect attempts. Default 5s.
 	MaxBackoff time.Duration
-	// OnChange is called (from the backend's own goroutine) when Redis
-	// becomes unreachable or reachable again, with what happened in operator
-	// terms.
-	OnChange func(up bool, detail string)
+	// OnChange is called (from the backend's own goroutine) when Redis is
+	// first reached (Connected), becomes unreachable (Unavailable) or
+	// reachable again (Back), with what happened in operator terms.
+	OnChange func(c Change, detail string)
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 }
@@ -214,6 +214,7 @@ func (b *Backend) run() {
 	backoff := b.opts.SyncInterval
 	var retryAt time.Time
 	reported := false // whether "unavailable" was reported since the last "up"
+	everUp := false
 	for {
 		select {
 		case <-b.stop:
@@ -228,7 +229,7 @@ func (b *Backend) run() {
 			}
 			if err := b.connect(); err != nil {
 				if !reported {
-					b.report(false, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
+					b.report(Unavailable, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
 					reported = true
 				}
 				// Full jitter: a fleet of nodes that lost Redis together
@@ -239,35 +240,56 @@ func (b *Backend) run() {
 			}
 			backoff = b.opts.SyncInterval
 			b.up.Store(true)
-			b.report(true, fmt.Sprintf("redis at %s is back: shared bans, lockouts and budgets in force again (state reloaded, queued changes written)", b.opts.Address))
-			reported = false
+			if everUp || reported {
+				b.report(Back, fmt.Sprintf("redis at %s is back: shared bans, lockouts and budgets in force again (state reloaded, queued changes written)", b.opts.Address))
+			} else {
+				b.report(Connected, fmt.Sprintf("redis at %s connected: bans, lockouts, budgets and rates shared with the other nodes", b.opts.Address))
+			}
+			everUp, reported = true, false
 		}
 		if err := b.sync(); err != nil {
 			b.markDown()
-			b.report(false, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
+			b.report(Unavailable, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
 			reported = true
 			retryAt = now.Add(time.Duration(rand.Int64N(int64(backoff)) + 1))
 		}
 	}
 }
 
-func (b *Backend) report(up bool, detail string) {
+// Change is what happened to the connection, for Options.OnChange.
+type Change string
+
+// The changes OnChange reports.
+const (
+	Connected   Change = "redis_connected"
+	Unavailable Change = "redis_unavailable"
+	Back        Change = "redis_back"
+)
+
+func (b *Backend) report(c Change, detail string) {
 	if b.opts.OnChange != nil {
-		b.opts.OnChange(up, detail)
+		b.opts.OnChange(c, detail)
 	}
 }
 
 // markDown notes that Redis stopped answering; the subscription is dropped
 // and re-made on reconnect (announcements missed meanwhile are made good by
 // the resync).
-func (b *Backend) markDown() {
-	b.up.Store(false)
+func (b *Backend) markDown() { b.markDownIf(nil) }
+
+// markDownIf is markDown, if ps (unless nil) is still the subscription: a
+// subscription that fails after it was replaced changes nothing.
+func (b *Backend) markDownIf(ps *redis.PubSub) {
 	b.psMu.Lock()
+	defer b.psMu.Unlock()
+	if ps != nil && b.ps != ps {
+		return
+	}
+	b.up.Store(false)
 	if b.ps != nil {
 		_ = b.ps.Close()
 		b.ps = nil
 	}
-	b.psMu.Unlock()
 }
 
 // connect subscribes to the events channel, then writes what was queued
@@ -315,7 +337,10 @@ func (b *Backend) listen(ps *redis.PubSub) {
 			select {
 			case <-b.stop:
 			default:
-				b.wake() // the sync will find out whether Redis is gone
+				// Announcements may have been missed: reconnect, which
+				// subscribes again and reloads the lists.
+				b.markDownIf(ps)
+				b.wake()
 			}
 			return
 		}

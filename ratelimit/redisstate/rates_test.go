@@ -93,3 +93,29 @@ func TestWindowErrorAcrossNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowLoneNodeNotPenalised: with two nodes connected but only one
+// using a key, at 90% of its limit, the shares must not refuse it (a node
+// alone on a key admits up to the limit, as the memory backend does).
+func TestWindowLoneNodeNotPenalised(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := openNodes(t, srv, 2)
+	const limit = 200
+	w := nodes[0].Window("rate:test", limit, time.Second, 1000)
+	nodes[0].Track(w)
+	nodes[1].Track(nodes[1].Window("rate:test", limit, time.Second, 1000))
+	admitted, refused := 0, 0
+	tick := time.NewTicker(time.Second / (limit * 9 / 10))
+	defer tick.Stop()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); <-tick.C {
+		if w.AllowN(time.Now(), "user", 1) {
+			admitted++
+		} else {
+			refused++
+		}
+	}
+	t.Logf("one of 2 nodes at 90%% of the limit: %d admitted, %d refused", admitted, refused)
+	if refused > admitted/50 {
+		t.Fatalf("%d of %d refused: a node alone on a key is held below its limit", refused, admitted+refused)
+	}
+}

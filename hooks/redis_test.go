@@ -102,6 +102,22 @@ roles: {device: {publish: ["fleet/{username}/telemetry"]}}
 			t.Fatalf("another user from the same address: 0x%02x", rc)
 		}
 	}
+	// An operator lifts the lockout on one node: it is lifted on both, and
+	// the failure counts are forgiven (the next wrong password does not
+	// lock dev1 out again at once).
+	if ok, err := a.waf.Lockouts().Remove(ratelimit.UsernameTarget("dev1")); !ok || err != nil {
+		t.Fatalf("lift: %v %v", ok, err)
+	}
+	pollUntil(t, time.Second, "the lift on the other node", func() bool {
+		_, locked := b.waf.Lockouts().Check(time.Now(), "", "dev1", netipZero)
+		return !locked
+	})
+	if rc := connackOf(t, b.addr, "dev1", "dev1", "guess"); rc != 0x86 {
+		t.Fatalf("a wrong password after the lift: 0x%02x", rc)
+	}
+	if rc := connackOf(t, b.addr, "dev1", "dev1", "dev1-secret"); rc != 0 {
+		t.Fatalf("the right password after the lift: 0x%02x", rc)
+	}
 }
 
 func TestRedisClientIDChurnSplitAcrossNodesHeldToOneBudget(t *testing.T) {
@@ -213,6 +229,10 @@ func TestRedisFloodSplitAcrossNodesHeldToTheIdentityRate(t *testing.T) {
 			received, refused := flood(t, []*testBroker{a, b}, d)
 			admitted := received - refused
 			t.Logf("%s state, 2 nodes, %v: %d publishes received, %d admitted (limit %d/s, at most %.0f shared)", tc.backend, d, received, admitted, limit, most)
+			if !tc.shared && received < 4*int(most) {
+				// A machine too loaded to flood: the control shows nothing.
+				t.Skipf("only %d publishes sent: too few to show two independent limits", received)
+			}
 			if tc.shared != (float64(admitted) <= most) {
 				t.Fatalf("%d admitted across both nodes with %s state; the shared limit is %.0f", admitted, tc.backend, most)
 			}

@@ -338,3 +338,37 @@ func TestRedisKeysAllExpire(t *testing.T) {
 }
 
 var netipZero = mqttwaf.ParseRemoteIP("")
+
+// TestRedisFlappingSplitAcrossNodesBans: a client ID reconnecting in a
+// loop, alternately to each node (as a load balancer spreads it), is banned
+// for flapping after the policy's count across both nodes, not after twice
+// that.
+func TestRedisFlappingSplitAcrossNodesBans(t *testing.T) {
+	a, b, _ := startPair(t, `rates:
+  connect: {per_ip: 100000/s, per_network: 100000/s}
+  flapping: {connects: 4/min, per_ip: 100000/min, ban: 1m}
+  new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
+`)
+	// A device reconnecting every 150 ms: the pace of the scenario, longer
+	// than the 100 ms sync interval the shared counts are exchanged at.
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; ; i++ {
+		rc := connackOf(t, []*testBroker{a, b}[i%2].addr, "flappy", "", "")
+		if rc == 0x8A {
+			if i != 5 {
+				t.Fatalf("banned at CONNECT %d, want 5 (more than flapping.connects 4 across both nodes)", i)
+			}
+			break
+		}
+		if rc != 0 || i > 8 {
+			t.Fatalf("CONNECT %d: 0x%02x", i, rc)
+		}
+		<-tick.C
+	}
+	pollUntil(t, time.Second, "the flapping ban on both nodes", func() bool {
+		_, onA := a.waf.Bans().Check(time.Now(), "flappy", "", netipZero)
+		_, onB := b.waf.Bans().Check(time.Now(), "flappy", "", netipZero)
+		return onA && onB
+	})
+}

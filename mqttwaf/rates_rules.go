@@ -60,7 +60,7 @@ type rateState struct {
 
 func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable, shared *redisstate.Backend) (*rateState, error) {
 	st := &rateState{policy: r, addrs: addrs, retained: retained, shared: shared,
-		sharedRates: newSharedRates(shared, r.Publish, r.MaxKeys)}
+		sharedRates: newSharedRates(shared, r)}
 	var firstErr error
 	lim := func(rate Rate, burst int) *ratelimit.Limiter {
 		l, err := ratelimit.NewLimiter(ratelimit.LimiterOptions{Rate: rate, Burst: burst, MaxKeys: r.MaxKeys})
@@ -222,12 +222,15 @@ func (r *flapping) CheckConnect(c *Connect) Verdict {
 	ip := cl.limitKeys(r.st.addrs).ip
 	limit := float64(r.st.policy.Flapping.Connects.N)
 	v := Verdict{Action: Ban, Reason: "flapping", Code: CodeBanned}
+	// With a shared state each count is kept locally (what decides while
+	// Redis is away) and across nodes; either over its threshold bans.
+	sh := r.st.sharedRates
 	switch {
-	case r.st.flapClient.AddN(now, cl.ID, 1) > limit:
+	case r.st.flapClient.AddN(now, cl.ID, 1) > limit || sh.over(flapClientWin, now, cl.ID, limit):
 		v.BanKeys = BanClientID
-	case cl.Username != "" && r.st.flapUser.AddN(now, cl.Username, 1) > limit:
+	case cl.Username != "" && (r.st.flapUser.AddN(now, cl.Username, 1) > limit || sh.over(flapUserWin, now, cl.Username, limit)):
 		v.BanKeys = BanUsername
-	case ip != "" && r.st.flapIP.AddN(now, ip, 1) > float64(r.st.policy.Flapping.PerIP.N):
+	case ip != "" && (r.st.flapIP.AddN(now, ip, 1) > float64(r.st.policy.Flapping.PerIP.N) || sh.over(flapIPWin, now, ip, float64(r.st.policy.Flapping.PerIP.N))):
 		v.BanKeys = BanIP
 	default:
 		return Verdict{}

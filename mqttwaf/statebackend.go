@@ -235,34 +235,52 @@ func (s *state) forgiveBan(t ratelimit.Target) {
 	if rs == nil {
 		return
 	}
+	sh, now := rs.sharedRates, time.Now()
 	switch t.Kind {
 	case ratelimit.KindClientID:
 		rs.flapClient.Reset(t.Value)
 		rs.violations.Reset(t.Value)
 		rs.disconnects.Reset(t.Value)
+		if sh != nil {
+			sh.flapClient.Reset(now, t.Value)
+		}
 	case ratelimit.KindUsername:
 		rs.flapUser.Reset(t.Value)
+		if sh != nil {
+			sh.flapUser.Reset(now, t.Value)
+		}
 	case ratelimit.KindIP:
 		if n := s.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
-			rs.flapIP.Reset(s.addrs.key(t.Prefix.Addr()))
+			k := s.addrs.key(t.Prefix.Addr())
+			rs.flapIP.Reset(k)
+			if sh != nil {
+				sh.flapIP.Reset(now, k)
+			}
 		}
 	}
 }
 
 // sharedRates are the publish rates shared across nodes (per user name and
-// per address, messages and bytes); nil with the memory backend.
+// per address, messages and bytes) and the flapping counts; nil with the
+// memory backend. A node writes to Redis only the keys its own tables hold
+// (rates.max_keys each), so what they hold in Redis is bounded by nodes x
+// max_keys x two windows per table.
 type sharedRates struct {
 	userMsgs, userBytes, ipMsgs, ipBytes *redisstate.Window
+	// flapping counts (rates.flapping), compared with its thresholds
+	flapClient, flapUser, flapIP *redisstate.Window
 }
 
-func newSharedRates(b *redisstate.Backend, p PublishRates, maxKeys int) *sharedRates {
+func newSharedRates(b *redisstate.Backend, r RatesPolicy) *sharedRates {
 	if b == nil {
 		return nil
 	}
-	win := func(name string, r Rate) *redisstate.Window { return b.Window("rate:"+name, r.N, r.Per, maxKeys) }
+	win := func(name string, rt Rate) *redisstate.Window { return b.Window("rate:"+name, rt.N, rt.Per, r.MaxKeys) }
+	p, f := r.Publish, r.Flapping
 	return &sharedRates{
 		userMsgs: win("user_msgs", p.PerUsername.Messages), userBytes: win("user_bytes", p.PerUsername.Bytes),
 		ipMsgs: win("ip_msgs", p.PerIP.Messages), ipBytes: win("ip_bytes", p.PerIP.Bytes),
+		flapClient: win("flap_client", f.Connects), flapUser: win("flap_user", f.Connects), flapIP: win("flap_ip", f.PerIP),
 	}
 }
 
@@ -270,7 +288,19 @@ func (s *sharedRates) windows() []*redisstate.Window {
 	if s == nil {
 		return nil
 	}
-	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes}
+	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes, s.flapClient, s.flapUser, s.flapIP}
+}
+
+// over counts one CONNECT of key in w (a flapping count) and reports
+// whether the count across nodes is over limit; false for the memory
+// backend, or a key the shared table has no room for (the local count
+// decides).
+func (s *sharedRates) over(w func(*sharedRates) *redisstate.Window, now time.Time, key string, limit float64) bool {
+	if s == nil {
+		return false
+	}
+	n, ok := w(s).AddN(now, key, 1)
+	return ok && n > limit
 }
 
 // sharedIDs decides on a client ID the local novelty state does not know:
@@ -348,3 +378,7 @@ func (s *sharedRates) check(now time.Time, user, ip string, n int) string {
 	}
 	return ""
 }
+
+func flapClientWin(s *sharedRates) *redisstate.Window { return s.flapClient }
+func flapUserWin(s *sharedRates) *redisstate.Window   { return s.flapUser }
+func flapIPWin(s *sharedRates) *redisstate.Window     { return s.flapIP }

@@ -132,6 +132,45 @@ func (w *Window) AllowN(now time.Time, key string, n int) bool {
 	return true
 }
 
+// AddN counts n events for key at now, whatever the count, and returns the
+// key's global sliding count including them (as last synced, plus this
+// node's counts since): a count to compare with a threshold (flapping),
+// not a limit to hold. false if the key is not shared (the table is full of
+// active keys; the caller's local count still applies).
+func (w *Window) AddN(now time.Time, key string, n int) (float64, bool) {
+	win, frac := windowAt(now, w.length)
+	ns := now.UnixNano()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.m[key]
+	if e == nil {
+		if len(w.m) >= w.maxKeys && !w.evict(ns) {
+			return 0, false
+		}
+		e = &winEntry{w: win, gen: math.MaxUint64}
+		w.m[key] = e
+	}
+	e.roll(win)
+	e.last = ns
+	e.local += int64(n)
+	return e.global + float64(e.sending+e.local) + e.prev*(1-frac), true
+}
+
+// Reset forgets key's counts here and in Redis (an operator lifted the ban
+// they led to). Best effort: with Redis away only the local count goes.
+func (w *Window) Reset(now time.Time, key string) {
+	w.mu.Lock()
+	delete(w.m, key)
+	w.mu.Unlock()
+	if !w.b.up.Load() {
+		return
+	}
+	win, _ := windowAt(now, w.length)
+	ctx, cancel := w.b.ctx()
+	defer cancel()
+	w.b.rdb.Del(ctx, w.b.key(w.name, key, strconv.FormatInt(win, 10)), w.b.key(w.name, key, strconv.FormatInt(win-1, 10)))
+}
+
 // newShare computes what this node may admit for the key until the next
 // sync, from the total just read (est, this node's unsent counts
 // included).

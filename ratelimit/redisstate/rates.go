@@ -26,7 +26,7 @@ import (
 // key at 10x its limit; TestWindowLoneNodeNotPenalised): the first window
 // at most 4.5% over the limit (the nodes' first interval, before any total
 // is known), later windows 78-94% of it; a node alone on a key at 90% of
-// the limit has 2% refused (its first interval). The tests hold the excess
+// the limit has 7-8 of 360 refused (its first interval). The tests hold the excess
 // to 10%. While Redis is unreachable, or no other node is connected, there
 // are no shares: the node holds the key to Limit on its own counts.
 //

@@ -30,7 +30,7 @@ func startPair(t *testing.T, policyYAML string) (a, b *testBroker, srv *redistes
 	b = startBroker(t, policyYAML+state, brokerOpts{})
 	for _, x := range []*testBroker{a, b} {
 		t.Cleanup(func() { _ = x.waf.Stop() })
-		pollUntil(t, 5*time.Second, "the state backend to connect", func() bool { return x.waf.State().Up })
+		pollUntil(t, 5*time.Second, "the state backend to connect", func() bool { s := x.waf.State(); return s.Up && s.Nodes == 2 })
 	}
 	return a, b, srv
 }
@@ -371,4 +371,36 @@ func TestRedisFlappingSplitAcrossNodesBans(t *testing.T) {
 		_, onB := b.waf.Bans().Check(time.Now(), "flappy", "", netipZero)
 		return onA && onB
 	})
+}
+
+// TestRedisNewTopicsSplitAcrossNodesHeldToOneBudget: one identity
+// publishing new topics through two nodes is held to one new-topic budget.
+func TestRedisNewTopicsSplitAcrossNodesHeldToOneBudget(t *testing.T) {
+	creds := credsFile(t, "sensor:device:sensor-secret")
+	a, b, _ := startPair(t, `
+identity: {credentials_file: `+creds+`, anonymous: {allow: never}}
+roles: {device: {publish: ["t/#"]}}
+rates:
+  connect: {per_ip: 100000/s, per_network: 100000/s}
+  flapping: {off: true}
+  new_topics: {per_identity: 10/h}
+`)
+	clients := []*v5{mustV5Pass(t, a.addr, "s-a", "sensor", "sensor-secret"), mustV5Pass(t, b.addr, "s-b", "sensor", "sensor-secret")}
+	accepted := 0
+	for i := range 30 {
+		pr, err := clients[i%2].publish(t, fmt.Sprintf("t/%d", i), 1, []byte("1"))
+		switch {
+		case err == nil && pr.ReasonCode == 0:
+			accepted++
+		case pr != nil && pr.ReasonCode == 0x97:
+		default:
+			t.Fatalf("publish %d: %v %+v", i, err, pr)
+		}
+	}
+	// Shares err towards refusing: between 5 and the budget (10), never
+	// the 20 two independent budgets would admit.
+	if accepted < 5 || accepted > 10 {
+		t.Fatalf("%d new topics accepted across both nodes, want at most the budget of 10", accepted)
+	}
+	t.Logf("%d of 30 new topics accepted across both nodes (budget 10/h)", accepted)
 }

@@ -367,7 +367,14 @@ func (r *newTopics) CheckPublish(p *Publish) Verdict {
 		}
 	}
 	key := k.identity + "\x00" + topic
-	if !r.st.newTopics.Allow(r.now(), key, ratelimit.Budget{Group: k.identity, Limit: int(r.st.policy.NewTopics.PerIdentity.N)}) {
+	now := r.now()
+	// With a shared state a topic new to this node is also counted against
+	// the identity's budget across nodes (a topic the identity used through
+	// another node counts again here: fail closed).
+	if sh := r.st.sharedRates; sh != nil && !r.st.newTopics.Seen(now, key) && !sh.newTopics.AllowN(now, k.identity, 1) {
+		return Deny("", "new_topic_budget", CodeQuotaExceeded)
+	}
+	if !r.st.newTopics.Allow(now, key, ratelimit.Budget{Group: k.identity, Limit: int(r.st.policy.NewTopics.PerIdentity.N)}) {
 		return Deny("", "new_topic_budget", CodeQuotaExceeded)
 	}
 	k.recent[k.next] = topic

@@ -199,14 +199,17 @@ type StateStatus struct {
 	Backend string `json:"backend"`
 	// Up is false while Redis is unreachable (always true for memory).
 	Up bool `json:"up"`
+	// Nodes is how many nodes share the state (synced with Redis in the
+	// last second, this one included); 1 for memory.
+	Nodes int `json:"nodes"`
 }
 
 // State returns the state backend and whether it is reachable.
 func (w *WAF) State() StateStatus {
 	if w.st.shared == nil {
-		return StateStatus{Backend: "memory", Up: true}
+		return StateStatus{Backend: "memory", Up: true, Nodes: 1}
 	}
-	return StateStatus{Backend: "redis", Up: w.st.shared.Up()}
+	return StateStatus{Backend: "redis", Up: w.st.shared.Up(), Nodes: w.st.shared.Nodes()}
 }
 
 // Stop stops what the WAF runs in the background (the Redis state
@@ -269,6 +272,8 @@ type sharedRates struct {
 	userMsgs, userBytes, ipMsgs, ipBytes *redisstate.Window
 	// flapping counts (rates.flapping), compared with its thresholds
 	flapClient, flapUser, flapIP *redisstate.Window
+	// new topics per identity (rates.new_topics), topics new to this node
+	newTopics *redisstate.Window
 }
 
 func newSharedRates(b *redisstate.Backend, r RatesPolicy) *sharedRates {
@@ -281,6 +286,7 @@ func newSharedRates(b *redisstate.Backend, r RatesPolicy) *sharedRates {
 		userMsgs: win("user_msgs", p.PerUsername.Messages), userBytes: win("user_bytes", p.PerUsername.Bytes),
 		ipMsgs: win("ip_msgs", p.PerIP.Messages), ipBytes: win("ip_bytes", p.PerIP.Bytes),
 		flapClient: win("flap_client", f.Connects), flapUser: win("flap_user", f.Connects), flapIP: win("flap_ip", f.PerIP),
+		newTopics: win("new_topics", r.NewTopics.PerIdentity),
 	}
 }
 
@@ -288,7 +294,7 @@ func (s *sharedRates) windows() []*redisstate.Window {
 	if s == nil {
 		return nil
 	}
-	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes, s.flapClient, s.flapUser, s.flapIP}
+	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes, s.flapClient, s.flapUser, s.flapIP, s.newTopics}
 }
 
 // over counts one CONNECT of key in w (a flapping count) and reports

@@ -171,6 +171,10 @@ func (b *Backend) Close() error {
 // Up reports whether Redis answered the last sync.
 func (b *Backend) Up() bool { return b.up.Load() }
 
+// Nodes is the number of nodes (this one included) that synced with Redis
+// in the last second, as of the last sync.
+func (b *Backend) Nodes() int { return int(b.nodes.Load()) }
+
 // Address is the Redis address, for messages.
 func (b *Backend) Address() string { return b.opts.Address }
 

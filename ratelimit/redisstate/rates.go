@@ -229,6 +229,7 @@ type pendingSync struct {
 	e         *winEntry
 	w         int64
 	delta     int64
+	needPrev  bool // w-1's total not read yet
 	cur, prev *redis.StringCmd
 	add       *redis.IntCmd
 }
@@ -244,7 +245,7 @@ func (w *Window) sync(now time.Time) (bool, error) {
 		if e.last < idle && e.local == 0 {
 			continue
 		}
-		batch = append(batch, pendingSync{key: k, e: e, w: e.w, delta: e.local})
+		batch = append(batch, pendingSync{key: k, e: e, w: e.w, delta: e.local, needPrev: !e.prevRead})
 		e.sending += e.local
 		e.local = 0
 	}
@@ -264,7 +265,7 @@ func (w *Window) sync(now time.Time) (bool, error) {
 		} else {
 			p.cur = pipe.Get(ctx, cur)
 		}
-		if !p.e.prevRead {
+		if p.needPrev { // (e itself is read only under w.mu)
 			p.prev = pipe.Get(ctx, w.b.key(w.name, p.key, strconv.FormatInt(p.w-1, 10)))
 		}
 	}

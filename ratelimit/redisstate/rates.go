@@ -101,21 +101,12 @@ func (e *winEntry) roll(w int64) {
 // AllowN counts n events for key at now if the key's global sliding count
 // stays within the limit, and reports whether it did.
 func (w *Window) AllowN(now time.Time, key string, n int) bool {
-	win, frac := windowAt(now, w.length)
-	ns := now.UnixNano()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e := w.m[key]
+	e, est := w.entry(now, key)
 	if e == nil {
-		if len(w.m) >= w.maxKeys && !w.evict(ns) {
-			return true // not shared; the local limits still apply
-		}
-		e = &winEntry{w: win, gen: math.MaxUint64} // no share yet
-		w.m[key] = e
+		return true // not shared; the local limits still apply
 	}
-	e.roll(win)
-	e.last = ns
-	est := e.global + float64(e.sending+e.local) + e.prev*(1-frac)
 	if est+float64(n) > w.limit {
 		return false
 	}
@@ -139,22 +130,33 @@ func (w *Window) AllowN(now time.Time, key string, n int) bool {
 // not a limit to hold. false if the key is not shared (the table is full of
 // active keys; the caller's local count still applies).
 func (w *Window) AddN(now time.Time, key string, n int) (float64, bool) {
-	win, frac := windowAt(now, w.length)
-	ns := now.UnixNano()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	e, est := w.entry(now, key)
+	if e == nil {
+		return 0, false
+	}
+	e.local += int64(n)
+	return est + float64(n), true
+}
+
+// entry returns key's entry, rolled to now and marked used, with its
+// global sliding count (as last synced, plus this node's counts since);
+// nil if the table is full of active keys. Requires w.mu.
+func (w *Window) entry(now time.Time, key string) (*winEntry, float64) {
+	win, frac := windowAt(now, w.length)
+	ns := now.UnixNano()
 	e := w.m[key]
 	if e == nil {
 		if len(w.m) >= w.maxKeys && !w.evict(ns) {
-			return 0, false
+			return nil, 0
 		}
-		e = &winEntry{w: win, gen: math.MaxUint64}
+		e = &winEntry{w: win, gen: math.MaxUint64} // no share yet
 		w.m[key] = e
 	}
 	e.roll(win)
 	e.last = ns
-	e.local += int64(n)
-	return e.global + float64(e.sending+e.local) + e.prev*(1-frac), true
+	return e, e.global + float64(e.sending+e.local) + e.prev*(1-frac)
 }
 
 // Reset forgets key's counts here and in Redis (an operator lifted the ban

@@ -266,6 +266,26 @@ func BenchmarkBrokerState(b *testing.B) {
 	}
 }
 
+// BenchmarkBrokerSplit splits the default policy's cost in
+// BenchmarkBrokerThroughput into its parts, all in one run: stock mochi;
+// "tuned", mochi with the hardened broker's capabilities (write queue,
+// in-flight and receive maximums) and no hook; the hardened broker with
+// mochi reading the socket directly; and the hardened broker as it runs:
+//
+//	go test -run '^$' -bench BrokerSplit -benchtime 60000x -count 5 ./hooks/
+func BenchmarkBrokerSplit(b *testing.B) {
+	p, err := mqttwaf.ParsePolicy([]byte(benchRates), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, tuned := newPlainBroker(b, HardenedOptions(p))
+	compareBrokers(b, []string{"plain", "tuned", "unvalidated", "hardened"}, []string{
+		startPlainBroker(b), tuned,
+		startBroker(b, benchRates, brokerOpts{bench: true, unvalidated: true}).addr,
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+	})
+}
+
 // BenchmarkBrokerFrames measures the frame validator: the hardened broker
 // (default policy) with mochi reading the socket directly, and with every
 // packet validated first (as NewListener always does):

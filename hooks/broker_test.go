@@ -148,7 +148,7 @@ func TestConnectDeadlineTLSAndWebsocketClientsWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cw, err := connectV5(t, &wsConn{Conn: ws.UnderlyingConn(), c: ws}, &paho.Connect{ClientID: "over-ws", CleanStart: true})
+	cw, err := connectV5(t, mqttwaf.WebSocketConn(ws), &paho.Connect{ClientID: "over-ws", CleanStart: true})
 	if err != nil {
 		t.Fatal(err)
 	}

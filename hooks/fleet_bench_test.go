@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,6 +111,22 @@ func BenchmarkHooks(b *testing.B) {
 	b.Run("fleet", func(b *testing.B) { benchHooks(b, fleet, fleetLoad, true) })
 	hardened := startBroker(b, benchRates, brokerOpts{bench: true})
 	b.Run("default", func(b *testing.B) { benchHooks(b, hardened, benchLoad, false) })
+	// The floor any JSON-reading protection is measured against: decoding
+	// the seed with encoding/json and encoding it again, which is what a
+	// Go back end reading this message does once.
+	b.Run("baseline/encoding-json-roundtrip", func(b *testing.B) {
+		seed := seedPayload(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			var v any
+			if err := json.Unmarshal(seed, &v); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := json.Marshal(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // benchHooks connects l's subscriber and first publisher to tb and runs

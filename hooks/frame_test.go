@@ -47,7 +47,7 @@ func TestMalformedPacketEndsOnlyItsConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return &wsConn{Conn: ws.UnderlyingConn(), c: ws}
+			return mqttwaf.WebSocketConn(ws)
 		}},
 	}
 	for i, d := range dials {

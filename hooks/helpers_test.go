@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -31,85 +30,36 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 )
 
-// recorder is an event sink that tests can wait on.
-type recorder struct {
-	mu     sync.Mutex
-	events []mqttwaf.Event
-	signal chan struct{}
-}
+// recorder is the shared test sink (mqtttest.Events) under the names the
+// hooks tests use.
+type recorder struct{ *mqtttest.Events }
 
-func newRecorder() *recorder { return &recorder{signal: make(chan struct{}, 1)} }
+func newRecorder() *recorder { return &recorder{mqtttest.NewEvents()} }
 
-func (r *recorder) Emit(e mqttwaf.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-	select {
-	case r.signal <- struct{}{}:
-	default:
-	}
-}
+func (r *recorder) find(rule, reason string) (mqttwaf.Event, bool) { return r.Find(rule, reason) }
+func (r *recorder) count(rule, reason string) int                  { return r.Count(rule, reason) }
+func (r *recorder) all() []mqttwaf.Event                           { return r.All() }
 
-// find returns the first event matching rule and reason ("" matches any).
-func (r *recorder) find(rule, reason string) (mqttwaf.Event, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.events {
-		if (rule == "" || e.Rule == rule) && (reason == "" || e.Reason == reason) {
-			return e, true
-		}
-	}
-	return mqttwaf.Event{}, false
-}
-
-func (r *recorder) count(rule, reason string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.events {
-		if (rule == "" || e.Rule == rule) && (reason == "" || e.Reason == reason) {
-			n++
-		}
-	}
-	return n
-}
-
-// wait waits up to d for an event with rule and reason.
 func (r *recorder) wait(t testing.TB, rule, reason string, d time.Duration) mqttwaf.Event {
 	t.Helper()
-	deadline := time.After(d)
-	for {
-		if e, ok := r.find(rule, reason); ok {
-			return e
-		}
-		select {
-		case <-r.signal:
-		case <-deadline:
-			t.Fatalf("no event rule=%q reason=%q within %s; events: %v", rule, reason, d, r.all())
-		}
-	}
+	return r.Wait(t, rule, reason, d)
 }
 
-// waitCount waits up to d until n events with rule and reason were seen.
 func (r *recorder) waitCount(t testing.TB, rule, reason string, n int, d time.Duration) {
 	t.Helper()
-	deadline := time.After(d)
-	for r.count(rule, reason) < n {
-		select {
-		case <-r.signal:
-		case <-deadline:
-			t.Fatalf("%d events rule=%q reason=%q within %s, want %d; events: %v", r.count(rule, reason), rule, reason, d, n, r.all())
-		}
-	}
+	r.WaitCount(t, rule, reason, n, d)
 }
 
-func (r *recorder) all() []mqttwaf.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]mqttwaf.Event(nil), r.events...)
-}
+// Shared test support (mqttwaf/mqtttest).
+var (
+	expectMsg     = mqtttest.ExpectMsg
+	expectNoMsg   = mqtttest.ExpectNoMsg
+	waitToken     = mqtttest.WaitToken
+	needMosquitto = mqtttest.NeedMosquitto
+)
 
 // testBroker is a real mochi server with the WAF installed, listening on
 // 127.0.0.1 with random ports.
@@ -355,48 +305,24 @@ type v5 struct {
 	conn    net.Conn
 }
 
-// dialV5 connects an MQTT 5 client over conn (or TCP to addr). It returns
-// the client even when the CONNACK refuses, with err set.
+// dialV5 connects an MQTT 5 client over TCP to addr (mqtttest.DialV5). It
+// returns the client even when the CONNACK refuses, with err set.
 func dialV5(t testing.TB, addr string, cp *paho.Connect) (*v5, error) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return connectV5(t, conn, cp)
+	c, err := mqtttest.DialV5(t, addr, cp)
+	return asV5(c), err
 }
 
+// connectV5 is dialV5 over conn (TLS, WebSocket...).
 func connectV5(t testing.TB, conn net.Conn, cp *paho.Connect) (*v5, error) {
 	t.Helper()
-	conn = packets.NewThreadSafeConn(conn) // paho writes from several goroutines
-	c := &v5{msgs: make(chan *paho.Publish, 1000), discon: make(chan *paho.Disconnect, 1), conn: conn}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.msgs <- pr.Packet
-			return true, nil
-		}},
-		OnServerDisconnect: func(d *paho.Disconnect) { c.discon <- d },
-		PacketTimeout:      5 * time.Second,
-	})
-	if cp.KeepAlive == 0 && cp.ClientID != "keepalive-zero" {
-		cp.KeepAlive = 30
-	}
-	if cp.Username != "" {
-		cp.UsernameFlag = true
-	}
-	// Generous: under -race on a loaded 2-core machine a password check
-	// (bcrypt) alone can take seconds; a refused CONNECT answers at once.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	ca, err := c.Connect(ctx, cp)
-	c.connack = ca
-	if err == nil {
-		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
-	} else {
-		_ = conn.Close()
-	}
-	return c, err
+	c, err := mqtttest.ConnectV5(t, conn, cp)
+	return asV5(c), err
+}
+
+// asV5 gives the shared client the field names these tests use.
+func asV5(c *mqtttest.V5) *v5 {
+	return &v5{Client: c.Client, connack: c.Connack, msgs: c.Msgs, discon: c.Discon, conn: c.Conn}
 }
 
 // connectCode connects (MQTT 5) as user with pass, client ID user, and
@@ -446,17 +372,7 @@ func mustV5Pass(t testing.TB, addr, clientID, username, password string) *v5 {
 
 func (c *v5) subscribe(t testing.TB, qos byte, filters ...string) *paho.Suback {
 	t.Helper()
-	s := &paho.Subscribe{}
-	for _, f := range filters {
-		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: qos})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	sa, err := c.Subscribe(ctx, s)
-	if sa == nil {
-		t.Fatalf("subscribe %v: %v", filters, err)
-	}
-	return sa
+	return mqtttest.Subscribe(t, c.Client, qos, filters...)
 }
 
 func (c *v5) publish(t testing.TB, topic string, qos byte, payload []byte) (*paho.PublishResponse, error) {
@@ -466,47 +382,10 @@ func (c *v5) publish(t testing.TB, topic string, qos byte, payload []byte) (*pah
 	return c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload})
 }
 
-// expectMsg waits for one message on c.
-func expectMsg(t testing.TB, msgs <-chan *paho.Publish, d time.Duration) *paho.Publish {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		return m
-	case <-time.After(d):
-		t.Fatalf("no message within %s", d)
-		return nil
-	}
-}
-
-// expectNoMsg fails if a message arrives within d.
-func expectNoMsg(t testing.TB, msgs <-chan *paho.Publish, d time.Duration) {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		t.Fatalf("unexpected message on %q: %q", m.Topic, m.Payload)
-	case <-time.After(d):
-	}
-}
-
 // dialV3 connects an MQTT 3.1.1 client (paho.mqtt.golang).
 func dialV3(t testing.TB, addr, clientID, username string, mod func(*mqtt3.ClientOptions)) (mqtt3.Client, byte, error) {
 	t.Helper()
-	o := mqtt3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(username).
-		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
-		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
-	if mod != nil {
-		mod(o)
-	}
-	c := mqtt3.NewClient(o)
-	tok := c.Connect()
-	if !tok.WaitTimeout(5 * time.Second) {
-		t.Fatal("3.1.1 connect timed out")
-	}
-	code := tok.(*mqtt3.ConnectToken).ReturnCode()
-	if tok.Error() == nil {
-		t.Cleanup(func() { c.Disconnect(100) })
-	}
-	return c, code, tok.Error()
+	return mqtttest.DialV3(t, addr, clientID, username, "", mod)
 }
 
 func mustV3(t testing.TB, addr, clientID, username string) mqtt3.Client {
@@ -516,31 +395,6 @@ func mustV3(t testing.TB, addr, clientID, username string) mqtt3.Client {
 		t.Fatalf("3.1.1 connect %s: %v", clientID, err)
 	}
 	return c
-}
-
-func waitToken(t testing.TB, tok mqtt3.Token) {
-	t.Helper()
-	if !tok.WaitTimeout(5 * time.Second) {
-		t.Fatal("3.1.1 token timed out")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// needMosquitto returns the path of a mosquitto client tool. CI installs
-// mosquitto-clients and sets MQTTWAF_REQUIRE_MOSQUITTO=1, so there a missing
-// tool fails the test; elsewhere it skips.
-func needMosquitto(t testing.TB, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("MQTTWAF_REQUIRE_MOSQUITTO") != "" {
-			t.Fatalf("%s not found (apt-get install mosquitto-clients)", tool)
-		}
-		t.Skipf("%s not installed (apt-get install mosquitto-clients)", tool)
-	}
-	return p
 }
 
 func hostPort(t testing.TB, addr string) (string, string) {

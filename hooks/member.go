@@ -103,7 +103,7 @@ func (m *member) Provides(b byte) bool {
 		return m.st != nil && (!m.st.fixed || m.leader())
 	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck:
 		return m.st != nil && m.st.identity == m
-	case mqtt.OnStarted, mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead,
+	case mqtt.OnStarted, mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead,
 		mqtt.OnPacketEncode, mqtt.OnSubscribe, mqtt.OnWill, mqtt.OnPublishDropped, mqtt.OnClientExpired,
 		mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnSubscribed, mqtt.OnQosPublish, mqtt.OnQosDropped,
 		mqtt.OnPacketIDExhausted, mqtt.OnSysInfoTick:
@@ -123,6 +123,9 @@ func (m *member) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 }
 func (m *member) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return m.st.OnACLCheck(cl, topic, write)
+}
+func (m *member) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	m.st.OnSessionEstablish(cl, pk)
 }
 func (m *member) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	m.st.OnSessionEstablished(cl, pk)

@@ -18,6 +18,9 @@ type session struct {
 	// replaces is the session of the same client ID this one takes over,
 	// forgotten once this one is established.
 	replaces *mqtt.Client
+	// handoverDone ends this connection's hold on its client ID (set from
+	// OnSessionEstablish to OnSessionEstablished; see handover).
+	handoverDone func()
 	// closedByWAF is set when the WAF disconnects the client, so the
 	// disconnect is not reported again as a protocol error.
 	closedByWAF atomic.Bool

@@ -29,6 +29,9 @@ type stack struct {
 	waf      *mqttwaf.WAF
 	server   *mqtt.Server // nil in a hand-built stack without Identity or Hardening
 	sessions sessions
+	// handover orders session takeovers and clean-session clean-ups of one
+	// client ID (handover.go).
+	handover handover
 
 	mu      sync.Mutex
 	members []*member
@@ -160,6 +163,10 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		drop := func(topic string, size int, limit int64) { h.dropped(cl, topic, size, dropUnsentBytes, limit) }
 		g.onDrop.Store(&drop)
 		g.armWrites()
+		if pg := gateOf(cl); pg != nil && cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.ReceiveMaximum > 0 {
+			pg.window.Store(newSendWindow(int(cl.Properties.Props.ReceiveMaximum)))
+			disableMochiQuota(cl)
+		}
 	}
 	conn := mqttwaf.Connect{
 		Client:         &s.client,
@@ -169,6 +176,7 @@ func (h *stack) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		UsernameSet:    pk.Connect.UsernameFlag,
 		Password:       pk.Connect.Password,
 		UserProperties: userProps(pk.Properties.User),
+		AuthMethod:     pk.Properties.AuthenticationMethod,
 	}
 	conn.Session, s.replaces = h.existingSession(cl.ID)
 	if h.wrap != nil {
@@ -265,10 +273,22 @@ func (h *stack) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.sessions.get(cl) != nil && !cl.Closed() && !h.broken.Load()
 }
 
+// OnSessionEstablish holds the client ID while mochi takes over its old
+// session (see handover).
+func (h *stack) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if s := h.sessions.get(cl); s != nil && h.server != nil {
+		s.handoverDone = h.handover.acquire(cl.ID)
+	}
+}
+
 // OnSessionEstablished releases the client-ID claim taken at CONNECT and
 // forgets the session this one took over.
 func (h *stack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if s := h.sessions.get(cl); s != nil {
+		if s.handoverDone != nil {
+			s.handoverDone()
+			s.handoverDone = nil
+		}
 		h.waf.Established(&s.client)
 		if cl.State.Inflight.Len() > 0 { // messages inherited from the session taken over
 			s.queue.bytes.Store(heldBytes(cl))
@@ -295,6 +315,9 @@ func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	s := h.sessions.get(cl)
 	if expire {
 		h.sessions.remove(cl)
+		if h.server != nil && !cl.IsTakenOver() {
+			h.handover.ending(h.server, cl)
+		}
 	}
 	if s == nil {
 		return
@@ -336,8 +359,15 @@ func (h *stack) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			pk.Properties.TopicAliasFlag = false
 			pk.Properties.TopicAlias = 0
 		}
-	case packets.Puback, packets.Pubrec:
-		h.released(cl, &pk)
+	case packets.Puback, packets.Pubrec, packets.Pubcomp:
+		if pk.FixedHeader.Type != packets.Pubcomp {
+			h.released(cl, &pk)
+		}
+		if endsDelivery(&pk) {
+			if pg := gateOf(cl); pg != nil {
+				pg.acked(pk.PacketID)
+			}
+		}
 	}
 	return pk, nil
 }

@@ -138,6 +138,12 @@ func (h *stack) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) (res packets.
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
 		return validAck(pk)
+	case packets.Connack:
+		// A session taken over has just reset mochi's send quota
+		// (inheritClientSession); the window does that job (sendwindow.go).
+		if pg := gateOf(cl); pg != nil && pg.window.Load() != nil {
+			disableMochiQuota(cl)
+		}
 	}
 	if pk.FixedHeader.Type != packets.Suback || cl.Properties.ProtocolVersion != 5 {
 		return pk

@@ -181,9 +181,7 @@ func TestViewsAcrossReloads(t *testing.T) {
 			if err := b.waf.Reload(tc.after(t)); err != nil {
 				t.Fatal(err)
 			}
-			b.events.mu.Lock()
-			b.events.events = nil
-			b.events.mu.Unlock()
+			b.events.Reset()
 
 			// Queued: ops resumes its session and receives both.
 			ops = persistent(t, b.addr, "ops", "ops", "ops-demo-pass", false, "")

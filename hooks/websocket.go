@@ -3,14 +3,10 @@ package hooks
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -132,61 +128,5 @@ func (u *websocketUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer u.l.serving.Done()
-	u.l.establish(u.establish, &wsConn{Conn: c.UnderlyingConn(), c: c}, accepted)
+	u.l.establish(u.establish, mqttwaf.WebSocketConn(c), accepted)
 }
-
-// wsConn presents a WebSocket as the byte stream mochi reads MQTT from.
-type wsConn struct {
-	net.Conn // the hijacked connection, for addresses and deadlines
-	c        *websocket.Conn
-	r        io.Reader  // the current message, or nil
-	wmu      sync.Mutex // gorilla allows one writer at a time
-}
-
-// NetConn returns the connection under the WebSocket framing.
-func (ws *wsConn) NetConn() net.Conn { return ws.Conn }
-
-func (ws *wsConn) Read(p []byte) (int, error) {
-	for {
-		if ws.r == nil {
-			op, r, err := ws.c.NextReader()
-			if err != nil {
-				return 0, deadlineError(err)
-			}
-			if op != websocket.BinaryMessage {
-				return 0, errors.New("websocket: MQTT needs binary messages")
-			}
-			ws.r = r
-		}
-		n, err := ws.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			ws.r = nil // end of this message; MQTT packets may continue in the next
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, deadlineError(err)
-	}
-}
-
-// deadlineError restores os.ErrDeadlineExceeded in err, which gorilla hides
-// in its own type, so a deadline is reported as connect_timeout.
-func deadlineError(err error) error {
-	var ne net.Error
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
-	}
-	return err
-}
-
-func (ws *wsConn) Write(p []byte) (int, error) {
-	ws.wmu.Lock()
-	defer ws.wmu.Unlock()
-	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (ws *wsConn) Close() error { return ws.c.Close() }

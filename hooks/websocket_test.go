@@ -310,7 +310,7 @@ func upgrade(c net.Conn, br *bufio.Reader) error {
 // mqttOverWS connects an MQTT 5 client over an open WebSocket.
 func mqttOverWS(t *testing.T, ws *websocket.Conn, clientID string) *v5 {
 	t.Helper()
-	c, err := connectV5(t, &wsConn{Conn: ws.UnderlyingConn(), c: ws}, &paho.Connect{ClientID: clientID, CleanStart: true})
+	c, err := connectV5(t, mqttwaf.WebSocketConn(ws), &paho.Connect{ClientID: clientID, CleanStart: true})
 	if err != nil {
 		t.Fatalf("MQTT over WebSocket: %v", err)
 	}

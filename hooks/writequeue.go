@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
@@ -107,6 +109,13 @@ func (q *writeQueue) write(g *guardConn, b []byte) (int, error) {
 	return len(b), nil
 }
 
+// giveUp makes every later write fail (errStalled).
+func (q *writeQueue) giveUp() {
+	q.mu.Lock()
+	q.err, q.pending = errStalled, nil
+	q.mu.Unlock()
+}
+
 // drain writes what waits until nothing does, then ends.
 func (q *writeQueue) drain(g *guardConn, timeout time.Duration) {
 	var spare []byte
@@ -180,13 +189,64 @@ func unsentHardLimit(b mqttwaf.BrokerPolicy) int64 {
 type publishGate struct {
 	net.Conn
 	g *guardConn
+	// window, for an MQTT 5 client that set a Receive Maximum, holds back
+	// QoS>0 PUBLISH packets beyond it (sendwindow.go).
+	window atomic.Pointer[sendWindow]
 }
 
 // NetConn returns the wrapped connection, for callers that walk NetConn
 // chains (findGuard, findTLS).
 func (pg *publishGate) NetConn() net.Conn { return pg.Conn }
 
+// gateOf returns cl's publishGate, if its connection has one.
+func gateOf(cl *mqtt.Client) *publishGate {
+	pg, _ := cl.Net.Conn.(*publishGate)
+	return pg
+}
+
 func (pg *publishGate) Write(p []byte) (int, error) {
+	w := pg.window.Load()
+	if w == nil {
+		return pg.write(p)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.filter(p)
+	if hard := unsentHardLimit(pg.g.waf.Broker()); int64(w.heldBytes()) > hard {
+		// mochi's in-flight limits keep this from happening; if they ever
+		// did not, the client is cut loose rather than grow the window.
+		pg.g.out.giveUp()
+		pg.g.stalled(mqttwaf.Verdict{Action: mqttwaf.Disconnect, Rule: "broker.max_inflight_bytes",
+			Reason: "unsent_bytes_exceeded", Code: mqttwaf.CodeQuotaExceeded,
+			Value: int64(w.heldBytes()), Limit: hard,
+			Detail: "messages waiting for the client's Receive Maximum over broker.max_unsent_bytes + broker.max_inflight_bytes + 2 x broker.max_packet_size (limit)"})
+		return 0, errStalled
+	}
+	if len(q) > 0 {
+		if _, err := pg.write(q); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// acked makes room in the window for the delivery the client acknowledged
+// (packet id) and writes what waited for it.
+func (pg *publishGate) acked(id uint16) {
+	w := pg.window.Load()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if out := w.acked(id); len(out) > 0 {
+		_, _ = pg.write(out) // a failed write ends the connection; mochi sees it
+	}
+}
+
+// write drops QoS 0 PUBLISH packets while broker.max_unsent_bytes wait
+// for the socket, and writes the rest.
+func (pg *publishGate) write(p []byte) (int, error) {
 	g := pg.g
 	if !g.queued.Load() || g.out.Unsent() == 0 { // the usual case: nothing waits
 		return pg.Conn.Write(p)

@@ -106,6 +106,9 @@ type Connect struct {
 	Password       []byte // never logged, never put into events
 	Will           *Message
 	UserProperties []UserProperty
+	// AuthMethod is the MQTT 5 Authentication Method of the CONNECT (a
+	// request for enhanced authentication, such as SCRAM), or "".
+	AuthMethod string
 	// Session describes the session that already exists under this client
 	// ID, or is nil. A connection that would take it over is checked against
 	// its owner.

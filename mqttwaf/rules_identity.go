@@ -172,6 +172,14 @@ func (*authenticate) ID() string { return "identity.authenticate" }
 
 func (r *authenticate) CheckConnect(c *Connect) Verdict {
 	cl := c.Client
+	if c.AuthMethod != "" {
+		// The policy owns authentication: an enhanced authentication
+		// exchange (AUTH packets before CONNACK) would let the broker, not
+		// the policy, decide who the client is, and no front end runs one.
+		return Verdict{Action: Reject, Reason: "bad_authentication_method", Code: CodeBadAuthMethod,
+			Detail: "the CONNECT asks for enhanced authentication (MQTT 5 Authentication Method), which the firewall does not offer: " +
+				"connect with a user name and password, or a client certificate, and no Authentication Method"}
+	}
 	if cl.Auth != AuthNone {
 		return r.preAuthenticated(cl)
 	}

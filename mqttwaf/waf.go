@@ -283,6 +283,9 @@ func (w *WAF) Responses() ResponsesPolicy { return w.engine.Load().policy.Respon
 // Broker returns the running broker section.
 func (w *WAF) Broker() BrokerPolicy { return w.engine.Load().policy.Broker }
 
+// Provenance returns the running provenance section.
+func (w *WAF) Provenance() ProvenancePolicy { return w.engine.Load().policy.Provenance }
+
 // Limits returns the running limits section.
 func (w *WAF) Limits() LimitsPolicy { return w.engine.Load().policy.Limits }
 

@@ -3,10 +3,15 @@ package mqttwaf
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/net/idna"
 )
 
@@ -343,4 +348,70 @@ func quoteShort(s string) string {
 		return strconv.QuoteToASCII(s[:max]) + "..."
 	}
 	return strconv.QuoteToASCII(s)
+}
+
+// WebSocketConn presents an upgraded WebSocket as the byte stream MQTT is
+// read from, for any front end (the mochi listener, the proxy): it reads
+// binary messages with their boundaries ignored (a packet may span
+// several) and writes each Write as one binary message (front ends write
+// whole packets). Addresses and deadlines are those of the socket under it
+// (NetConn), and a deadline that expires reads as os.ErrDeadlineExceeded,
+// so it is reported as connect_timeout like on a plain socket.
+func WebSocketConn(ws *websocket.Conn) net.Conn {
+	return &wsConn{Conn: ws.UnderlyingConn(), c: ws}
+}
+
+type wsConn struct {
+	net.Conn // the socket under the WebSocket framing
+	c        *websocket.Conn
+	r        io.Reader  // the current message, or nil
+	wmu      sync.Mutex // gorilla allows one writer at a time
+}
+
+// NetConn returns the connection under the WebSocket framing.
+func (ws *wsConn) NetConn() net.Conn { return ws.Conn }
+
+func (ws *wsConn) Read(p []byte) (int, error) {
+	for {
+		if ws.r == nil {
+			op, r, err := ws.c.NextReader()
+			if err != nil {
+				return 0, deadlineError(err)
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errors.New("websocket: MQTT needs binary messages")
+			}
+			ws.r = r
+		}
+		n, err := ws.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			ws.r = nil // end of this message; MQTT packets may continue in the next
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, deadlineError(err)
+	}
+}
+
+func (ws *wsConn) Write(p []byte) (int, error) {
+	ws.wmu.Lock()
+	defer ws.wmu.Unlock()
+	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (ws *wsConn) Close() error { return ws.c.Close() }
+
+// deadlineError restores os.ErrDeadlineExceeded in err, which gorilla hides
+// in its own type.
+func deadlineError(err error) error {
+	var ne net.Error
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
+	}
+	return err
 }

@@ -33,19 +33,6 @@ const eventQueue = 4096
 // stderr while they last.
 const reportEvery = 10 * time.Second
 
-// lockedWriter serialises writes to stderr: the broker's log lines, mochi's
-// and the events' come from different handlers and must not interleave.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // eventOutput is where the WAF writes event lines (mqttwaf.Options
 // EventOutput): stderr, and the -events-file file if set.
 type eventOutput struct {

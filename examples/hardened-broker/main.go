@@ -30,6 +30,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/mqttwaf/mqttwaf/examples/internal/cli"
 	"github.com/mqttwaf/mqttwaf/hooks"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
@@ -101,7 +102,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return err
 	}
-	stderr = &lockedWriter{w: stderr} // log lines and event lines, whole
+	stderr = cli.NewLockedWriter(stderr) // log lines and event lines, whole
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	st, err := openStore(c.dataDir)
 	if err != nil {
@@ -152,7 +153,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("hardened-broker ready", "policy", policyName(c.policy), "mode", waf.Policy().Mode,
+	logger.Info("hardened-broker ready", "policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode,
 		"listeners", addrs, "rules", waf.Rules())
 	for {
 		select {
@@ -163,17 +164,10 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			if err := reloadAll(); err != nil {
 				logger.Error("reload failed; what failed stays as it was, the rest is reloaded", "error", err.Error())
 			} else {
-				logger.Info("policy reloaded", append([]any{"policy", policyName(c.policy), "mode", waf.Policy().Mode}, tlsAttrs(certs)...)...)
+				logger.Info("policy reloaded", append([]any{"policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode}, tlsAttrs(certs)...)...)
 			}
 		}
 	}
-}
-
-func policyName(path string) string {
-	if path == "" {
-		return "embedded default"
-	}
-	return path
 }
 
 // addListeners adds the listeners the flags ask for and returns their bound

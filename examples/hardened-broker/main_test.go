@@ -17,28 +17,12 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the broker's goroutines to write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = mqtttest.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startBroker runs the example in-process until the test ends and returns
-// its TCP address and its stderr.
 func startBroker(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	addr, stderr, stop := launchBroker(t, args...)
@@ -92,17 +76,8 @@ func launchBroker(t *testing.T, args ...string) (string, *syncBuffer, func()) {
 	return "", nil, nil
 }
 
-func mosquitto(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("MQTTWAF_REQUIRE_MOSQUITTO") != "" {
-			t.Fatalf("%s not found", tool)
-		}
-		t.Skipf("%s not installed", tool)
-	}
-	return p
-}
+// mosquitto finds a mosquitto client tool.
+var mosquitto = mqtttest.NeedMosquitto
 
 func TestHardenedBrokerWithMosquittoClients(t *testing.T) {
 	addr, stderr := startBroker(t)

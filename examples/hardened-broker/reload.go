@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mqttwaf/mqttwaf/examples/internal/cli"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 )
 
@@ -17,7 +18,7 @@ func reloader(waf *mqttwaf.WAF, policyPath string, certs *mqttwaf.TLSSource, eve
 	return func() error {
 		var errs []error
 		if err := waf.ReloadFile(policyPath); err != nil {
-			errs = append(errs, fmt.Errorf("policy %s (the running policy stays in force): %w", policyName(policyPath), err))
+			errs = append(errs, fmt.Errorf("policy %s (the running policy stays in force): %w", cli.PolicyName(policyPath), err))
 		}
 		if certs != nil {
 			if err := certs.Reload(); err != nil {

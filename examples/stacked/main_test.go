@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 )
 
 // MQTT 5 reason codes the test expects.
@@ -236,22 +237,7 @@ func TestStacked(t *testing.T) {
 }
 
 // lockedBuffer collects the program's log (mochi's and the WAF's events).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer struct{ mqtttest.SyncBuffer }
 
 // events counts the WAF's events (JSON lines) with rule, reason and client ID.
 func (l *lockedBuffer) events(rule, reason, clientID string) int {

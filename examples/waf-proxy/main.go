@@ -9,6 +9,10 @@
 //	go run ./examples/waf-proxy -upstream broker:8883 -upstream-ca ca.pem \
 //	    -upstream-identity service -upstream-username waf-proxy -upstream-password-file proxy.pass
 //
+// MQTT 3.1.1 clients get MQTT 5 upstream when the policy stamps provenance
+// or the service identity is used, so that both reach the broker
+// (-upstream-protocol auto, the default; client or 5 to choose).
+//
 // Security events go to stderr as JSON lines. SIGHUP reloads the policy
 // (for connected clients too) and the TLS certificate, key and client CA;
 // SIGINT or SIGTERM stops it.
@@ -26,9 +30,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
+	"github.com/mqttwaf/mqttwaf/examples/internal/cli"
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/proxy"
 )
@@ -49,7 +53,7 @@ type config struct {
 	upstreamTLS                        bool
 	upstreamCA, upstreamServerName     string
 	identity, upstreamUser, passFile   string
-	identityProperty                   string
+	identityProperty, upstreamProtocol string
 }
 
 // run serves until ctx is done; ready, if set, gets the bound address.
@@ -73,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	fs.StringVar(&c.upstreamUser, "upstream-username", "", "service mode: the proxy's user name at the broker")
 	fs.StringVar(&c.passFile, "upstream-password-file", "", "service mode: file holding the proxy's password at the broker (first line)")
 	fs.StringVar(&c.identityProperty, "upstream-identity-property", proxy.DefaultIdentityProperty, "service mode: the CONNECT user property carrying the client's identity (MQTT 5)")
+	fs.StringVar(&c.upstreamProtocol, "upstream-protocol", proxy.UpstreamAuto, "the MQTT version spoken upstream for 3.1/3.1.1 clients: client (theirs, relayed byte for byte), 5 (translated, so provenance and the service identity reach the broker), or auto (5 when the policy sets provenance.user_property or -upstream-identity is service)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,14 +89,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	stderr = &lockedWriter{w: stderr}
+	stderr = cli.NewLockedWriter(stderr)
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	waf, err := mqttwaf.New(policy, mqttwaf.Options{EventOutput: stderr})
 	if err != nil {
 		return err
 	}
 	defer waf.Stop() // the shared state's connections (state.backend redis), after the server
-	opts := proxy.Options{Listen: c.listen, Upstream: c.upstream, Logger: logger,
+	opts := proxy.Options{Listen: c.listen, Upstream: c.upstream, Logger: logger, UpstreamProtocol: c.upstreamProtocol,
 		Identity: proxy.Identity{Mode: c.identity, Username: c.upstreamUser, UserProperty: c.identityProperty}}
 	if c.passFile != "" {
 		b, err := os.ReadFile(c.passFile)
@@ -142,8 +147,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode,
-		"policy", policyName(c.policy), "mode", waf.Policy().Mode)...)
+	logger.Info("waf-proxy ready", append(listening, "upstream", c.upstream, "upstream_identity", opts.Identity.Mode, "upstream_protocol", c.upstreamProtocol,
+		"policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode)...)
 	if ready != nil {
 		ready(p.Addr())
 	}
@@ -160,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			if err != nil {
 				logger.Error("reload failed; what failed stays as it was, the rest is reloaded", "error", err.Error())
 			} else {
-				logger.Info("policy reloaded", "policy", policyName(c.policy), "mode", waf.Policy().Mode)
+				logger.Info("policy reloaded", "policy", cli.PolicyName(c.policy), "mode", waf.Policy().Mode)
 			}
 		}
 	}
@@ -183,23 +188,4 @@ func upstreamTLS(c config) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-func policyName(path string) string {
-	if path == "" {
-		return "embedded default"
-	}
-	return path
-}
-
-// lockedWriter keeps log lines and event lines whole on stderr.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

@@ -3,82 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// The shared test support (mqttwaf/mqtttest).
+type syncBuffer = mqtttest.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// tool finds a mosquitto program; MQTTWAF_REQUIRE_MOSQUITTO turns a skip
-// into a failure (CI).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil && name == "mosquitto" {
-		p, err = exec.LookPath("/usr/sbin/mosquitto")
-	}
-	if err != nil {
-		if os.Getenv("MQTTWAF_REQUIRE_MOSQUITTO") != "" {
-			t.Fatalf("%s not found (apt-get install mosquitto mosquitto-clients)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
+var tool = mqtttest.NeedMosquitto
 
 // mosquitto starts the broker on a free loopback port, anonymous clients
 // allowed (the proxy is what checks them).
-func mosquitto(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n", port)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(tool(t, "mosquitto"), "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s", addr)
-		}
-	}
-}
+func mosquitto(t *testing.T) string { return mqtttest.StartMosquitto(t) }
 
 // startProxy runs the command with args and returns its address.
 func startProxy(t *testing.T, args ...string) (string, *syncBuffer) {
@@ -134,9 +76,9 @@ func TestFleetThroughWafProxy(t *testing.T) {
 				t.Fatalf("backend: %v (%s) %s", err, backendOut.String(), stderr)
 			}
 		case <-time.After(300 * time.Millisecond):
-			// MQTT 5: a 3.1.1 PUBLISH cannot carry the x-identity stamp
-			// upstream (see README, what the proxy does not do yet).
-			if out, err := cmd("mosquitto_pub", "-V", "mqttv5", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
+			// MQTT 3.1.1: the policy stamps provenance, so the proxy
+			// speaks MQTT 5 upstream and the stamp reaches the broker.
+			if out, err := cmd("mosquitto_pub", "-V", "mqttv311", "-q", "1", "-u", "dev1", "-P", "dev1-demo-pass", "-i", "dev1",
 				"-t", "fleet/dev1/telemetry", "-f", filepath.Join("..", "..", "mqttwaf", "testdata", "komdi-alarm.json")).CombinedOutput(); err != nil {
 				t.Fatalf("dev1 telemetry: %v %s", err, out)
 			}
@@ -163,6 +105,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-upstream", "127.0.0.1:1", "-upstream-identity", "service"}, "-upstream-username"},
 		{[]string{"-upstream", "127.0.0.1:1", "-upstream-identity", "both"}, "forward"},
 		{[]string{"-upstream", "127.0.0.1:1", "-tls-cert", "x.pem"}, "-tls-key"},
+		{[]string{"-upstream", "127.0.0.1:1", "-upstream-protocol", "3"}, "-upstream-protocol"},
 		{[]string{"-upstream", "127.0.0.1:1", "-policy", "/nonexistent.yaml"}, "nonexistent"},
 	} {
 		err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0"}, tc.args...), &bytes.Buffer{}, &bytes.Buffer{}, nil)

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 )
 
 // The realistic mosquitto configuration the importer is tested on: a
@@ -244,21 +242,9 @@ func playNetworkCases(t *testing.T, addr string) {
 }
 
 // startMosquittoACL runs mosquitto on a free loopback port with the test's
-// password and ACL files and anonymous clients allowed, as
-// mqttwaf/proxy's tests run it; skipped when mosquitto is not installed,
-// failed with MQTTWAF_REQUIRE_MOSQUITTO set (CI).
+// password and ACL files and anonymous clients allowed (mqtttest).
 func startMosquittoACL(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin, err = exec.LookPath("/usr/sbin/mosquitto") // Debian installs it outside a user's PATH
-	}
-	if err != nil {
-		if os.Getenv("MQTTWAF_REQUIRE_MOSQUITTO") != "" {
-			t.Fatal("mosquitto not found (apt-get install mosquitto)")
-		}
-		t.Skip("mosquitto not installed (apt-get install mosquitto)")
-	}
 	dir := t.TempDir()
 	for _, f := range []string{mosqPasswdFile, mosqACLFile} {
 		b, err := os.ReadFile(f)
@@ -270,48 +256,8 @@ func startMosquittoACL(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nuser %s\n"+
-		"allow_anonymous true\npassword_file %s\nacl_file %s\n",
-		port, u.Username, filepath.Join(dir, "passwd"), filepath.Join(dir, "acl"))
-	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "-c", confPath)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			return addr
-		}
-		select {
-		case <-done:
-			t.Fatalf("mosquitto exited: %s", stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %s", addr, stderr.String())
-		}
-	}
+	return mqtttest.StartMosquitto(t, "allow_anonymous true", "password_file "+filepath.Join(dir, "passwd"),
+		"acl_file "+filepath.Join(dir, "acl"))
 }
 
 // What cannot be carried over is a warning naming the file and line, and

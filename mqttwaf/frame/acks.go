@@ -51,7 +51,7 @@ func (p *parser) ack() *Error {
 		return p.done("packet identifier")
 	}
 	set := &pubackCodes
-	if p.typ == typePubrel || p.typ == typePubcomp {
+	if p.typ == TypePubrel || p.typ == TypePubcomp {
 		set = &pubrelCodes
 	}
 	if e := p.reasonCode(set); e != nil {

@@ -169,11 +169,11 @@ func (c *Conn) setRefusal(e *Error, pkt []byte) {
 	c.err.Store(e)
 	if c.f.opened {
 		if c.f.version == 5 {
-			c.reply = []byte{typeDisconnect << 4, 2, e.Code, 0}
+			c.reply = []byte{TypeDisconnect << 4, 2, e.Code, 0}
 		}
 		return
 	}
-	if e.Type != typeConnect {
+	if e.Type != TypeConnect {
 		return
 	}
 	_, hlen, st := header(pkt)
@@ -184,9 +184,9 @@ func (c *Conn) setRefusal(e *Error, pkt []byte) {
 	switch {
 	case !ok:
 	case level == 5 && supported(name, level):
-		c.reply = []byte{typeConnack << 4, 3, 0, e.Code, 0}
+		c.reply = []byte{TypeConnack << 4, 3, 0, e.Code, 0}
 	case e.Reason == ReasonUnsupportedVersion && knownName(name):
-		c.reply = []byte{typeConnack << 4, 2, 0, 1}
+		c.reply = []byte{TypeConnack << 4, 2, 0, 1}
 	}
 }
 

@@ -60,7 +60,7 @@ func TestConnRealTCP(t *testing.T) {
 	}
 	r := <-done
 	var e *Error
-	if !errors.As(r.err, &e) || e.Reason != ReasonMalformed || e.Offset != 8 || e.Type != typeSubscribe {
+	if !errors.As(r.err, &e) || e.Reason != ReasonMalformed || e.Offset != 8 || e.Type != TypeSubscribe {
 		t.Fatalf("server read: %v", r.err)
 	}
 	if !bytes.Equal(r.got, connect5) {

@@ -88,23 +88,24 @@ func codeOf(reason string) byte {
 	}
 }
 
-// Packet type numbers (MQTT 5 section 2.1.2, the same in 3.1.1).
+// MQTT control packet types (MQTT 5 section 2.1.2, the same in 3.1.1):
+// the high four bits of a packet's first byte.
 const (
-	typeConnect     = 1
-	typeConnack     = 2
-	typePublish     = 3
-	typePuback      = 4
-	typePubrec      = 5
-	typePubrel      = 6
-	typePubcomp     = 7
-	typeSubscribe   = 8
-	typeSuback      = 9
-	typeUnsubscribe = 10
-	typeUnsuback    = 11
-	typePingreq     = 12
-	typePingresp    = 13
-	typeDisconnect  = 14
-	typeAuth        = 15
+	TypeConnect     = 1
+	TypeConnack     = 2
+	TypePublish     = 3
+	TypePuback      = 4
+	TypePubrec      = 5
+	TypePubrel      = 6
+	TypePubcomp     = 7
+	TypeSubscribe   = 8
+	TypeSuback      = 9
+	TypeUnsubscribe = 10
+	TypeUnsuback    = 11
+	TypePingreq     = 12
+	TypePingresp    = 13
+	TypeDisconnect  = 14
+	TypeAuth        = 15
 )
 
 var typeNames = [16]string{

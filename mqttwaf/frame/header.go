@@ -31,11 +31,11 @@ const maxVBI = 268435455
 
 // Packet types each direction may send, as bit masks over the type number.
 const (
-	clientTypes = 1<<typeConnect | 1<<typePublish | 1<<typePuback | 1<<typePubrec | 1<<typePubrel |
-		1<<typePubcomp | 1<<typeSubscribe | 1<<typeUnsubscribe | 1<<typePingreq | 1<<typeDisconnect
-	serverTypes = 1<<typeConnack | 1<<typePublish | 1<<typePuback | 1<<typePubrec | 1<<typePubrel |
-		1<<typePubcomp | 1<<typeSuback | 1<<typeUnsuback | 1<<typePingresp
-	v5Types = 1<<typeAuth | 1<<typeDisconnect // AUTH both ways, DISCONNECT from the server: MQTT 5 only
+	clientTypes = 1<<TypeConnect | 1<<TypePublish | 1<<TypePuback | 1<<TypePubrec | 1<<TypePubrel |
+		1<<TypePubcomp | 1<<TypeSubscribe | 1<<TypeUnsubscribe | 1<<TypePingreq | 1<<TypeDisconnect
+	serverTypes = 1<<TypeConnack | 1<<TypePublish | 1<<TypePuback | 1<<TypePubrec | 1<<TypePubrel |
+		1<<TypePubcomp | 1<<TypeSuback | 1<<TypeUnsuback | 1<<TypePingresp
+	v5Types = 1<<TypeAuth | 1<<TypeDisconnect // AUTH both ways, DISCONNECT from the server: MQTT 5 only
 )
 
 // checkFirstByte checks the packet type and flags in the first byte of a
@@ -46,7 +46,7 @@ func checkFirstByte(version byte, dir Direction, b0 byte) *Error {
 	if typ == 0 {
 		return newError(0, 0, ReasonMalformed, "first byte 0x%02X: packet type 0 is reserved", b0)
 	}
-	if typ != typeConnect && (version < 3 || version > 5) {
+	if typ != TypeConnect && (version < 3 || version > 5) {
 		return newError(typ, 0, ReasonUnsupportedVersion, "protocol version %d is not 3, 4 or 5 (the version comes from the CONNECT)", version)
 	}
 	allowed := uint16(clientTypes)
@@ -57,16 +57,16 @@ func checkFirstByte(version byte, dir Direction, b0 byte) *Error {
 		allowed |= v5Types
 	}
 	if allowed&(1<<typ) == 0 {
-		if typ == typeAuth {
+		if typ == TypeAuth {
 			return newError(typ, 0, ReasonProtocolError, "AUTH exists only in MQTT 5 (this peer speaks protocol version %d)", version)
 		}
-		if typ == typeDisconnect && dir == FromServer {
+		if typ == TypeDisconnect && dir == FromServer {
 			return newError(typ, 0, ReasonProtocolError, "a server sends DISCONNECT only in MQTT 5 (this peer speaks protocol version %d)", version)
 		}
 		return newError(typ, 0, ReasonProtocolError, "a %s must not send packet type %d", dir, typ)
 	}
 	switch typ {
-	case typePublish:
+	case TypePublish:
 		qos := flags >> 1 & 3
 		if qos == 3 {
 			return newError(typ, 0, ReasonMalformed, "fixed header flags 0x%X: QoS 3 [MQTT-3.3.1-4]", flags)
@@ -74,7 +74,7 @@ func checkFirstByte(version byte, dir Direction, b0 byte) *Error {
 		if qos == 0 && flags&8 != 0 {
 			return newError(typ, 0, ReasonProtocolError, "fixed header flags 0x%X: DUP set on a QoS 0 message [MQTT-3.3.1-2]", flags)
 		}
-	case typePubrel, typeSubscribe, typeUnsubscribe:
+	case TypePubrel, TypeSubscribe, TypeUnsubscribe:
 		// MQTT 3.1 sends these at QoS 1 and sets DUP on a retry.
 		if flags != 2 && !(version == 3 && flags == 0xA) {
 			return newError(typ, 0, ReasonMalformed, "fixed header flags 0x%X, must be 0x2 [MQTT-2.2.2-1]", flags)

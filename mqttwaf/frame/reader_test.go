@@ -76,7 +76,7 @@ func TestReaderTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := nextErr(t, r)
-	if e.Reason != ReasonTooLarge || e.Code != 0x95 || e.Offset != 1 || e.Type != typePublish {
+	if e.Reason != ReasonTooLarge || e.Code != 0x95 || e.Offset != 1 || e.Type != TypePublish {
 		t.Fatalf("%+v", e)
 	}
 

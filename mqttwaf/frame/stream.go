@@ -41,18 +41,18 @@ func (f *framer) next(b []byte) (int, *Error) {
 	typ := b[0] >> 4
 	if f.dir == FromClient {
 		switch {
-		case !f.opened && typ != typeConnect:
+		case !f.opened && typ != TypeConnect:
 			return 0, newError(typ, 0, ReasonFirstNotConnect, "the first packet of a connection must be CONNECT [MQTT-3.1.0-1]")
-		case f.opened && typ == typeConnect:
+		case f.opened && typ == TypeConnect:
 			return 0, newError(typ, 0, ReasonSecondConnect, "a second CONNECT on the connection [MQTT-3.1.0-2]")
 		}
 	} else {
 		switch {
 		case f.version < 3 || f.version > 5:
 			return 0, newError(typ, 0, ReasonUnsupportedVersion, "protocol version %d: call SetVersion with the level of the CONNECT sent", f.version)
-		case !f.opened && typ != typeConnack && !(typ == typeAuth && f.version == 5):
+		case !f.opened && typ != TypeConnack && !(typ == TypeAuth && f.version == 5):
 			return 0, newError(typ, 0, ReasonFirstNotConnack, "the first packet from a server must be CONNACK [MQTT-3.2.0-1]")
-		case f.opened && typ == typeConnack:
+		case f.opened && typ == TypeConnack:
 			return 0, newError(typ, 0, ReasonSecondConnack, "a second CONNACK on the connection [MQTT-3.2.0-2]")
 		}
 	}
@@ -77,10 +77,10 @@ func (f *framer) next(b []byte) (int, *Error) {
 		return 0, e
 	}
 	switch {
-	case f.dir == FromClient && typ == typeConnect:
+	case f.dir == FromClient && typ == TypeConnect:
 		_, f.version, _ = protocolLevel(b, hlen)
 		f.opened = true
-	case f.dir == FromServer && typ == typeConnack:
+	case f.dir == FromServer && typ == TypeConnack:
 		f.opened = true
 	}
 	return size, nil

@@ -91,7 +91,7 @@ func opening(ver byte, dir Direction) []byte {
 // stream and the length of the prefix.
 func streamOf(ver byte, dir Direction, pkt []byte) ([]byte, int) {
 	typ := pkt[0] >> 4
-	if dir == FromClient && typ == typeConnect || dir == FromServer && typ == typeConnack {
+	if dir == FromClient && typ == TypeConnect || dir == FromServer && typ == TypeConnack {
 		return pkt, 0
 	}
 	o := opening(ver, dir)
@@ -208,7 +208,7 @@ func refusalFor(ver byte, pkt []byte, pre int, e *Error) []byte {
 		return nil
 	}
 	// The refused packet is the client's first.
-	if pkt[0]>>4 != typeConnect {
+	if pkt[0]>>4 != TypeConnect {
 		return nil
 	}
 	_, hlen, st := header(pkt)

@@ -43,27 +43,27 @@ func validate(version byte, dir Direction, pkt []byte) *Error {
 	}
 	p := parser{b: pkt, i: hlen, end: len(pkt), typ: typ, ver: version, dir: dir}
 	switch typ {
-	case typeConnect:
+	case TypeConnect:
 		return p.connect()
-	case typeConnack:
+	case TypeConnack:
 		return p.connack()
-	case typePublish:
+	case TypePublish:
 		return p.publish(pkt[0])
-	case typePuback, typePubrec, typePubrel, typePubcomp:
+	case TypePuback, TypePubrec, TypePubrel, TypePubcomp:
 		return p.ack()
-	case typeSubscribe:
+	case TypeSubscribe:
 		return p.subscribe()
-	case typeSuback:
+	case TypeSuback:
 		return p.suback()
-	case typeUnsubscribe:
+	case TypeUnsubscribe:
 		return p.unsubscribe()
-	case typeUnsuback:
+	case TypeUnsuback:
 		return p.unsuback()
-	case typePingreq, typePingresp:
+	case TypePingreq, TypePingresp:
 		return p.done("fixed header")
-	case typeDisconnect:
+	case TypeDisconnect:
 		return p.disconnect()
-	default: // typeAuth; checkFirstByte refused the rest
+	default: // TypeAuth; checkFirstByte refused the rest
 		return p.auth()
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // benchRates lifts the publish rates above the benchmark's load: every
@@ -28,14 +29,15 @@ rates:
 // BenchmarkProxy measures one publisher and one subscriber on the same
 // mosquitto, directly and through the proxy with the default policy and
 // with the fleet policy (strict JSON, provenance stamp, views: the
-// subscriber is the back end, view raw), at QoS 0 and 1, in one run.
+// subscriber is the back end, view raw; its publisher MQTT 5, and 3.1.1
+// translated to MQTT 5 upstream), at QoS 0 and 1, in one run.
 //
 // max: the publisher keeps at most 64 messages ahead of the subscriber
 // (a closed loop, so neither path drops QoS 0 messages): msg/s is the
 // throughput, p50/p99 the publish-to-delivery latency at that load.
 // 5k: the publisher sends 5,000 messages a second: p50/p99 at that rate.
 //
-//	flock /work/bench.lock go test -run '^$' -bench Proxy -benchtime 20000x -count 3 ./proxy/
+//	flock /work/bench.lock go test -run '^$' -bench Proxy -benchtime 20000x -count 3 ./mqttwaf/proxy/
 func BenchmarkProxy(b *testing.B) {
 	up := startMosquitto(b)
 	fleetPath := filepath.Join("..", "..", "examples", "hardened-broker", "fleet.yaml")
@@ -60,18 +62,25 @@ func BenchmarkProxy(b *testing.B) {
 		pubUser, pubPass string
 		subUser, subPass string
 		topic, filter    string
+		pubVer           byte
 	}
-	paths := []path{{name: "direct", addr: up, topic: "guest/pub/t", filter: "guest/#"}}
+	paths := []path{{name: "direct", addr: up, topic: "guest/pub/t", filter: "guest/#", pubVer: 5}}
 	for _, pol := range policies {
 		p, err := mqttwaf.ParsePolicy([]byte(pol.yaml), pol.path)
 		if err != nil {
 			b.Fatal(err)
 		}
 		px, _ := startProxyWith(b, p, up, nil)
-		pa := path{name: "proxy-" + pol.name, addr: px.Addr(), topic: "guest/pub/t", filter: "guest/#"}
+		pa := path{name: "proxy-" + pol.name, addr: px.Addr(), topic: "guest/pub/t", filter: "guest/#", pubVer: 5}
 		if pol.name == "fleet" {
 			pa.pubUser, pa.pubPass, pa.subUser, pa.subPass = "dev1", "dev1-demo-pass", "backend", "backend-demo-pass"
 			pa.topic, pa.filter = "fleet/dev1/telemetry", "fleet/+/telemetry"
+			// The same with a 3.1.1 publisher, translated to MQTT 5
+			// upstream so that its messages carry the stamp.
+			p311 := pa
+			p311.name, p311.pubVer = "proxy-fleet-311", 4
+			paths = append(paths, pa, p311)
+			continue
 		}
 		paths = append(paths, pa)
 	}
@@ -79,14 +88,14 @@ func BenchmarkProxy(b *testing.B) {
 		for _, qos := range []byte{0, 1} {
 			for _, pa := range paths {
 				b.Run(fmt.Sprintf("%s/qos%d/%s", load, qos, pa.name), func(b *testing.B) {
-					sub := rawLogin(b, pa.addr, "bench-sub", pa.subUser, pa.subPass)
+					sub := rawLogin(b, pa.addr, 5, "bench-sub", pa.subUser, pa.subPass)
 					pubID := "pub"
 					if pa.pubUser != "" {
 						pubID = pa.pubUser // fleet: client IDs are bound to identities
 					}
 					sub.send(b, rawSubscribe(5, 1, pa.filter, qos))
 					sub.next(b) // SUBACK
-					pub := rawLogin(b, pa.addr, pubID, pa.pubUser, pa.pubPass)
+					pub := rawLogin(b, pa.addr, pa.pubVer, pubID, pa.pubUser, pa.pubPass)
 					runLoad(b, pub, sub, pa.topic, qos, load == "5k")
 				})
 			}
@@ -94,18 +103,18 @@ func BenchmarkProxy(b *testing.B) {
 	}
 }
 
-// rawLogin is rawClient with credentials (MQTT 5).
-func rawLogin(b *testing.B, addr, id, user, pass string) *raw {
+// rawLogin is rawClient with credentials.
+func rawLogin(b *testing.B, addr string, ver byte, id, user, pass string) *raw {
 	b.Helper()
 	if user == "" {
-		return rawClient(b, addr, 5, id)
+		return rawClient(b, addr, ver, id)
 	}
 	id = user // fleet: client IDs are bound to identities
-	r := rawDial(b, addr, 5)
-	cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 60, clientID: id,
+	r := rawDial(b, addr, ver)
+	cp := connect{protoName: "MQTT", level: ver, clean: true, keepalive: 60, clientID: id,
 		hasUser: true, username: user, hasPass: true, password: []byte(pass)}
 	r.send(b, cp.encode())
-	if pk := r.next(b); pk[0]>>4 != typeConnack || pk[3] != 0 {
+	if pk := r.next(b); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 		b.Fatalf("CONNACK %x", pk)
 	}
 	return r
@@ -132,7 +141,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 				errs <- fmt.Errorf("subscriber after %d: %w", len(lat), err)
 				return
 			}
-			if pk[0]>>4 != typePublish {
+			if pk[0]>>4 != frame.TypePublish {
 				continue
 			}
 			p, err := decodePublish(5, pk)
@@ -142,7 +151,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 			}
 			lat = append(lat, time.Since(time.Unix(0, digits(p.payload))))
 			if qos == 1 {
-				if _, err := sub.c.Write(ack(5, typePuback, p.id, 0)); err != nil {
+				if _, err := sub.c.Write(ack(5, frame.TypePuback, p.id, 0)); err != nil {
 					errs <- err
 					return
 				}
@@ -164,7 +173,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 					errs <- fmt.Errorf("publisher after %d PUBACKs: %w", n, err)
 					return
 				}
-				if pk[0]>>4 == typePuback {
+				if pk[0]>>4 == frame.TypePuback {
 					if len(pk) > 4 && pk[4] >= 0x80 {
 						errs <- fmt.Errorf("PUBACK %x: refused", pk)
 						return
@@ -198,7 +207,7 @@ func runLoad(b *testing.B, pub, sub *raw, topic string, qos byte, paced bool) {
 		// Valid JSON for the fleet policy's firewall.
 		payload := fmt.Appendf(buf[:0], `{"t":"%d"}`, time.Now().UnixNano()) // a string: I-JSON numbers stop at 2^53
 		m := publish{qos: qos, id: id, topic: topic, payload: payload}
-		if _, err := pub.c.Write(m.encode(5)); err != nil {
+		if _, err := pub.c.Write(m.encode(pub.ver)); err != nil {
 			b.Fatal(err)
 		}
 	}

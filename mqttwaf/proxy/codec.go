@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // The codec decodes and re-encodes only the packets the proxy must look
@@ -13,25 +14,6 @@ import (
 // already passed the frame validator (mqttwaf/frame), but the decoders
 // still bound every read and return errShort instead of panicking: they
 // are fuzzed on raw bytes (codec_fuzz_test.go).
-
-// MQTT control packet types.
-const (
-	typeConnect     = 1
-	typeConnack     = 2
-	typePublish     = 3
-	typePuback      = 4
-	typePubrec      = 5
-	typePubrel      = 6
-	typePubcomp     = 7
-	typeSubscribe   = 8
-	typeSuback      = 9
-	typeUnsubscribe = 10
-	typeUnsuback    = 11
-	typePingreq     = 12
-	typePingresp    = 13
-	typeDisconnect  = 14
-	typeAuth        = 15
-)
 
 // MQTT 5 property identifiers the proxy reads or writes.
 const (
@@ -43,12 +25,17 @@ const (
 	propSubscriptionID    = 0x0B
 	propSessionExpiry     = 0x11
 	propAssignedID        = 0x12
+	propServerReference   = 0x1C
+	propAuthMethod        = 0x15
 	propServerKeepAlive   = 0x13
 	propReasonString      = 0x1F
+	propReceiveMaximum    = 0x21
 	propTopicAliasMax     = 0x22
 	propTopicAlias        = 0x23
 	propUser              = 0x26
 	propMaximumPacketSize = 0x27
+	propMaximumQoS        = 0x24
+	propRetainAvailable   = 0x25
 )
 
 var errShort = errors.New("malformed packet: a field runs past the end of the packet")
@@ -234,6 +221,11 @@ func propPair(v []byte) (k, val string) {
 	r := reader{b: v, end: len(v)}
 	k, val = r.str(), r.str()
 	return k, val
+}
+
+func hasProp(ps []prop, id byte) bool {
+	_, ok := findProp(ps, id)
+	return ok
 }
 
 func findProp(ps []prop, id byte) ([]byte, bool) {
@@ -429,7 +421,7 @@ func (c *connect) encode() []byte {
 	if c.hasPass {
 		b = appendBinary(b, c.password)
 	}
-	return packet(typeConnect<<4, b)
+	return packet(frame.TypeConnect<<4, b)
 }
 
 // willMessage is the WAF's view of the will, or nil.
@@ -467,7 +459,7 @@ func (c *connack) encode(version byte) []byte {
 	if version == mqttwaf.MQTT5 {
 		b = appendProps(b, c.props)
 	}
-	return packet(typeConnack<<4, b)
+	return packet(frame.TypeConnack<<4, b)
 }
 
 // publish is a decoded PUBLISH.
@@ -543,7 +535,7 @@ func (p *publish) message() mqttwaf.Message {
 
 // encode writes p with its topic in full and no topic alias.
 func (p *publish) encode(version byte) []byte {
-	b0 := byte(typePublish<<4) | p.qos<<1
+	b0 := byte(frame.TypePublish<<4) | p.qos<<1
 	if p.dup {
 		b0 |= 8
 	}
@@ -623,7 +615,7 @@ func (s *subscribe) encode(version byte, keep []bool) []byte {
 			b = append(appendString(b, f.topic), f.opts)
 		}
 	}
-	return packet(typeSubscribe<<4|2, b)
+	return packet(frame.TypeSubscribe<<4|2, b)
 }
 
 // subscriptionOf is the WAF's view of filter i of s.
@@ -662,7 +654,7 @@ func (s *suback) encode(version byte) []byte {
 	if version == mqttwaf.MQTT5 {
 		b = appendProps(b, s.props)
 	}
-	return packet(typeSuback<<4, append(b, s.codes...))
+	return packet(frame.TypeSuback<<4, append(b, s.codes...))
 }
 
 // decodeUnsubscribe returns the filters of an UNSUBSCRIBE.
@@ -690,7 +682,7 @@ func packetID(pkt []byte) (uint16, error) {
 // reason code (omitted when 0, as the specification allows), 3.1.1 none.
 func ack(version, typ byte, id uint16, code byte) []byte {
 	b0 := typ << 4
-	if typ == typePubrel {
+	if typ == frame.TypePubrel {
 		b0 |= 2
 	}
 	if version == mqttwaf.MQTT5 && code != 0 {
@@ -703,9 +695,28 @@ func ack(version, typ byte, id uint16, code byte) []byte {
 // (a 3.1.1 server never sends one; the proxy sends it upstream only).
 func disconnect(version, code byte) []byte {
 	if version == mqttwaf.MQTT5 {
-		return []byte{typeDisconnect << 4, 2, code, 0}
+		return []byte{frame.TypeDisconnect << 4, 2, code, 0}
 	}
-	return []byte{typeDisconnect << 4, 0}
+	return []byte{frame.TypeDisconnect << 4, 0}
+}
+
+// withoutServerReference returns a broker's MQTT 5 DISCONNECT without its
+// Server Reference property. A broker that says 0x9C (use another server)
+// or 0x9D (server moved) would otherwise send the client to another broker
+// directly, around the firewall; with the reason code alone the client
+// reconnects where it connected: to the proxy. (The proxy strips it from
+// CONNACKs too.)
+func withoutServerReference(pkt []byte) []byte {
+	r := body(pkt)
+	if r.end-r.i < 2 {
+		return pkt // no properties
+	}
+	code := r.byte1()
+	ps := r.props()
+	if r.err != nil || !hasProp(ps, propServerReference) {
+		return pkt
+	}
+	return packet(frame.TypeDisconnect<<4, appendProps([]byte{code}, without(ps, propServerReference)))
 }
 
 // refusal encodes the CONNACK that refuses a CONNECT: the MQTT 5 reason
@@ -713,7 +724,7 @@ func disconnect(version, code byte) []byte {
 func refusal(version byte, v mqttwaf.Verdict) []byte {
 	code := v.Code.For(mqttwaf.InConnack)
 	if version != mqttwaf.MQTT5 {
-		return []byte{typeConnack << 4, 2, 0, code.MQTT311Connack()}
+		return []byte{frame.TypeConnack << 4, 2, 0, code.MQTT311Connack()}
 	}
 	var ps []prop
 	if v.Reason != "" {

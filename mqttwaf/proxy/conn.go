@@ -27,8 +27,11 @@ type conn struct {
 	// frame.Conn under toClient also serialises it with a refusal.
 	toClient, toUp *outBuf
 	client         mqttwaf.Client
-	ver            byte
-	conn           mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
+	ver            byte // the client's protocol version
+	// upVer is the version spoken upstream: ver, or MQTT 5 for a 3.1.x
+	// client whose packets the proxy translates (translate.go).
+	upVer byte
+	conn  mqttwaf.Connect // the CONNECT as the WAF passed it (for the will at the end)
 
 	keepalive time.Duration // the client read deadline's span (1.5 x keep alive), 0 = none
 
@@ -50,6 +53,27 @@ type conn struct {
 	// with PUBREC upstream; their PUBREL is answered by the proxy too.
 	outQoS2 map[uint16]bool
 	subs    map[string]bool // filters subscribed through this connection
+	// sendQuota is how many more QoS 1/2 publishes a translated 3.1.1
+	// client may have unacknowledged at the broker (the broker's Receive
+	// Maximum, which the client cannot be told); queued holds its
+	// publishes that wait for quota, in order (translate.go: sendUp).
+	sendQuota   int
+	queued      [][]byte
+	queuedBytes int
+
+	// maxQoS and noRetain are the broker's Maximum QoS and Retain
+	// Available (its CONNACK): the proxy holds the client to them.
+	maxQoS   byte
+	noRetain bool
+	// brokerMaxPacket is the broker's Maximum Packet Size (0: none): the
+	// provenance stamp or the translation can make a publish larger than
+	// what the client sent.
+	brokerMaxPacket int
+	// upPing, if set, is how often the proxy pings the broker for a
+	// translated client whose keep alive is longer than the broker allows;
+	// pings counts the PINGRESPs those pings still owe (not the client's).
+	upPing time.Duration
+	pings  atomic.Int32
 
 	ready     atomic.Bool // the handshake is done (ver and cc are set)
 	closing   atomic.Bool
@@ -71,6 +95,11 @@ func (c *conn) run() {
 		c.fromBroker()
 		_ = c.raw.Close()
 	}()
+	if c.upPing > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go c.pinger(stop)
+	}
 	c.fromClient()
 	c.endUpstream()
 	<-done
@@ -130,11 +159,26 @@ func (c *conn) handshake() bool {
 	if v, ok := findProp(cp.props, propSessionExpiry); ok {
 		c.conn.SessionExpiry = propU32(v)
 	}
+	if v, ok := findProp(cp.props, propAuthMethod); ok {
+		c.conn.AuthMethod = string(propBinary(v)) // refused by identity.authenticate (0x8C)
+	}
 	if cp.clientID != "" {
 		c.conn.Session = c.p.session(cp.clientID)
 	}
 	will := c.conn.Will
 	if v := w.Connect(&c.conn); v.Blocked() {
+		_ = c.writeClient(refusal(c.ver, v))
+		return false
+	}
+	c.upVer = c.p.upstreamVersion(c.ver)
+	if c.translated() && cp.clientID == "" && !cp.clean {
+		// 3.1.1 refuses this (MQTT-3.1.3-8); an MQTT 5 broker would assign
+		// an identifier the client never learns, for a session it can never
+		// resume.
+		v := mqttwaf.Verdict{Action: mqttwaf.Reject, Rule: "connections.protocol", Reason: "empty_client_id_persistent",
+			Code:   mqttwaf.CodeClientIDNotValid,
+			Detail: "an MQTT 3.1.1 client with an empty client ID must ask for a clean session: set a client ID, or clean session"}
+		w.Record(mqttwaf.StageConnect, &c.client, "", "", "", 0, v)
 		_ = c.writeClient(refusal(c.ver, v))
 		return false
 	}
@@ -145,6 +189,10 @@ func (c *conn) handshake() bool {
 	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
 	// will; no topic aliases towards the proxy.
 	up := cp
+	expiry := c.conn.SessionExpiry
+	if c.translated() {
+		expiry = upgradeConnect(&up, uint32(w.Broker().MaxSessionExpiry.D()/time.Second))
+	}
 	switch {
 	case c.conn.Will == nil:
 		up.will, up.willQoS, up.willRetain = false, 0, false
@@ -153,9 +201,11 @@ func (c *conn) handshake() bool {
 		up.willProps = withUser(cp.willProps, c.conn.Will.Props.User)
 	}
 	keepalive := c.conn.Keepalive
-	if c.ver == mqttwaf.MQTT5 {
-		up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
-		up.props = without(cp.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
+	if c.upVer == mqttwaf.MQTT5 {
+		if c.ver == mqttwaf.MQTT5 {
+			up.keepalive = keepalive // the client is told in the CONNACK (server keep alive)
+		}
+		up.props = without(up.props, propTopicAliasMax, propSessionExpiry, propMaximumPacketSize)
 		// The broker must not send what the validator would refuse on the
 		// way back: at most broker.max_packet_size, or less if the client
 		// asked for less.
@@ -166,15 +216,15 @@ func (c *conn) handshake() bool {
 		if most > 0 {
 			up.props = append(up.props, prop{propMaximumPacketSize, appendU32(nil, most)})
 		}
-		if c.conn.SessionExpiry != 0 {
-			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, c.conn.SessionExpiry)})
+		if expiry != 0 {
+			up.props = append(up.props, prop{propSessionExpiry, appendU32(nil, expiry)})
 		}
 	}
 	if c.p.opts.Identity.Mode == IdentityService {
 		ident := c.p.opts.Identity
 		up.hasUser, up.username = true, ident.Username
 		up.hasPass, up.password = ident.Password != "", []byte(ident.Password)
-		if c.ver == mqttwaf.MQTT5 {
+		if c.upVer == mqttwaf.MQTT5 {
 			up.props = append(without(up.props, propUser), prop{propUser,
 				appendString(appendString(nil, ident.UserProperty), c.client.Username)})
 		}
@@ -187,34 +237,44 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	ur := frame.NewReader(c.up, frame.FromServer, c.lim())
-	ur.SetVersion(c.ver)
+	ur.SetVersion(c.upVer)
 	pkt, err = ur.Next()
-	if err == nil && pkt[0]>>4 != typeConnack {
+	if err == nil && pkt[0]>>4 != frame.TypeConnack {
 		err = errors.New("the broker answered CONNECT with " + mqttwaf.PacketName(pkt[0]>>4) +
-			" (enhanced authentication through the proxy is not supported yet)")
+			" (enhanced authentication, which the firewall refuses; in detection_only the CONNECT reached the broker)")
 	}
 	var ca connack
 	if err == nil {
-		ca, err = decodeConnack(c.ver, pkt)
+		ca, err = decodeConnack(c.upVer, pkt)
 	}
 	if err != nil {
 		c.upstreamDown(err)
 		return false
 	}
 	if ca.code != 0 {
+		switch {
+		case c.translated():
+			pkt, _ = downgrade(c.ver, pkt)
+		case hasProp(ca.props, propServerReference):
+			ca.props = without(ca.props, propServerReference)
+			pkt = ca.encode(c.ver)
+		}
 		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
 		return false
 	}
+	c.brokerLimits(ca.props)
 	if v, ok := findProp(ca.props, propAssignedID); ok {
 		c.client.ID = string(propBinary(v))
 	}
 	rewrite := false
-	if v, ok := findProp(ca.props, propTopicAliasMax); ok {
-		// The client's aliases are resolved here, so they cost the proxy
-		// memory: at most broker.topic_alias_maximum of them.
-		c.aliasMax = propU16(v)
-		if most := c.p.waf.Broker().TopicAliasMaximum; int(c.aliasMax) > most {
-			c.aliasMax = uint16(most)
+	// The client's topic aliases are resolved here and never reach the
+	// broker, so the proxy grants them itself, whatever the broker allows
+	// (mosquitto 10 by default, EMQX 65535, none where a broker is set so):
+	// up to broker.topic_alias_maximum, which bounds what they cost the
+	// proxy.
+	if most := c.p.waf.Broker().TopicAliasMaximum; c.ver == mqttwaf.MQTT5 {
+		c.aliasMax = uint16(min(most, 65535))
+		if v, ok := findProp(ca.props, propTopicAliasMax); !ok && most > 0 || ok && propU16(v) != c.aliasMax {
 			ca.props = without(ca.props, propTopicAliasMax)
 			if most > 0 {
 				ca.props = append(ca.props, prop{propTopicAliasMax, appendU16(nil, c.aliasMax)})
@@ -222,13 +282,27 @@ func (c *conn) handshake() bool {
 			rewrite = true
 		}
 	}
-	if v, ok := findProp(ca.props, propServerKeepAlive); ok {
+	if hasProp(ca.props, propServerReference) {
+		ca.props = without(ca.props, propServerReference) // see withoutServerReference
+		rewrite = true
+	}
+	if v, ok := findProp(ca.props, propServerKeepAlive); ok && c.translated() {
+		// A 3.1.1 client cannot be told the broker's keep alive: the
+		// proxy keeps the upstream connection alive for it (pinger).
+		if ska := propU16(v); ska > 0 && (cp.keepalive == 0 || ska < cp.keepalive) {
+			c.upPing = time.Duration(ska) * time.Second / 2
+		}
+	} else if ok {
 		keepalive = propU16(v)
 	} else if c.ver == mqttwaf.MQTT5 && keepalive != cp.keepalive {
 		ca.props = append(ca.props, prop{propServerKeepAlive, appendU16(nil, keepalive)})
 		rewrite = true
 	}
-	if rewrite {
+	switch {
+	case c.translated():
+		ca.props = nil
+		pkt = ca.encode(c.ver)
+	case rewrite:
 		pkt = ca.encode(c.ver)
 	}
 	if keepalive > 0 {
@@ -399,7 +473,54 @@ func (c *conn) endUpstream() {
 	check := mqttwaf.Connect{Client: &c.client, Will: will}
 	if v := c.p.waf.CheckWill(&check); v.Blocked() || check.Will == nil ||
 		!bytes.Equal(check.Will.Payload, will.Payload) {
-		_ = c.writeUp(disconnect(c.ver, 0))
+		_ = c.writeUp(disconnect(c.upVer, 0))
 	}
 	_ = c.up.Close()
+}
+
+// translated reports whether the proxy translates between a 3.1.x client
+// and an MQTT 5 upstream connection (translate.go).
+func (c *conn) translated() bool { return c.upVer != c.ver }
+
+// brokerLimits notes what the broker's CONNACK properties forbid (MQTT 5
+// section 3.2.2.3): publishes above its Maximum QoS, or retained when
+// Retain Available is 0, would make the broker disconnect; the proxy
+// refuses them itself, with an event (relay.go: beyondBroker).
+func (c *conn) brokerLimits(ps []prop) {
+	if v, ok := findProp(ps, propMaximumPacketSize); ok {
+		c.brokerMaxPacket = int(propU32(v))
+	}
+	c.sendQuota = 65535 // MQTT 5 section 3.2.2.3.3: absent means 65,535
+	if v, ok := findProp(ps, propReceiveMaximum); ok && propU16(v) > 0 {
+		c.sendQuota = int(propU16(v))
+	}
+	c.maxQoS = 2
+	if v, ok := findProp(ps, propMaximumQoS); ok && len(v) == 1 && v[0] < 2 {
+		c.maxQoS = v[0]
+	}
+	if v, ok := findProp(ps, propRetainAvailable); ok && len(v) == 1 {
+		c.noRetain = v[0] == 0
+	}
+}
+
+// pinger sends PINGREQ upstream whenever nothing went to the broker for
+// upPing, until stop: the broker's keep alive is shorter than the one a
+// translated 3.1.1 client pings at.
+func (c *conn) pinger(stop <-chan struct{}) {
+	t := time.NewTicker(c.upPing / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if time.Since(c.toUp.lastSent()) < c.upPing {
+				continue
+			}
+			c.pings.Add(1)
+			if c.writeUp([]byte{frame.TypePingreq << 4, 0}) != nil {
+				return
+			}
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // Through the proxy, an allowed MQTT 5 message reaches a subscriber at
@@ -24,20 +25,20 @@ func TestPassthroughV5(t *testing.T) {
 	up := startMosquitto(t)
 	px, _ := startProxy(t, "", up, nil)
 	sub := mustV5(t, px.Addr(), "sub5", "", "")
-	if sa := sub.subscribe(t, 2, "guest/#"); sa.Reasons[0] != 2 {
+	if sa := subscribe5(t, sub, 2, "guest/#"); sa.Reasons[0] != 2 {
 		t.Fatalf("SUBACK %v, want granted QoS 2", sa.Reasons)
 	}
 	pub := mustV5(t, px.Addr(), "pub5", "", "")
 	for qos := byte(0); qos <= 2; qos++ {
 		payload := []byte{0, 1, 2, 0xFF, qos} // binary, as sent
-		_, err := pub.publish(t, &paho.Publish{Topic: "guest/pub5/q", QoS: qos, Payload: payload, Properties: &paho.PublishProperties{
+		_, err := publish5(t, pub, &paho.Publish{Topic: "guest/pub5/q", QoS: qos, Payload: payload, Properties: &paho.PublishProperties{
 			ContentType: "application/octet-stream", CorrelationData: []byte("corr"), ResponseTopic: "guest/pub5/reply",
 			User: paho.UserProperties{{Key: "k", Value: "v"}},
 		}})
 		if err != nil {
 			t.Fatalf("QoS %d publish: %v", qos, err)
 		}
-		m := expectMsg(t, sub.msgs, 5*time.Second)
+		m := expectMsg(t, sub.Msgs, 5*time.Second)
 		if m.Topic != "guest/pub5/q" || !bytes.Equal(m.Payload, payload) || m.QoS != qos ||
 			m.Properties.ContentType != "application/octet-stream" || string(m.Properties.CorrelationData) != "corr" ||
 			m.Properties.ResponseTopic != "guest/pub5/reply" || m.Properties.User.Get("k") != "v" {
@@ -85,7 +86,7 @@ func TestDeliveryBytesEqualDirect(t *testing.T) {
 		proxied := rawClient(t, px.Addr(), ver, "proxied")
 		for _, c := range []*raw{direct, proxied} {
 			c.send(t, rawSubscribe(ver, 1, "guest/#", 1))
-			if pk := c.next(t); pk[0]>>4 != typeSuback {
+			if pk := c.next(t); pk[0]>>4 != frame.TypeSuback {
 				t.Fatalf("want SUBACK, got %x", pk)
 			}
 		}
@@ -97,7 +98,7 @@ func TestDeliveryBytesEqualDirect(t *testing.T) {
 		}
 		sent := m.encode(ver)
 		pub.send(t, sent)
-		if pk := pub.next(t); pk[0]>>4 != typePuback {
+		if pk := pub.next(t); pk[0]>>4 != frame.TypePuback {
 			t.Fatalf("want PUBACK, got %x", pk)
 		}
 		a, b := direct.next(t), proxied.next(t)
@@ -117,20 +118,20 @@ func TestRefusedPublishNeverReachesBroker(t *testing.T) {
 	up := startMosquitto(t)
 	px, ev := startProxy(t, "", up, nil)
 	watcher := mustV5(t, up, "watcher", "", "") // directly on mosquitto
-	watcher.subscribe(t, 1, "#")
+	subscribe5(t, watcher, 1, "#")
 	pub := mustV5(t, px.Addr(), "dev", "", "")
-	res, err := pub.publish(t, &paho.Publish{Topic: "other/dev/x", QoS: 1, Payload: []byte("refused")})
+	res, err := publish5(t, pub, &paho.Publish{Topic: "other/dev/x", QoS: 1, Payload: []byte("refused")})
 	if err == nil && (res == nil || res.ReasonCode != 0x87) {
 		t.Fatalf("refused QoS 1 publish: %+v %v, want PUBACK 0x87", res, err)
 	}
-	if res, err := pub.publish(t, &paho.Publish{Topic: "other/dev/x", QoS: 2, Payload: []byte("refused2")}); err == nil && (res == nil || res.ReasonCode != 0x87) {
+	if res, err := publish5(t, pub, &paho.Publish{Topic: "other/dev/x", QoS: 2, Payload: []byte("refused2")}); err == nil && (res == nil || res.ReasonCode != 0x87) {
 		t.Fatalf("refused QoS 2 publish: %+v, want PUBREC 0x87", res)
 	}
-	ev.wait(t, "acl", "", 5*time.Second)
-	if _, err := pub.publish(t, &paho.Publish{Topic: "guest/dev/ok", QoS: 1, Payload: []byte("allowed")}); err != nil {
+	ev.Wait(t, "acl", "", 5*time.Second)
+	if _, err := publish5(t, pub, &paho.Publish{Topic: "guest/dev/ok", QoS: 1, Payload: []byte("allowed")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); string(m.Payload) != "allowed" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != "allowed" {
 		t.Fatalf("mosquitto got %q on %q first: the refused publish went upstream", m.Payload, m.Topic)
 	}
 	// 3.1.1: drop (acknowledged, discarded) by default, at QoS 1 and 2.
@@ -141,7 +142,7 @@ func TestRefusedPublishNeverReachesBroker(t *testing.T) {
 	waitToken(t, c3.Publish("other/dev3/x", 1, false, "refused3"))
 	waitToken(t, c3.Publish("other/dev3/x", 2, false, "refused4"))
 	waitToken(t, c3.Publish("guest/dev3/ok", 2, false, "allowed3"))
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); string(m.Payload) != "allowed3" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); string(m.Payload) != "allowed3" {
 		t.Fatalf("mosquitto got %q first: a refused 3.1.1 publish went upstream", m.Payload)
 	}
 }
@@ -152,11 +153,11 @@ func TestSubackMerge(t *testing.T) {
 	up := startMosquitto(t)
 	px, _ := startProxy(t, "", up, nil)
 	c := mustV5(t, px.Addr(), "merge", "", "")
-	sa := c.subscribe(t, 1, "secret/x", "guest/a", "#", "guest/b")
+	sa := subscribe5(t, c, 1, "secret/x", "guest/a", "#", "guest/b")
 	if want := []byte{0x87, 1, 0x87, 1}; !bytes.Equal(sa.Reasons, want) {
 		t.Fatalf("SUBACK %x, want %x", sa.Reasons, want)
 	}
-	sa = c.subscribe(t, 0, "secret/y") // every filter refused: answered by the proxy alone
+	sa = subscribe5(t, c, 0, "secret/y") // every filter refused: answered by the proxy alone
 	if !bytes.Equal(sa.Reasons, []byte{0x87}) {
 		t.Fatalf("SUBACK %x, want 87", sa.Reasons)
 	}
@@ -179,8 +180,8 @@ func TestDeadUpstream(t *testing.T) {
 	px, ev := startProxy(t, "", dead, nil)
 	start := time.Now()
 	c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "early", CleanStart: true})
-	if err == nil || c.connack == nil || c.connack.ReasonCode != 0x88 {
-		t.Fatalf("connect through a dead upstream: %v %+v, want CONNACK 0x88", err, c.connack)
+	if err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x88 {
+		t.Fatalf("connect through a dead upstream: %v %+v, want CONNACK 0x88", err, c.Connack)
 	}
 	if _, code, err := dialV3(t, px.Addr(), "early3", "", ""); err == nil || code != 3 {
 		t.Fatalf("3.1.1 connect through a dead upstream: %v code %d, want 3", err, code)
@@ -188,7 +189,7 @@ func TestDeadUpstream(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("refusals took %s", d)
 	}
-	ev.wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
+	ev.Wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
 }
 
 // The frame validator refuses a malformed packet before the proxy decodes
@@ -201,10 +202,10 @@ func TestMalformedPacketRefused(t *testing.T) {
 	// issue #501's crasher).
 	c.send(t, []byte{0x82, 0x08, 0, 1, 0, 0, 3, 'a', '/', 'b'})
 	pk := c.next(t)
-	if pk[0]>>4 != typeDisconnect || len(pk) < 3 || pk[2] != 0x81 {
+	if pk[0]>>4 != frame.TypeDisconnect || len(pk) < 3 || pk[2] != 0x81 {
 		t.Fatalf("got %x, want DISCONNECT 0x81", pk)
 	}
-	ev.wait(t, "connections.protocol", "malformed_packet", 5*time.Second)
+	ev.Wait(t, "connections.protocol", "malformed_packet", 5*time.Second)
 	// Before CONNECT: a first packet that is not CONNECT.
 	nc, err := net.Dial("tcp", px.Addr())
 	if err != nil {
@@ -224,22 +225,22 @@ func TestTopicAliasResolved(t *testing.T) {
 	up := startMosquitto(t, "allow_anonymous true", "max_topic_alias 10")
 	px, _ := startProxy(t, "", up, nil)
 	sub := mustV5(t, px.Addr(), "asub", "", "")
-	sub.subscribe(t, 1, "guest/#")
+	subscribe5(t, sub, 1, "guest/#")
 	c := rawClient(t, px.Addr(), 5, "apub")
 	set := publish{qos: 1, id: 1, topic: "guest/apub/t", alias: 1, payload: []byte("one")}
 	set.props.TopicAlias = 1
 	c.send(t, encodeAliased(set))
-	if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) > 4 && pk[4] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) > 4 && pk[4] != 0 {
 		t.Fatalf("got %x, want PUBACK success", pk)
 	}
 	use := publish{qos: 1, id: 2, alias: 1, payload: []byte("two")}
 	use.props.TopicAlias = 1
 	c.send(t, encodeAliased(use))
-	if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) > 4 && pk[4] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) > 4 && pk[4] != 0 {
 		t.Fatalf("got %x, want PUBACK success", pk)
 	}
 	for _, want := range []string{"one", "two"} {
-		if m := expectMsg(t, sub.msgs, 5*time.Second); m.Topic != "guest/apub/t" || string(m.Payload) != want {
+		if m := expectMsg(t, sub.Msgs, 5*time.Second); m.Topic != "guest/apub/t" || string(m.Payload) != want {
 			t.Fatalf("got %q %q, want guest/apub/t %q", m.Topic, m.Payload, want)
 		}
 	}
@@ -250,7 +251,7 @@ func TestTopicAliasResolved(t *testing.T) {
 	badUse.props.TopicAlias = 2
 	c.send(t, encodeAliased(badUse))
 	for i := 0; i < 2; i++ {
-		if pk := c.next(t); pk[0]>>4 != typePuback || len(pk) < 5 || pk[4] != 0x87 {
+		if pk := c.next(t); pk[0]>>4 != frame.TypePuback || len(pk) < 5 || pk[4] != 0x87 {
 			t.Fatalf("got %x, want PUBACK 0x87", pk)
 		}
 	}
@@ -264,7 +265,7 @@ func TestRateLimit(t *testing.T) {
 	pub := mustV5(t, px.Addr(), "fast", "", "")
 	var codes []byte
 	for i := 0; i < 3; i++ {
-		res, err := pub.publish(t, &paho.Publish{Topic: "guest/fast/x", QoS: 1, Payload: []byte("m")})
+		res, err := publish5(t, pub, &paho.Publish{Topic: "guest/fast/x", QoS: 1, Payload: []byte("m")})
 		switch {
 		case err == nil:
 			codes = append(codes, res.ReasonCode)
@@ -278,7 +279,7 @@ func TestRateLimit(t *testing.T) {
 	if codes[0] >= 0x80 || codes[1] >= 0x80 || codes[2] != 0x97 {
 		t.Fatalf("PUBACK codes %x, want two successes then 97", codes)
 	}
-	ev.wait(t, "rates.publish", "connection_message_rate", time.Second)
+	ev.Wait(t, "rates.publish", "connection_message_rate", time.Second)
 }
 
 // A delivery the read check refuses (here: the policy was reloaded after
@@ -289,7 +290,7 @@ func TestRefusedDelivery(t *testing.T) {
 	policy := "roles: {guest: {publish: ['#'], subscribe: ['a/#', 'b/#'], min_literal_levels: 1}}\n"
 	px, _ := startProxy(t, policy, up, nil)
 	sub := mustV5(t, px.Addr(), "reader", "", "")
-	sub.subscribe(t, 2, "a/#", "b/#")
+	subscribe5(t, sub, 2, "a/#", "b/#")
 	p, err := mqttwaf.ParsePolicy([]byte("roles: {guest: {publish: ['#'], subscribe: ['b/#']}}\n"), "reload.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -299,14 +300,14 @@ func TestRefusedDelivery(t *testing.T) {
 	}
 	direct := mustV5(t, up, "direct-pub", "", "") // straight into mosquitto
 	for qos := byte(0); qos <= 2; qos++ {
-		if _, err := direct.publish(t, &paho.Publish{Topic: "a/x", QoS: qos, Payload: []byte("hidden")}); err != nil {
+		if _, err := publish5(t, direct, &paho.Publish{Topic: "a/x", QoS: qos, Payload: []byte("hidden")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := direct.publish(t, &paho.Publish{Topic: "b/x", QoS: 1, Payload: []byte("shown")}); err != nil {
+	if _, err := publish5(t, direct, &paho.Publish{Topic: "b/x", QoS: 1, Payload: []byte("shown")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, sub.msgs, 5*time.Second); string(m.Payload) != "shown" {
+	if m := expectMsg(t, sub.Msgs, 5*time.Second); string(m.Payload) != "shown" {
 		t.Fatalf("subscriber got %q on %q: a refused delivery reached it", m.Payload, m.Topic)
 	}
 }
@@ -330,12 +331,12 @@ func TestFleetExampleThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	watcher := mustV5(t, up, "watcher", "", "") // directly on mosquitto: what got through
-	watcher.subscribe(t, 1, "#")
+	subscribe5(t, watcher, 1, "#")
 
 	backend := mustV5(t, px.Addr(), "backend", "backend", "backend-demo-pass")
-	backend.subscribe(t, 1, "fleet/+/telemetry")
+	subscribe5(t, backend, 1, "fleet/+/telemetry")
 	analytics := mustV5(t, px.Addr(), "analytics", "analytics", "analytics-demo-pass")
-	analytics.subscribe(t, 1, "fleet/+/telemetry")
+	subscribe5(t, analytics, 1, "fleet/+/telemetry")
 	analytics3, _, err := dialV3(t, px.Addr(), "analytics-3", "analytics", "analytics-demo-pass")
 	if err != nil {
 		t.Fatal(err)
@@ -361,22 +362,22 @@ func TestFleetExampleThroughProxy(t *testing.T) {
 		!strings.Contains(strings.ToLower(out), "payload format invalid") {
 		t.Fatalf("duplicate keys: %s", out)
 	}
-	ev.wait(t, "", "duplicate_key", time.Second)
+	ev.Wait(t, "", "duplicate_key", time.Second)
 	// dev1's own telemetry: delivered, stamped, raw for the back end and
 	// redacted for analytics.
 	if out, err := runTool(t, px.Addr(), "mosquitto_pub", "-V", "mqttv5", "-q", "1", "-i", "dev1", "-u", "dev1", "-P", "dev1-demo-pass",
 		"-t", "fleet/dev1/telemetry", "-f", seed); err != nil {
 		t.Fatalf("dev1 telemetry: %v %s", err, out)
 	}
-	m := expectMsg(t, watcher.msgs, 5*time.Second)
+	m := expectMsg(t, watcher.Msgs, 5*time.Second)
 	if m.Topic != "fleet/dev1/telemetry" || m.Properties.User.Get("x-identity") != "dev1" {
 		t.Fatalf("mosquitto got %q with %v first: a refused publish went upstream, or the stamp is missing", m.Topic, m.Properties.User)
 	}
-	raw := expectMsg(t, backend.msgs, 5*time.Second)
+	raw := expectMsg(t, backend.Msgs, 5*time.Second)
 	if !bytes.Contains(raw.Payload, []byte("홍길수")) || bytes.Contains(raw.Payload, []byte(": ")) || raw.Properties.User.Get("x-identity") != "dev1" {
 		t.Fatalf("back end (raw view): %s %v", raw.Payload, raw.Properties.User)
 	}
-	if got := expectMsg(t, analytics.msgs, 5*time.Second).Payload; !bytes.Equal(got, golden) {
+	if got := expectMsg(t, analytics.Msgs, 5*time.Second).Payload; !bytes.Equal(got, golden) {
 		t.Fatalf("analytics (redacted view, MQTT 5):\n got %s\nwant %s", got, golden)
 	}
 	select {
@@ -405,17 +406,17 @@ func TestUpstreamIdentityModes(t *testing.T) {
 	forward, _ := startProxy(t, "", up, nil)
 
 	sub := mustV5(t, service.Addr(), "svc-sub", "", "")
-	sub.subscribe(t, 1, "guest/#")
+	subscribe5(t, sub, 1, "guest/#")
 	c3, _, err := dialV3(t, service.Addr(), "svc-pub", "", "")
 	if err != nil {
 		t.Fatalf("3.1.1 client through the service account: %v", err)
 	}
 	waitToken(t, c3.Publish("guest/svc-pub/x", 1, false, "via service account"))
-	if m := expectMsg(t, sub.msgs, 5*time.Second); string(m.Payload) != "via service account" {
+	if m := expectMsg(t, sub.Msgs, 5*time.Second); string(m.Payload) != "via service account" {
 		t.Fatalf("got %q", m.Payload)
 	}
-	if c, err := dialV5(t, forward.Addr(), &paho.Connect{ClientID: "fwd", CleanStart: true}); err == nil || c.connack == nil || c.connack.ReasonCode != 0x87 {
-		t.Fatalf("forward mode, anonymous client, broker that wants a password: %v %+v, want the broker's CONNACK 0x87", err, c.connack)
+	if c, err := dialV5(t, forward.Addr(), &paho.Connect{ClientID: "fwd", CleanStart: true}); err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x87 {
+		t.Fatalf("forward mode, anonymous client, broker that wants a password: %v %+v, want the broker's CONNACK 0x87", err, c.Connack)
 	}
 	if _, code, err := dialV3(t, up, "direct", "", ""); err == nil || code != 5 {
 		t.Fatalf("anonymous client directly on mosquitto: %v code %d, want 5", err, code)
@@ -442,13 +443,13 @@ func TestSilentUpstream(t *testing.T) {
 	px, ev := startProxy(t, "connections: {connect_timeout: 1s}\n", silent.Addr().String(), nil)
 	start := time.Now()
 	c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "waits", CleanStart: true})
-	if err == nil || c.connack == nil || c.connack.ReasonCode != 0x88 {
-		t.Fatalf("connect through a silent upstream: %v %+v, want CONNACK 0x88", err, c.connack)
+	if err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x88 {
+		t.Fatalf("connect through a silent upstream: %v %+v, want CONNACK 0x88", err, c.Connack)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("refused after %s, the deadline is 1s", d)
 	}
-	ev.wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
+	ev.Wait(t, "proxy.upstream", "upstream_unavailable", time.Second)
 }
 
 // MQTT 3.1 (MQIsdp, level 3) passes too: mosquitto_pub -V mqttv31.
@@ -456,14 +457,14 @@ func TestMQTT31(t *testing.T) {
 	up := startMosquitto(t)
 	px, _ := startProxy(t, "", up, nil)
 	watcher := mustV5(t, up, "watcher", "", "")
-	watcher.subscribe(t, 1, "#")
+	subscribe5(t, watcher, 1, "#")
 	if out, err := runTool(t, px.Addr(), "mosquitto_pub", "-V", "mqttv31", "-q", "1", "-i", "old", "-t", "other/old/x", "-m", "refused"); err != nil {
 		t.Fatalf("3.1 refused publish: %v %s", err, out) // acknowledged and dropped (responses.mqtt311_publish: drop)
 	}
 	if out, err := runTool(t, px.Addr(), "mosquitto_pub", "-V", "mqttv31", "-q", "1", "-i", "old", "-t", "guest/old/x", "-m", "v3.1"); err != nil {
 		t.Fatalf("3.1 publish: %v %s", err, out)
 	}
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Topic != "guest/old/x" || string(m.Payload) != "v3.1" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); m.Topic != "guest/old/x" || string(m.Payload) != "v3.1" {
 		t.Fatalf("got %q %q", m.Topic, m.Payload)
 	}
 }

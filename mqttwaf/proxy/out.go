@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,11 @@ type outBuf struct {
 	// set, reports it with the number of bytes that were waiting.
 	timeout time.Duration
 	stalled func(waiting int)
+	sent    atomic.Int64 // when the last write ended (UnixNano)
 }
+
+// lastSent is when the last write to the socket ended.
+func (o *outBuf) lastSent() time.Time { return time.Unix(0, o.sent.Load()) }
 
 // outBufSize bounds what is gathered before it is written anyway.
 const outBufSize = 16 << 10
@@ -79,6 +84,7 @@ func (o *outBuf) send(b []byte) error {
 	}
 	_ = o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := o.conn.Write(b)
+	o.sent.Store(time.Now().UnixNano())
 	var ne net.Error
 	if err != nil && o.stalled != nil && errors.As(err, &ne) && ne.Timeout() {
 		o.stalled(len(b))

@@ -18,7 +18,10 @@
 // delivery is acknowledged upstream by the proxy and never reaches the
 // client). Topic aliases are resolved: the proxy accepts them from clients
 // and sends full topics upstream, and asks the broker for none. Every other
-// packet is relayed byte for byte.
+// packet is relayed byte for byte. An MQTT 3.1 or 3.1.1 client can be
+// served over an MQTT 5 upstream connection (Options.UpstreamProtocol;
+// translate.go), so that the provenance stamp and the service identity,
+// both MQTT 5 user properties, reach the broker.
 package proxy
 
 import (
@@ -45,6 +48,23 @@ const (
 	// CONNECT (Identity.UserProperty), so the broker accepts only the
 	// proxy and its clients' passwords never leave it.
 	IdentityService = "service"
+)
+
+// Upstream protocol choices (Options.UpstreamProtocol): which MQTT version
+// the proxy speaks to the broker for an MQTT 3.1 or 3.1.1 client (an MQTT 5
+// client always gets MQTT 5).
+const (
+	// UpstreamAuto ("auto", the default when empty) is Upstream5 when the
+	// policy stamps provenance (provenance.user_property) or the proxy
+	// logs in with its service identity, both of which travel as MQTT 5
+	// user properties; UpstreamClient otherwise.
+	UpstreamAuto = "auto"
+	// UpstreamClient speaks the client's own version: 3.1.1 packets are
+	// relayed byte for byte, and carry no provenance or identity property.
+	UpstreamClient = "client"
+	// Upstream5 speaks MQTT 5 and translates (translate.go): the broker sees
+	// every publish stamped, the client sees exactly 3.1.1.
+	Upstream5 = "5"
 )
 
 // DefaultIdentityProperty names the CONNECT user property that carries the
@@ -87,6 +107,9 @@ type Options struct {
 	UpstreamTLS *tls.Config `yaml:"-" json:"-"`
 	// Identity chooses the upstream credentials; forward by default.
 	Identity Identity `yaml:"identity" json:"identity"`
+	// UpstreamProtocol is UpstreamAuto ("auto", the default when empty),
+	// UpstreamClient ("client") or Upstream5 ("5").
+	UpstreamProtocol string `yaml:"upstream_protocol" json:"upstream_protocol"`
 	// Logger receives operational logs (not security events: the WAF's
 	// sink has those); slog.Default() when nil.
 	Logger *slog.Logger `yaml:"-" json:"-"`
@@ -129,6 +152,14 @@ func New(w *mqttwaf.WAF, o Options) (*Proxy, error) {
 		}
 	default:
 		return nil, fmt.Errorf("proxy: upstream identity mode %q: use %q or %q", o.Identity.Mode, IdentityForward, IdentityService)
+	}
+	switch o.UpstreamProtocol {
+	case "":
+		o.UpstreamProtocol = UpstreamAuto
+	case UpstreamAuto, UpstreamClient, Upstream5:
+	default:
+		return nil, fmt.Errorf("proxy: upstream protocol %q: use %q, %q or %q (-upstream-protocol)",
+			o.UpstreamProtocol, UpstreamAuto, UpstreamClient, Upstream5)
 	}
 	if o.Identity.UserProperty == "" {
 		o.Identity.UserProperty = DefaultIdentityProperty

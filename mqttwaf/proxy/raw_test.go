@@ -24,7 +24,7 @@ func rawClient(t testing.TB, addr string, ver byte, id string) *raw {
 	cp := connect{protoName: "MQTT", level: ver, clean: true, keepalive: 30, clientID: id}
 	r.send(t, cp.encode())
 	pk := r.next(t)
-	if pk[0]>>4 != typeConnack || pk[3] != 0 {
+	if pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 		t.Fatalf("CONNACK %x, want success", pk)
 	}
 	return r
@@ -76,5 +76,5 @@ func encodeAliased(p publish) []byte {
 	}
 	b = appendProps(b, []prop{{propTopicAlias, appendU16(nil, p.alias)}})
 	b = append(b, p.payload...)
-	return packet(typePublish<<4|p.qos<<1, b)
+	return packet(frame.TypePublish<<4|p.qos<<1, b)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // fromClient relays the client's packets upstream until either side ends.
@@ -35,11 +36,11 @@ func (c *conn) fromClient() {
 // clientPacket handles one client packet; false ends the connection.
 func (c *conn) clientPacket(pkt []byte) bool {
 	switch pkt[0] >> 4 {
-	case typePublish:
+	case frame.TypePublish:
 		return c.clientPublish(pkt)
-	case typeSubscribe:
+	case frame.TypeSubscribe:
 		return c.clientSubscribe(pkt)
-	case typeUnsubscribe:
+	case frame.TypeUnsubscribe:
 		if filters, err := decodeUnsubscribe(c.ver, pkt); err == nil {
 			c.mu.Lock()
 			for _, f := range filters {
@@ -47,11 +48,19 @@ func (c *conn) clientPacket(pkt []byte) bool {
 			}
 			c.mu.Unlock()
 		}
-	case typePubrel:
-		if id, ours := c.owned(c.inQoS2, pkt); ours { // the end of a QoS 2 publish the proxy refused: the broker never saw it
-			return c.writeClient(ack(c.ver, typePubcomp, id, 0)) == nil
+		if c.translated() {
+			up, err := upgrade(pkt)
+			if err != nil {
+				c.protocolError("malformed_unsubscribe", mqttwaf.CodeMalformedPacket, err.Error())
+				return false
+			}
+			pkt = up
 		}
-	case typeDisconnect:
+	case frame.TypePubrel:
+		if id, ours := c.owned(c.inQoS2, pkt); ours { // the end of a QoS 2 publish the proxy refused: the broker never saw it
+			return c.writeClient(ack(c.ver, frame.TypePubcomp, id, 0)) == nil
+		}
+	case frame.TypeDisconnect:
 		c.clientEOF.Store(true)
 		_ = c.writeUp(pkt)
 		return false
@@ -71,6 +80,9 @@ func (c *conn) clientPublish(pkt []byte) bool {
 	if aliased && !c.resolveAlias(&p) {
 		return false
 	}
+	if !c.withinBroker(&p) {
+		return false
+	}
 	msg := p.message()
 	v, out := c.p.waf.PublishLayers(&c.client, &msg)
 	if v.Blocked() {
@@ -78,6 +90,21 @@ func (c *conn) clientPublish(pkt []byte) bool {
 	}
 	if out != nil {
 		p.payload, p.props.User = out.Payload, out.Props.User
+	}
+	up := pkt // byte for byte, unless rewritten, aliased or translated
+	if out != nil || aliased || c.translated() {
+		up = p.encode(c.upVer)
+	}
+	if c.brokerMaxPacket > 0 && len(up) > c.brokerMaxPacket {
+		// The stamp or the translation made it larger than the broker
+		// takes (its CONNACK's Maximum Packet Size), which the broker
+		// would answer by disconnecting the client.
+		v := mqttwaf.Verdict{Action: mqttwaf.Reject, Rule: "proxy.upstream", Reason: "packet_too_large", Code: 0x95,
+			Value: int64(len(up)), Limit: int64(c.brokerMaxPacket),
+			Detail: "the PUBLISH as it would go upstream (value, bytes) is larger than the upstream broker's Maximum Packet Size (limit): " +
+				"raise the broker's limit (mosquitto: max_packet_size) or keep broker.max_packet_size below it"}
+		c.p.waf.Record(mqttwaf.StagePublish, &c.client, "", "", p.topic, len(p.payload), v)
+		return c.refusePublish(&p, v)
 	}
 	if p.retain {
 		// The retained budgets (rates.retained) count what the broker now
@@ -89,10 +116,10 @@ func (c *conn) clientPublish(pkt []byte) bool {
 		}
 		c.p.waf.Retained(&c.client, p.topic, size)
 	}
-	if out == nil && !aliased {
-		return c.relayUp(pkt) == nil // byte for byte
+	if c.translated() {
+		return c.sendUp(p.qos, up)
 	}
-	return c.relayUp(p.encode(c.ver)) == nil
+	return c.relayUp(up) == nil
 }
 
 // resolveAlias replaces a client's topic alias with its topic (MQTT 5
@@ -138,9 +165,9 @@ func (c *conn) refusePublish(p *publish, v mqttwaf.Verdict) bool {
 		return false
 	case mqttwaf.Reject:
 		if c.ver == mqttwaf.MQTT5 && p.qos > 0 {
-			typ := byte(typePuback)
+			typ := byte(frame.TypePuback)
 			if p.qos == 2 {
-				typ = typePubrec // ends the exchange: no PUBREL follows an error PUBREC
+				typ = frame.TypePubrec // ends the exchange: no PUBREL follows an error PUBREC
 			}
 			return c.writeClient(ack(c.ver, typ, p.id, byte(v.Code.For(mqttwaf.InPuback)))) == nil
 		}
@@ -151,16 +178,16 @@ func (c *conn) refusePublish(p *publish, v mqttwaf.Verdict) bool {
 	}
 	// Drop, and Reject where the client cannot be told: acknowledged,
 	// neither delivered nor retained.
-	return c.absorb(&c.inQoS2, p, c.writeClient)
+	return c.absorb(&c.inQoS2, p, c.ver, c.writeClient)
 }
 
 // absorb acknowledges p, which the proxy refused in place of its receiver,
-// to its sender (write). A QoS 2 packet id goes into *set, so that the
+// to its sender (write, which speaks version ver). A QoS 2 packet id goes into *set, so that the
 // sender's PUBREL is answered by the proxy too (owned).
-func (c *conn) absorb(set *map[uint16]bool, p *publish, write func([]byte) error) bool {
+func (c *conn) absorb(set *map[uint16]bool, p *publish, ver byte, write func([]byte) error) bool {
 	switch p.qos {
 	case 1:
-		return write(ack(c.ver, typePuback, p.id, 0)) == nil
+		return write(ack(ver, frame.TypePuback, p.id, 0)) == nil
 	case 2:
 		c.mu.Lock()
 		if *set == nil {
@@ -168,7 +195,7 @@ func (c *conn) absorb(set *map[uint16]bool, p *publish, write func([]byte) error
 		}
 		(*set)[p.id] = true
 		c.mu.Unlock()
-		return write(ack(c.ver, typePubrec, p.id, 0)) == nil
+		return write(ack(ver, frame.TypePubrec, p.id, 0)) == nil
 	}
 	return true
 }
@@ -238,10 +265,10 @@ func (c *conn) clientSubscribe(pkt []byte) bool {
 		c.subacks[s.id] = codes
 	}
 	c.mu.Unlock()
-	if refused == 0 {
+	if refused == 0 && !c.translated() {
 		return c.relayUp(pkt) == nil // byte for byte
 	}
-	return c.relayUp(s.encode(c.ver, keep)) == nil
+	return c.relayUp(s.encode(c.upVer, keep)) == nil
 }
 
 // fromBroker relays the broker's packets to the client until either side
@@ -261,23 +288,38 @@ func (c *conn) fromBroker() {
 			return
 		}
 		switch pkt[0] >> 4 {
-		case typePublish:
+		case frame.TypePublish:
 			if !c.delivery(pkt) {
 				return
 			}
 			continue
-		case typeSuback:
+		case frame.TypeSuback:
 			pkt = c.brokerSuback(pkt)
-		case typePubrel:
+		case frame.TypePubrel:
 			if id, ours := c.owned(c.outQoS2, pkt); ours { // a delivery the proxy refused: the client never saw it
-				if c.writeUp(ack(c.ver, typePubcomp, id, 0)) != nil {
+				if c.writeUp(ack(c.upVer, frame.TypePubcomp, id, 0)) != nil {
 					return
 				}
 				continue
 			}
-		case typeDisconnect:
-			_ = c.writeClient(pkt)
+		case frame.TypePuback, frame.TypePubrec, frame.TypePubcomp:
+			if c.translated() && !c.brokerAck(pkt) {
+				return
+			}
+		case frame.TypePingresp:
+			if c.ownPing() {
+				continue
+			}
+		case frame.TypeDisconnect:
+			if !c.translated() {
+				_ = c.writeClient(withoutServerReference(pkt))
+			} // else a 3.1.1 client has no DISCONNECT from the server: the connection just ends
 			return
+		}
+		if c.translated() {
+			if pkt, err = downgrade(c.ver, pkt); err != nil || pkt == nil {
+				return // AUTH, which a 3.1.1 client cannot take
+			}
 		}
 		if c.relayClient(pkt) != nil {
 			return
@@ -289,7 +331,7 @@ func (c *conn) fromBroker() {
 // the broker delivers. A refused delivery is acknowledged upstream by the
 // proxy and never reaches the client.
 func (c *conn) delivery(pkt []byte) bool {
-	p, err := decodePublish(c.ver, pkt)
+	p, err := decodePublish(c.upVer, pkt)
 	if err != nil {
 		return false
 	}
@@ -301,11 +343,11 @@ func (c *conn) delivery(pkt []byte) bool {
 		return false
 	}
 	if v := c.p.waf.Deliver(&c.client, p.topic); v.Blocked() {
-		return c.absorb(&c.outQoS2, &p, c.writeUp)
+		return c.absorb(&c.outQoS2, &p, c.upVer, c.writeUp)
 	}
 	msg := p.message()
 	view, changed := c.p.waf.ViewMessage(&c.client, &msg)
-	if !changed && p.alias == 0 {
+	if !changed && p.alias == 0 && !c.translated() {
 		return c.relayClient(pkt) == nil // byte for byte
 	}
 	p.payload, p.props = view.Payload, view.Props
@@ -316,7 +358,7 @@ func (c *conn) delivery(pkt []byte) bool {
 // brokerSuback merges the broker's codes for the filters the proxy sent
 // with the proxy's own for the filters it refused.
 func (c *conn) brokerSuback(pkt []byte) []byte {
-	s, err := decodeSuback(c.ver, pkt)
+	s, err := decodeSuback(c.upVer, pkt)
 	if err != nil {
 		return pkt
 	}
@@ -340,5 +382,45 @@ func (c *conn) brokerSuback(pkt []byte) []byte {
 		}
 	}
 	s.codes = merged
-	return s.encode(c.ver)
+	return s.encode(c.upVer)
+}
+
+// ownPing reports whether a PINGRESP answers one of the proxy's own pings
+// (pinger), which the client must not see.
+func (c *conn) ownPing() bool {
+	for {
+		n := c.pings.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.pings.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// withinBroker holds a client's PUBLISH to the broker's Maximum QoS and
+// Retain Available (its CONNACK). The broker would disconnect the client
+// for either; the proxy does it first, before the publish rules count the
+// message, and records why.
+func (c *conn) withinBroker(p *publish) bool {
+	switch {
+	case p.qos > c.maxQoS:
+		c.beyondBroker(p, "qos_not_supported", 0x9B, "a PUBLISH at QoS "+strconv.Itoa(int(p.qos))+
+			" is above the upstream broker's Maximum QoS "+strconv.Itoa(int(c.maxQoS))+
+			": publish at a lower QoS, or raise the broker's maximum (mosquitto: max_qos)")
+		return false
+	case p.retain && c.noRetain:
+		c.beyondBroker(p, "retain_not_supported", 0x9A, "a retained PUBLISH, but the upstream broker does not "+
+			"keep retained messages (Retain Available 0): publish without retain, or enable it on the broker "+
+			"(mosquitto: retain_available true)")
+		return false
+	}
+	return true
+}
+
+func (c *conn) beyondBroker(p *publish, reason string, code mqttwaf.ReasonCode, detail string) {
+	c.p.waf.Record(mqttwaf.StagePublish, &c.client, "", "", p.topic, len(p.payload), mqttwaf.Verdict{Action: mqttwaf.Disconnect,
+		Rule: "proxy.upstream", Reason: reason, Code: code, Detail: detail})
+	c.kick(code)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/testpki"
 )
 
@@ -55,21 +56,21 @@ roles:
 	if err != nil {
 		t.Fatalf("dev3 with its certificate: %v", err)
 	}
-	dev3.subscribe(t, 1, "dev/dev3/#")
-	if res, err := dev3.publish(t, &paho.Publish{Topic: "dev/dev4/x", QoS: 1, Payload: []byte("no")}); err == nil && res.ReasonCode != 0x87 {
+	subscribe5(t, dev3, 1, "dev/dev3/#")
+	if res, err := publish5(t, dev3, &paho.Publish{Topic: "dev/dev4/x", QoS: 1, Payload: []byte("no")}); err == nil && res.ReasonCode != 0x87 {
 		t.Fatalf("dev3 publishing as dev4: %+v", res)
 	}
-	if _, err := dev3.publish(t, &paho.Publish{Topic: "dev/dev3/x", QoS: 1, Payload: []byte("mine")}); err != nil {
+	if _, err := publish5(t, dev3, &paho.Publish{Topic: "dev/dev3/x", QoS: 1, Payload: []byte("mine")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, dev3.msgs, 5*time.Second); string(m.Payload) != "mine" {
+	if m := expectMsg(t, dev3.Msgs, 5*time.Second); string(m.Payload) != "mine" {
 		t.Fatalf("got %q", m.Payload)
 	}
-	if e, ok := ev.find("acl", ""); !ok || e.Username != "dev3" {
+	if e, ok := ev.Find("acl", ""); !ok || e.Username != "dev3" {
 		t.Fatalf("acl event %+v: want identity dev3", e)
 	}
-	if c, err := dial(""); err == nil || c.connack == nil || c.connack.ReasonCode < 0x80 {
-		t.Fatalf("no certificate, anonymous never: %v %+v", err, c.connack)
+	if c, err := dial(""); err == nil || c.Connack == nil || c.Connack.ReasonCode < 0x80 {
+		t.Fatalf("no certificate, anonymous never: %v %+v", err, c.Connack)
 	}
 }
 
@@ -81,10 +82,10 @@ func TestWills(t *testing.T) {
 	up := startMosquitto(t)
 	px, _ := startProxy(t, "", up, nil)
 	watcher := mustV5(t, up, "watcher", "", "")
-	watcher.subscribe(t, 1, "#")
+	subscribe5(t, watcher, 1, "#")
 
-	if c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "w1", CleanStart: true, WillMessage: &paho.WillMessage{Topic: "secret/will", Payload: []byte("x")}}); err == nil || c.connack == nil || c.connack.ReasonCode != 0x87 {
-		t.Fatalf("forbidden will: %v %+v, want CONNACK 0x87", err, c.connack)
+	if c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "w1", CleanStart: true, WillMessage: &paho.WillMessage{Topic: "secret/will", Payload: []byte("x")}}); err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x87 {
+		t.Fatalf("forbidden will: %v %+v, want CONNACK 0x87", err, c.Connack)
 	}
 	vanish := func(id, payload string) {
 		t.Helper()
@@ -92,13 +93,13 @@ func TestWills(t *testing.T) {
 		cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 30, clientID: id,
 			will: true, willQoS: 1, willTopic: "guest/" + id + "/will", willPayload: []byte(payload)}
 		c.send(t, cp.encode())
-		if pk := c.next(t); pk[0]>>4 != typeConnack || pk[3] != 0 {
+		if pk := c.next(t); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 			t.Fatalf("CONNACK %x", pk)
 		}
 		_ = c.c.Close() // no DISCONNECT: the broker sends the will, unless the proxy stops it
 	}
 	vanish("w2", "gone")
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Topic != "guest/w2/will" || string(m.Payload) != "gone" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); m.Topic != "guest/w2/will" || string(m.Payload) != "gone" {
 		t.Fatalf("got %q %q, want w2's will", m.Topic, m.Payload)
 	}
 	// A will checked at CONNECT, refused when sent: the policy changed.
@@ -106,7 +107,7 @@ func TestWills(t *testing.T) {
 	cp := connect{protoName: "MQTT", level: 5, clean: true, keepalive: 30, clientID: "w3",
 		will: true, willQoS: 1, willTopic: "guest/w3/will", willPayload: []byte("stale")}
 	c.send(t, cp.encode())
-	if pk := c.next(t); pk[0]>>4 != typeConnack || pk[3] != 0 {
+	if pk := c.next(t); pk[0]>>4 != frame.TypeConnack || pk[3] != 0 {
 		t.Fatalf("CONNACK %x", pk)
 	}
 	p, err := mqttwaf.ParsePolicy([]byte("roles: {guest: {publish: ['guest/{clientid}/data/#'], subscribe: ['guest/#']}}\n"), "reload.yaml")
@@ -126,10 +127,10 @@ func TestWills(t *testing.T) {
 			t.Fatal("w3's connection still open")
 		}
 	}
-	if _, err := watcher.publish(t, &paho.Publish{Topic: "marker", QoS: 1, Payload: []byte("end")}); err != nil {
+	if _, err := publish5(t, watcher, &paho.Publish{Topic: "marker", QoS: 1, Payload: []byte("end")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, watcher.msgs, 5*time.Second); m.Topic != "marker" {
+	if m := expectMsg(t, watcher.Msgs, 5*time.Second); m.Topic != "marker" {
 		t.Fatalf("got %q %q before the marker: a refused will was published", m.Topic, m.Payload)
 	}
 }
@@ -157,7 +158,7 @@ func TestSessionResumptionAndKeepalive(t *testing.T) {
 		t.Fatalf("CONNACK properties %v: want Server Keep Alive 1200 (keepalive 0 clamped to connections.max_keepalive)", ca.props)
 	}
 	c.send(t, rawSubscribe(5, 1, "guest/#", 1))
-	if pk := c.next(t); pk[0]>>4 != typeSuback {
+	if pk := c.next(t); pk[0]>>4 != frame.TypeSuback {
 		t.Fatalf("want SUBACK, got %x", pk)
 	}
 	c.send(t, disconnect(5, 0))
@@ -170,7 +171,7 @@ func TestSessionResumptionAndKeepalive(t *testing.T) {
 		}
 	}
 	direct := mustV5(t, up, "direct", "", "")
-	if _, err := direct.publish(t, &paho.Publish{Topic: "guest/direct/q", QoS: 1, Payload: []byte("while away")}); err != nil {
+	if _, err := publish5(t, direct, &paho.Publish{Topic: "guest/direct/q", QoS: 1, Payload: []byte("while away")}); err != nil {
 		t.Fatal(err)
 	}
 	c, ca = open(false)
@@ -193,7 +194,7 @@ func TestCloseTellsClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case d := <-c.discon:
+	case d := <-c.Discon:
 		if d.ReasonCode != 0x8B {
 			t.Fatalf("DISCONNECT 0x%02X, want 0x8B", d.ReasonCode)
 		}
@@ -233,8 +234,8 @@ roles: {device: {publish: ["dev/{username}/#"], subscribe: ["dev/{username}/#"]}
 	}
 	px, _ := startProxyWith(t, p, up, nil)
 	first := mustV5(t, px.Addr(), "shared", "a", secretA)
-	if c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "shared", Username: "b", Password: []byte(secretB), CleanStart: true}); err == nil || c.connack == nil || c.connack.ReasonCode != 0x85 {
-		t.Fatalf("b taking over a's client ID: %v %+v, want CONNACK 0x85", err, c.connack)
+	if c, err := dialV5(t, px.Addr(), &paho.Connect{ClientID: "shared", Username: "b", Password: []byte(secretB), CleanStart: true}); err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x85 {
+		t.Fatalf("b taking over a's client ID: %v %+v, want CONNACK 0x85", err, c.Connack)
 	}
 	mustV5(t, px.Addr(), "shared", "a", secretA)
 	select {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 
 	"github.com/gorilla/websocket"
 
@@ -60,7 +59,7 @@ func (c *conn) upgrade(stream net.Conn) net.Conn {
 	// A WebSocket message carries MQTT packets; one far larger than the
 	// largest packet is refused by gorilla before it is buffered.
 	ws.SetReadLimit(int64(2*c.lim().MaxPacketSize) + 1024)
-	return &wsConn{Conn: stream, c: ws}
+	return mqttwaf.WebSocketConn(ws)
 }
 
 // hijacker is the http.ResponseWriter gorilla upgrades through: the
@@ -91,59 +90,4 @@ func (h *hijacker) refuse(status int) {
 	}
 	_, _ = fmt.Fprintf(h.conn, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n%sContent-Length: %s\r\n\r\n%s",
 		status, text, extra, strconv.Itoa(len(text)), text)
-}
-
-// wsConn presents a WebSocket as the byte stream MQTT is read from: binary
-// messages, their boundaries ignored (a packet may span several).
-type wsConn struct {
-	net.Conn // the socket under it, for addresses and deadlines
-	c        *websocket.Conn
-	r        io.Reader  // the current message, or nil
-	wmu      sync.Mutex // gorilla allows one writer at a time
-}
-
-func (ws *wsConn) Read(p []byte) (int, error) {
-	for {
-		if ws.r == nil {
-			op, r, err := ws.c.NextReader()
-			if err != nil {
-				return 0, deadlineError(err)
-			}
-			if op != websocket.BinaryMessage {
-				return 0, errors.New("websocket: MQTT needs binary messages")
-			}
-			ws.r = r
-		}
-		n, err := ws.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			ws.r = nil // this message is done; the stream goes on in the next
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, deadlineError(err)
-	}
-}
-
-// Write sends p as one binary message (the proxy writes whole packets).
-func (ws *wsConn) Write(p []byte) (int, error) {
-	ws.wmu.Lock()
-	defer ws.wmu.Unlock()
-	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (ws *wsConn) Close() error { return ws.c.Close() }
-
-// deadlineError restores os.ErrDeadlineExceeded, which gorilla hides in its
-// own error type, so a deadline is reported as connect_timeout.
-func deadlineError(err error) error {
-	var ne net.Error
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
-	}
-	return err
 }

@@ -7,6 +7,9 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/gorilla/websocket"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/frame"
 )
 
 // MQTT over WebSocket through the proxy: a device (no Origin) connects and
@@ -23,21 +26,21 @@ func TestWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := connectV5(t, &wsConn{Conn: ws.UnderlyingConn(), c: ws}, &paho.Connect{ClientID: "wsdev", CleanStart: true})
+	c, err := connectV5(t, mqttwaf.WebSocketConn(ws), &paho.Connect{ClientID: "wsdev", CleanStart: true})
 	if err != nil {
 		t.Fatalf("MQTT over WebSocket: %v", err)
 	}
-	c.subscribe(t, 1, "guest/#")
-	if _, err := c.publish(t, &paho.Publish{Topic: "guest/wsdev/x", QoS: 1, Payload: []byte("over ws")}); err != nil {
+	subscribe5(t, c, 1, "guest/#")
+	if _, err := publish5(t, c, &paho.Publish{Topic: "guest/wsdev/x", QoS: 1, Payload: []byte("over ws")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := expectMsg(t, c.msgs, 5*time.Second); string(m.Payload) != "over ws" {
+	if m := expectMsg(t, c.Msgs, 5*time.Second); string(m.Payload) != "over ws" {
 		t.Fatalf("got %q", m.Payload)
 	}
 	if _, resp, err := dial(http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign origin: %v %v, want HTTP 403", err, resp)
 	}
-	ev.wait(t, "connections.websocket", "", 5*time.Second)
+	ev.Wait(t, "connections.websocket", "", 5*time.Second)
 	resp, err := http.Get("http://" + px.Addr() + "/mqtt")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +49,7 @@ func TestWebSocket(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("plain GET: HTTP %d, want 400", resp.StatusCode)
 	}
-	ev.wait(t, "connections.protocol", "no_websocket_upgrade", 5*time.Second)
+	ev.Wait(t, "connections.protocol", "no_websocket_upgrade", 5*time.Second)
 }
 
 // A subscriber that stops reading is disconnected after
@@ -57,7 +60,7 @@ func TestStalledSubscriber(t *testing.T) {
 	px, ev := startProxy(t, "broker: {write_timeout: 1s}\n", up, nil)
 	stuck := rawClient(t, px.Addr(), 5, "stuck")
 	stuck.send(t, rawSubscribe(5, 1, "guest/#", 0))
-	if pk := stuck.next(t); pk[0]>>4 != typeSuback {
+	if pk := stuck.next(t); pk[0]>>4 != frame.TypeSuback {
 		t.Fatalf("want SUBACK, got %x", pk)
 	}
 	// stuck reads nothing from here on.
@@ -65,13 +68,13 @@ func TestStalledSubscriber(t *testing.T) {
 	payload := make([]byte, 200<<10)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, ok := ev.find("broker.write_timeout", "write_timeout"); ok {
+		if _, ok := ev.Find("broker.write_timeout", "write_timeout"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no broker.write_timeout event")
 		}
-		if _, err := pub.publish(t, &paho.Publish{Topic: "guest/flood/x", QoS: 0, Payload: payload}); err != nil {
+		if _, err := publish5(t, pub, &paho.Publish{Topic: "guest/flood/x", QoS: 0, Payload: payload}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -93,8 +93,9 @@ type Backend struct {
 
 	startOnce sync.Once
 
-	psMu sync.Mutex
-	ps   *redis.PubSub
+	psMu    sync.Mutex
+	ps      *redis.PubSub
+	closing bool // Close was called
 }
 
 // Open returns a Backend; Start starts it. It does not wait for Redis: a node whose Redis is
@@ -160,8 +161,10 @@ func (b *Backend) Close() error {
 	}
 	close(b.stop)
 	b.psMu.Lock()
+	b.closing = true // a connect under way must not start a listener now
 	if b.ps != nil {
 		_ = b.ps.Close()
+		b.ps = nil
 	}
 	b.psMu.Unlock()
 	b.done.Wait()
@@ -315,9 +318,14 @@ func (b *Backend) connect() error {
 		return err
 	}
 	b.psMu.Lock()
+	if b.closing {
+		b.psMu.Unlock()
+		_ = ps.Close()
+		return errors.New("closed")
+	}
 	b.ps = ps
+	b.done.Add(1) // before Close can wait: it takes psMu first
 	b.psMu.Unlock()
-	b.done.Add(1)
 	go b.listen(ps)
 	for _, bl := range b.banLists() {
 		if err := bl.flush(); err != nil {

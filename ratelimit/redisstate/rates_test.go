@@ -15,7 +15,7 @@ func openNodes(t *testing.T, srv *redistest.Server, n int) []*Backend {
 	t.Helper()
 	var nodes []*Backend
 	for range n {
-		b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":"})
+		b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second}) // a loaded machine is not an outage
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,5 +120,26 @@ func TestWindowLoneNodeNotPenalised(t *testing.T) {
 	// headroom for good loses 44 and more.
 	if refused > limit*9/10/10 {
 		t.Fatalf("%d of %d refused: a node alone on a key is held below its limit", refused, admitted+refused)
+	}
+}
+
+// TestCloseWhileReconnecting: Close returns whatever the backend is doing
+// (connecting, subscribing, syncing), so a WAF's Stop never hangs.
+func TestCloseWhileReconnecting(t *testing.T) {
+	srv := redistest.Start(t)
+	for i := range 20 {
+		b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:close:", SyncInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Start()
+		time.Sleep(time.Duration(i) * time.Millisecond) // Close at a different point of the loop each time
+		done := make(chan struct{})
+		go func() { _ = b.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Close did not return (iteration %d)", i)
+		}
 	}
 }

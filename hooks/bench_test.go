@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate/redistest"
 )
 
 // benchPublishers is how many clients publish concurrently in the broker
@@ -240,6 +242,28 @@ const benchRates = `rates:
 func BenchmarkBrokerThroughput(b *testing.B) {
 	compareBrokers(b, []string{"plain", "hardened"},
 		[]string{startPlainBroker(b), startBroker(b, benchRates, brokerOpts{bench: true}).addr})
+}
+
+// BenchmarkBrokerState compares the hardened broker (the throughput
+// benchmark's policy) with its state in memory and in a real redis-server
+// on loopback (state.backend: redis: every rate counted locally and
+// synced every 100 ms, bans and budgets shared), in one run:
+//
+//	flock /work/bench.lock go test -run '^$' -bench BrokerState -benchtime 40000x -count 5 ./hooks/
+func BenchmarkBrokerState(b *testing.B) {
+	srv := redistest.Start(b)
+	shared := startBroker(b, benchRates+fmt.Sprintf("state: {backend: redis, redis: {address: %q}}\n", srv.Addr()), brokerOpts{bench: true})
+	b.Cleanup(func() { _ = shared.waf.Stop() })
+	for !shared.waf.State().Up {
+		time.Sleep(10 * time.Millisecond)
+	}
+	compareBrokers(b, []string{"memory", "redis"}, []string{
+		startBroker(b, benchRates, brokerOpts{bench: true}).addr,
+		shared.addr,
+	})
+	if !shared.waf.State().Up {
+		b.Fatal("redis went away during the benchmark")
+	}
 }
 
 // BenchmarkBrokerSplit splits the default policy's cost in

@@ -329,13 +329,25 @@ func asV5(c *mqtttest.V5) *v5 {
 // returns the CONNACK's reason code (0 when admitted, then disconnects).
 func connectCode(t testing.TB, addr, user, pass string) byte {
 	t.Helper()
-	c, err := dialV5(t, addr, &paho.Connect{ClientID: user, Username: user, Password: []byte(pass), PasswordFlag: true, CleanStart: true})
+	return connackOf(t, addr, user, user, pass)
+}
+
+// connackOf connects (MQTT 5) as clientID, with user and pass if not
+// empty, and returns the CONNACK's reason code (0 when admitted, then
+// disconnects).
+func connackOf(t testing.TB, addr, clientID, user, pass string) byte {
+	t.Helper()
+	cp := &paho.Connect{ClientID: clientID, Username: user, CleanStart: true}
+	if pass != "" {
+		cp.Password, cp.PasswordFlag = []byte(pass), true
+	}
+	c, err := dialV5(t, addr, cp)
 	if err == nil {
 		_ = c.Disconnect(&paho.Disconnect{})
 		return 0
 	}
 	if c.connack == nil {
-		t.Fatalf("%s: no CONNACK: %v", user, err)
+		t.Fatalf("%s: no CONNACK: %v", clientID, err)
 	}
 	return c.connack.ReasonCode
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/ratelimit"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate"
 )
 
 // lockouts stops password guessing: failed authentications are counted per
@@ -22,10 +23,15 @@ import (
 type lockouts struct {
 	userFailures *ratelimit.Counter
 	addrFailures *ratelimit.Counter
-	bans         *ratelimit.BanList
+	bans         banStore
 	perUsername  bool
 	addrs        addressing
 	now          func() time.Time
+	// shared counts failures across nodes (state.backend redis); nil
+	// otherwise. window and the limits are the counters' own.
+	shared                     *redisstate.Backend
+	window                     time.Duration
+	maxFailures, maxPerAddress int
 }
 
 func newLockouts(p LockoutPolicy, addrs addressing, now func() time.Time) (*lockouts, error) {
@@ -48,7 +54,8 @@ func newLockouts(p LockoutPolicy, addrs addressing, now func() time.Time) (*lock
 		return nil, err
 	}
 	return &lockouts{userFailures: userFailures, addrFailures: addrFailures, bans: bans,
-		perUsername: p.PerUsername != "off", addrs: addrs, now: now}, nil
+		perUsername: p.PerUsername != "off", addrs: addrs, now: now,
+		window: p.Window.D(), maxFailures: p.MaxFailures, maxPerAddress: p.MaxFailuresPerAddress}, nil
 }
 
 // check returns a Ban verdict if c's IP or user name is locked out.
@@ -84,16 +91,33 @@ func (l *lockouts) check(c *Client) (Verdict, bool) {
 // many user names from one address (max_failures_per_address / max_failures
 // of them at least). With per_username off nothing else stops a guesser on
 // one name, so every failure counts against the address.
-func (l *lockouts) failed(c *Client) {
+//
+// known says the user name is in the credentials file: only those are
+// counted per user name in the shared state (state.backend redis), so a
+// guesser inventing user names cannot grow Redis; an unknown user name has
+// nothing to protect, and its failures still count per address there and
+// per user name on this node.
+func (l *lockouts) failed(c *Client, known bool) {
 	now := l.now()
 	toAddress := true
-	if l.perUsername && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue &&
-		!l.userFailures.AllowN(now, c.Username, 1) {
-		toAddress = false
-		_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
+	// With a shared state every failure is counted on both sides: the
+	// local count decides alone while Redis does not answer, and the
+	// shared one sees failures spread over several nodes. (Both are
+	// evaluated: a local count over the limit must not skip the shared
+	// count, which the other nodes rely on.)
+	if l.perUsername && c.Username != "" && len(c.Username) <= ratelimit.MaxTargetValue {
+		overLocal := !l.userFailures.AllowN(now, c.Username, 1)
+		if overShared := known && l.sharedFailure(now, "fail:user", c.Username, l.maxFailures); overLocal || overShared {
+			toAddress = false
+			_, _ = l.bans.Strike(now, ratelimit.UsernameTarget(c.Username), "authentication_failures")
+		}
 	}
-	if n := l.addrs.network(c.RemoteIP); toAddress && n.IsValid() && !l.addrFailures.AllowN(now, l.addrs.key(c.RemoteIP), 1) {
-		_, _ = l.bans.Strike(now, ratelimit.PrefixTarget(n), "authentication_failures")
+	if n := l.addrs.network(c.RemoteIP); toAddress && n.IsValid() {
+		k := l.addrs.key(c.RemoteIP)
+		overLocal := !l.addrFailures.AllowN(now, k, 1)
+		if overShared := l.sharedFailure(now, "fail:addr", k, l.maxPerAddress); overLocal || overShared {
+			_, _ = l.bans.Strike(now, ratelimit.PrefixTarget(n), "authentication_failures")
+		}
 	}
 }
 
@@ -147,14 +171,6 @@ func (o operatorLockouts) List(now time.Time) ([]ratelimit.Ban, error) { return 
 
 func (o operatorLockouts) Remove(t ratelimit.Target) (bool, error) {
 	ok, err := o.l.bans.Remove(t)
-	o.l.bans.Forgive(t)
-	switch t.Kind {
-	case ratelimit.KindUsername:
-		o.l.userFailures.Reset(t.Value)
-	case ratelimit.KindIP:
-		if n := o.l.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
-			o.l.addrFailures.Reset(o.l.addrs.key(t.Prefix.Addr()))
-		}
-	}
+	o.l.forgive(t)
 	return ok, err
 }

@@ -57,6 +57,9 @@ type Policy struct {
 	Rates RatesPolicy `yaml:"rates" json:"rates"`
 	// Redaction holds what all payload redaction rule sets share.
 	Redaction RedactionPolicy `yaml:"redaction" json:"redaction"`
+	// State says where bans, lockouts, budgets and rates live: in memory
+	// (default) or in Redis, shared by several nodes. Needs a restart.
+	State StatePolicy `yaml:"state" json:"state"`
 
 	// baseDir is the directory relative file names in the policy are
 	// resolved against (the policy file's own directory).
@@ -442,6 +445,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&p.Events.Level, "info")
 	setDefault(&p.Events.Format, "json")
 	setDefault(&p.Events.MaxPerSecond, 100)
+	p.State.applyDefaults()
 
 	b := &p.Broker
 	setDefault(&b.MaxPacketSize, 256<<10)
@@ -618,6 +622,7 @@ func (p *Policy) validate() error {
 	fe.oneOf("events.level", p.Events.Level, "info", "warn")
 	fe.oneOf("events.format", p.Events.Format, "json", "ecs")
 	fe.intRange("events.max_per_second", int64(p.Events.MaxPerSecond), 1, 1_000_000)
+	p.State.validate(&fe)
 
 	b := p.Broker
 	fe.intRange("broker.max_packet_size", int64(b.MaxPacketSize), 64, 256<<20) // MQTT's own ceiling is 256 MiB

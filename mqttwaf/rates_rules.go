@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mqttwaf/mqttwaf/ratelimit"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate"
 )
 
 // clientKeys are the strings a client's limits are keyed by, built once at
@@ -51,10 +52,15 @@ type rateState struct {
 	violations, disconnects                                   *ratelimit.Counter
 	newIDs, newTopics                                         *ratelimit.Novelty
 	retained                                                  *retainedTable // the WAF's, shared by every rateState
+	// shared is the Redis backend (state.backend redis), nil for memory;
+	// sharedRates are the publish rates it shares.
+	shared      *redisstate.Backend
+	sharedRates *sharedRates
 }
 
-func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable) (*rateState, error) {
-	st := &rateState{policy: r, addrs: addrs, retained: retained}
+func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable, shared *redisstate.Backend) (*rateState, error) {
+	st := &rateState{policy: r, addrs: addrs, retained: retained, shared: shared,
+		sharedRates: newSharedRates(shared, r)}
 	var firstErr error
 	lim := func(rate Rate, burst int) *ratelimit.Limiter {
 		l, err := ratelimit.NewLimiter(ratelimit.LimiterOptions{Rate: rate, Burst: burst, MaxKeys: r.MaxKeys})
@@ -106,14 +112,21 @@ func (s *state) ratesFor(r RatesPolicy) (*rateState, error) {
 	if running != nil && reflect.DeepEqual(running.policy, r) {
 		return running, nil
 	}
-	return newRateState(r, s.addrs, &s.retained)
+	return newRateState(r, s.addrs, &s.retained, s.shared)
 }
 
 // commitRates makes rs the running rate state.
 func (s *state) commitRates(rs *rateState) {
 	s.ratesMu.Lock()
+	old := s.rates
 	s.rates = rs
 	s.ratesMu.Unlock()
+	if s.shared != nil && old != rs {
+		if old != nil {
+			s.shared.Untrack(old.sharedRates.windows()...)
+		}
+		s.shared.Track(rs.sharedRates.windows()...)
+	}
 }
 
 func (s *state) currentRates() *rateState {
@@ -125,7 +138,7 @@ func (s *state) currentRates() *rateState {
 // banCheck refuses CONNECTs from banned client IDs, user names and
 // addresses (CONNACK 0x8A), first of all connect rules.
 type banCheck struct {
-	bans *ratelimit.BanList
+	bans banStore
 	now  func() time.Time
 }
 
@@ -209,12 +222,15 @@ func (r *flapping) CheckConnect(c *Connect) Verdict {
 	ip := cl.limitKeys(r.st.addrs).ip
 	limit := float64(r.st.policy.Flapping.Connects.N)
 	v := Verdict{Action: Ban, Reason: "flapping", Code: CodeBanned}
+	// With a shared state each count is kept locally (what decides while
+	// Redis is away) and across nodes; either over its threshold bans.
+	sh := r.st.sharedRates
 	switch {
-	case r.st.flapClient.AddN(now, cl.ID, 1) > limit:
+	case r.st.flapClient.AddN(now, cl.ID, 1) > limit || sh.over(flapClientWin, now, cl.ID, limit):
 		v.BanKeys = BanClientID
-	case cl.Username != "" && r.st.flapUser.AddN(now, cl.Username, 1) > limit:
+	case cl.Username != "" && (r.st.flapUser.AddN(now, cl.Username, 1) > limit || sh.over(flapUserWin, now, cl.Username, limit)):
 		v.BanKeys = BanUsername
-	case ip != "" && r.st.flapIP.AddN(now, ip, 1) > float64(r.st.policy.Flapping.PerIP.N):
+	case ip != "" && (r.st.flapIP.AddN(now, ip, 1) > float64(r.st.policy.Flapping.PerIP.N) || sh.over(flapIPWin, now, ip, float64(r.st.policy.Flapping.PerIP.N))):
 		v.BanKeys = BanIP
 	default:
 		return Verdict{}
@@ -249,7 +265,12 @@ func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
 		}
 		budgets = append(budgets, ratelimit.Budget{Group: "p:" + prefix, Limit: int(n.PerPrefix.N)})
 	}
-	if !r.st.newIDs.Allow(r.now(), cl.ID, budgets...) {
+	now := r.now()
+	allowed, answered := r.shared(now, cl.ID, budgets)
+	if !answered {
+		allowed = r.st.newIDs.Allow(now, cl.ID, budgets...)
+	}
+	if !allowed {
 		return Deny("", "new_client_id_budget", CodeQuotaExceeded)
 	}
 	return Verdict{}
@@ -286,6 +307,12 @@ func (r *publishRates) CheckPublish(p *Publish) Verdict {
 		reason = "ip_message_rate"
 	case k.ip != "" && !st.ipBytes.AllowN(now, k.ip, n):
 		reason = "ip_byte_rate"
+	case st.sharedRates != nil:
+		reason = st.sharedRates.check(now, p.Client.Username, k.ip, n)
+		if reason != "" {
+			break
+		}
+		fallthrough
 	default:
 		for i, ts := range r.topics {
 			for _, t := range ts {
@@ -340,7 +367,14 @@ func (r *newTopics) CheckPublish(p *Publish) Verdict {
 		}
 	}
 	key := k.identity + "\x00" + topic
-	if !r.st.newTopics.Allow(r.now(), key, ratelimit.Budget{Group: k.identity, Limit: int(r.st.policy.NewTopics.PerIdentity.N)}) {
+	now := r.now()
+	// With a shared state a topic new to this node is also counted against
+	// the identity's budget across nodes (a topic the identity used through
+	// another node counts again here: fail closed).
+	if sh := r.st.sharedRates; sh != nil && !r.st.newTopics.Seen(now, key) && !sh.newTopics.AllowN(now, k.identity, 1) {
+		return Deny("", "new_topic_budget", CodeQuotaExceeded)
+	}
+	if !r.st.newTopics.Allow(now, key, ratelimit.Budget{Group: k.identity, Limit: int(r.st.policy.NewTopics.PerIdentity.N)}) {
 		return Deny("", "new_topic_budget", CodeQuotaExceeded)
 	}
 	k.recent[k.next] = topic

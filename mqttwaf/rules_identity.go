@@ -254,7 +254,7 @@ func (r *authenticate) external(c *Connect) Verdict {
 			Detail: "identity.external_role is not set: name the role of the clients your own authentication admits"}
 	}
 	if !c.Authenticate() {
-		r.lockouts.failed(cl)
+		r.lockouts.failed(cl, false)
 		return Verdict{Action: Reject, Reason: "bad_credentials", Code: CodeBadUsernameOrPassword,
 			Detail: "refused by the wrapped authentication hook"}
 	}
@@ -286,7 +286,7 @@ func (r *authenticate) password(c *Connect) Verdict {
 			detail = "wrong device secret"
 		}
 		v := Verdict{Action: Reject, Reason: "bad_credentials", Code: CodeBadUsernameOrPassword, Detail: detail}
-		r.lockouts.failed(cl)
+		r.lockouts.failed(cl, known)
 		return v
 	}
 	cl.Auth = AuthPassword

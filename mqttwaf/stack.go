@@ -157,14 +157,14 @@ func compose(layers []Layer) (*Policy, error) {
 		}
 	}
 	payloadsAdded := map[*Policy]bool{}
-	var setBy [3]string // mode, events, addresses
+	var setBy [4]string // mode, events, addresses, state
 	shared := func(i int, name string, set bool, apply func()) {
 		if !set {
 			return
 		}
 		if setBy[i] != "" && setBy[i] != name {
 			errs = append(errs, fmt.Errorf("mqttwaf: %s and %s both set the stack's %s: set it on one hook only",
-				setBy[i], name, [...]string{"mode", "events", "addresses"}[i]))
+				setBy[i], name, [...]string{"mode", "events", "addresses", "state"}[i]))
 			return
 		}
 		setBy[i] = name
@@ -182,6 +182,7 @@ func compose(layers []Layer) (*Policy, error) {
 		shared(0, name, p.Mode != "" && p.Mode != out.Mode, func() { out.Mode = p.Mode })
 		shared(1, name, p.Events != (EventsPolicy{}) && p.Events != out.Events, func() { out.Events = p.Events })
 		shared(2, name, p.Addresses != (AddressesPolicy{}) && p.Addresses != out.Addresses, func() { out.Addresses = p.Addresses })
+		shared(3, name, p.State != (StatePolicy{}) && p.State != out.State, func() { out.State = p.State })
 		q := p.clone()
 		switch l.Protection {
 		case ProtectHardening:

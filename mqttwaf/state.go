@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqttwaf/mqttwaf/ratelimit"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate"
 )
 
 // state is what the WAF remembers across packets and across policy reloads.
@@ -19,7 +19,7 @@ type state struct {
 	claims    claimTable
 	lockouts  *lockouts
 	passwords *passwordChecker
-	bans      *ratelimit.BanList
+	bans      banStore
 	retained  retainedTable
 	// handshakes are the TLS handshake budgets (tls.go).
 	handshakes handshakeLimits
@@ -28,6 +28,11 @@ type state struct {
 
 	// reloadsOK and reloadsFailed count WAF.Reload calls, for operators.
 	reloadsOK, reloadsFailed atomic.Uint64
+
+	// statePolicy is the state section the WAF started with; shared is
+	// its Redis backend (nil for memory).
+	statePolicy StatePolicy
+	shared      *redisstate.Backend
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

@@ -66,6 +66,11 @@ type Options struct {
 	// second pseudonym would no longer join the first). Empty: a random key
 	// of this WAF, right for a broker that stores nothing.
 	ViewKey []byte
+	// LocalState runs the WAF on state in memory whatever the policy's
+	// state section says (the section is still validated): for dry runs
+	// and tools (wafcheck), which must neither spend nor change what
+	// several running nodes share.
+	LocalState bool
 }
 
 // New compiles p (nil means the default policy) into a WAF running every
@@ -116,8 +121,15 @@ func NewStack(layers []Layer, o Options) (*WAF, error) {
 	if w.st.bans, err = ratelimit.NewBanList(ratelimit.BanOptions{Duration: f.Ban.D(), MaxDuration: f.MaxBan.D(), MaxBans: f.MaxBanCount}); err != nil {
 		return nil, fmt.Errorf("mqttwaf: rates.flapping: %w", err)
 	}
+	if err := w.openState(full); err != nil {
+		return nil, fmt.Errorf("mqttwaf: %w", err)
+	}
 	if err := w.load(p); err != nil {
+		_ = w.Stop()
 		return nil, err
+	}
+	if w.st.shared != nil {
+		w.st.shared.Start()
 	}
 	return w, nil
 }
@@ -170,6 +182,9 @@ func (w *WAF) load(p *Policy) error {
 		return errors.Join(errors.New("mqttwaf: invalid policy"), err)
 	}
 	if err := w.st.addrs.checkUnchanged(q.Addresses); err != nil {
+		return err
+	}
+	if err := w.st.checkStateUnchanged(q.State); err != nil {
 		return err
 	}
 	out := &output{sink: w.opts.Sink, blocksOnly: q.Events.Level == "warn",
@@ -233,27 +248,14 @@ func (w *WAF) Bans() ratelimit.BanStore { return operatorBans{w.st.bans, w.st} }
 
 // operatorBans is the ban list as operators see it.
 type operatorBans struct {
-	*ratelimit.BanList
+	banStore
 	st *state
 }
 
 func (b operatorBans) Remove(t ratelimit.Target) (bool, error) {
-	ok, err := b.BanList.Remove(t)
-	b.BanList.Forgive(t)
-	if rs := b.st.currentRates(); rs != nil {
-		switch t.Kind {
-		case ratelimit.KindClientID:
-			rs.flapClient.Reset(t.Value)
-			rs.violations.Reset(t.Value)
-			rs.disconnects.Reset(t.Value)
-		case ratelimit.KindUsername:
-			rs.flapUser.Reset(t.Value)
-		case ratelimit.KindIP:
-			if n := b.st.addrs.network(t.Prefix.Addr()); n.Bits() >= t.Prefix.Bits() {
-				rs.flapIP.Reset(b.st.addrs.key(t.Prefix.Addr()))
-			}
-		}
-	}
+	ok, err := b.banStore.Remove(t)
+	b.banStore.Forgive(t)
+	b.st.forgiveBan(t)
 	return ok, err
 }
 

@@ -293,6 +293,21 @@ func (b *BanList) Add(now time.Time, ban Ban) error {
 	return err
 }
 
+// Merge sets ban unless t already has a ban that ends later (or never),
+// which then stays: the way a replica takes in a ban made elsewhere (a
+// shared store's copy), where two nodes may have banned the same target
+// for different lengths and the longer one wins.
+func (b *BanList) Merge(now time.Time, ban Ban) error {
+	if err := ban.Target.Validate(); err != nil {
+		return err
+	}
+	if !ban.Active(now) {
+		return nil
+	}
+	_, err := b.put(now, ban, true)
+	return err
+}
+
 // Remove lifts t's ban and reports whether there was one. t's strike record
 // stays, so a new offence still counts as a repeat; see Forgive.
 func (b *BanList) Remove(t Target) (bool, error) {

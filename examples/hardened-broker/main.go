@@ -118,6 +118,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return err
 	}
+	defer waf.Stop() // the shared state's connections (state.backend redis), after the server
 	// HardenedOptions sends mochi's own log lines to stderr as JSON too, at
 	// warning level, without the packet contents mochi attaches to them.
 	opts := hooks.HardenedOptions(policy)

@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
+	defer waf.Stop() // the shared state's connections (state.backend redis), after the server
 	opts := proxy.Options{Listen: c.listen, Upstream: c.upstream, Logger: logger, UpstreamProtocol: c.upstreamProtocol,
 		Identity: proxy.Identity{Mode: c.identity, Username: c.upstreamUser, UserProperty: c.identityProperty}}
 	if c.passFile != "" {

@@ -156,7 +156,7 @@ func lintFile(path string, samples []sample) ([]finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {})}); err != nil {
+	if _, err := mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {}), LocalState: true}); err != nil {
 		return nil, err
 	}
 	data, err := os.ReadFile(path)

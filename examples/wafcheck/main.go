@@ -103,7 +103,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	var res result
 	sink := mqttwaf.SinkFunc(func(e mqttwaf.Event) { res.Events = append(res.Events, e) })
-	w, err := mqttwaf.New(policy, mqttwaf.Options{Sink: sink})
+	w, err := mqttwaf.New(policy, mqttwaf.Options{Sink: sink, LocalState: true})
 	if err != nil {
 		fmt.Fprintln(stderr, "wafcheck:", err)
 		return 2

@@ -105,7 +105,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		}
 		p, err := mqttwaf.ReadPolicyFile(s.Policy)
 		if err == nil {
-			_, err = mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {})})
+			_, err = mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {}), LocalState: true})
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "wafcheck test: %s: policy: %v\n", path, err)
@@ -159,7 +159,7 @@ func runCase(p *mqttwaf.Policy, c *testCase) caseResult {
 	start := time.Now()
 	r := caseResult{Index: c.Index, Name: c.Name, Line: c.Line, Events: []mqttwaf.Event{}}
 	sink := mqttwaf.SinkFunc(func(e mqttwaf.Event) { r.Events = append(r.Events, e) })
-	w, err := mqttwaf.New(p, mqttwaf.Options{Sink: sink})
+	w, err := mqttwaf.New(p, mqttwaf.Options{Sink: sink, LocalState: true})
 	if err != nil { // checked when the suite was loaded; a file changed since
 		r.Failures = append(r.Failures, "policy: "+err.Error())
 		return r

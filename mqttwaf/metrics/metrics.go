@@ -73,6 +73,7 @@ var (
 	reloads   = desc("policy_reloads_total", "Policy reloads, by result: ok or failed (the running policy stays in force).", "result")
 	polInfo   = desc("policy_info", "The running policy: always 1, its SHA-256 (canonical form) and mode as labels.", "sha256", "mode")
 	polLoaded = desc("policy_loaded_timestamp_seconds", "When the running policy was loaded, in Unix seconds.")
+	stateUp   = desc("state_backend_up", "1 while the state backend (state.backend: memory or redis) is reachable, 0 while Redis is not: each node then enforces on its own state alone.", "backend")
 )
 
 // brokerMetric is one mqttwaf_broker_* series.
@@ -107,7 +108,7 @@ var brokerMetrics = []brokerMetric{
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{decisions, dropped, connsOpen, addrsOpen, bans, lockouts, reloads, polInfo, polLoaded} {
+	for _, d := range []*prometheus.Desc{decisions, dropped, connsOpen, addrsOpen, bans, lockouts, reloads, polInfo, polLoaded, stateUp} {
 		ch <- d
 	}
 	if c.opts.Broker != nil {
@@ -142,6 +143,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(reloads, prometheus.CounterValue, float64(pi.ReloadsFailed), "failed")
 	ch <- prometheus.MustNewConstMetric(polInfo, prometheus.GaugeValue, 1, pi.SHA256, string(w.Policy().Mode))
 	ch <- prometheus.MustNewConstMetric(polLoaded, prometheus.GaugeValue, float64(pi.LoadedAt.UnixNano())/1e9)
+	up := 0.0
+	if s := w.State(); s.Up {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(stateUp, prometheus.GaugeValue, up, w.State().Backend)
 	if c.opts.Broker != nil {
 		b := c.opts.Broker()
 		for _, m := range brokerMetrics {

@@ -384,6 +384,17 @@ func (w *WAF) Established(c *Client) {
 	}
 }
 
+// Abandoned tells the WAF that a CONNECT it admitted never became a
+// session (the broker refused it, or could not be reached): the client-ID
+// claims taken at CONNECT go, and no owner is recorded. Adapters call it in
+// place of Established.
+func (w *WAF) Abandoned(c *Client) {
+	w.st.claims.release(c.ID, c.Username)
+	if w.st.owners != nil && c.ID != "" {
+		w.st.owners.Release(c.ID, c.Username)
+	}
+}
+
 // Disconnected tells the WAF that the connection of c (the pointer given
 // to Established) closed and its session lives on for keep (0: it ended
 // with the connection). With state.backend redis the owner record the

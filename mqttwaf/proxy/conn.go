@@ -76,7 +76,7 @@ type conn struct {
 	pings  atomic.Int32
 	// admitted is the client as the WAF admitted it (given to Established
 	// and Disconnected), keep how long its session outlives the connection
-	// (0: it ends with it, or the broker refused it).
+	// (0: it ends with it).
 	admitted mqttwaf.Client
 	keep     time.Duration
 
@@ -195,7 +195,16 @@ func (c *conn) handshake() bool {
 	// The client-ID claim Connect took (sessions.takeover) goes once the
 	// broker has answered, or failed to: whatever happens next.
 	c.admitted = c.client
-	defer w.Established(&c.admitted)
+	defer func() {
+		if c.ready.Load() {
+			w.Established(&c.admitted)
+			return
+		}
+		// The broker refused the CONNECT or could not be reached: no
+		// session, so no owner to record (and none to forget later).
+		w.Abandoned(&c.admitted)
+		c.admitted.ID = ""
+	}()
 	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
 	// will; no topic aliases towards the proxy.
 	up := cp
@@ -276,7 +285,6 @@ func (c *conn) handshake() bool {
 			pkt = ca.encode(c.ver)
 		}
 		_ = c.writeClient(pkt) // the broker's own refusal, as it sent it
-		c.keep = 0
 		return false
 	}
 	c.brokerLimits(ca.props)

@@ -316,6 +316,15 @@ func TestRedisKeysAllExpire(t *testing.T) {
 	_, _ = a.waf.Bans().Remove(ratelimit.UsernameTarget("x"))                                                  // a tombstone
 	_ = b.waf.Bans().Add(time.Now(), ratelimit.Ban{Target: ratelimit.ClientIDTarget("y"), Reason: "operator"})
 	connackOf(t, a.addr, "dev1", "dev1", "guess")
+	// A persistent session, kept after its connection closes: its owner
+	// record expires with it.
+	expiry := uint32(60)
+	if c, err := dialV5(t, b.addr, &paho.Connect{ClientID: "kept", Username: "dev1", Password: []byte("dev1-secret"), PasswordFlag: true,
+		CleanStart: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
+		t.Fatal(err)
+	} else {
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
 	flood(t, []*testBroker{a, b}, 300*time.Millisecond)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
@@ -329,7 +338,7 @@ func TestRedisKeysAllExpire(t *testing.T) {
 		for _, k := range keys {
 			rest := strings.TrimPrefix(k, "t:"+t.Name()+":")
 			kind, _, _ := strings.Cut(rest, ":")
-			if kind == "rate" || kind == "fail" || kind == "new_ids" {
+			if kind == "rate" || kind == "fail" || kind == "new_ids" || kind == "sessions" {
 				kind = rest[:strings.IndexByte(rest, ':')+1+strings.IndexByte(rest[strings.IndexByte(rest, ':')+1:], ':')]
 			}
 			kinds[kind] = true
@@ -337,7 +346,7 @@ func TestRedisKeysAllExpire(t *testing.T) {
 				t.Fatalf("key %q has no TTL (%v)", k, ttl)
 			}
 		}
-		return len(kinds) >= 6
+		return len(kinds) >= 7 && kinds["sessions:owner"]
 	})
 	t.Logf("key kinds, all with a TTL: %v", kinds)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -322,6 +323,18 @@ func (h *stack) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if s == nil {
 		return
 	}
+	// The session's owner record (state.backend redis) lives as long as
+	// the session: none when it ends now, else its expiry (the WAF bounds
+	// it by broker.max_session_expiry; 3.1.1 sessions last that long).
+	var keep time.Duration
+	switch {
+	case expire:
+	case cl.Properties.ProtocolVersion == 5:
+		keep = time.Duration(cl.Properties.Props.SessionExpiryInterval) * time.Second
+	default:
+		keep = h.waf.Broker().MaxSessionExpiry.D()
+	}
+	h.waf.Disconnected(&s.client, keep)
 	var code packets.Code
 	if v, ok := mqttwaf.FrameVerdict(err); ok {
 		// The frame validator refused a packet (and told an MQTT 5

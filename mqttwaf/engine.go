@@ -115,7 +115,8 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 		{I, &bindClientID{id: id}},
 	}
 	if p.Sessions.Takeover == "same_identity" {
-		builtin = append(builtin, tagged{H, &takeoverGuard{claims: &st.claims, ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now}})
+		builtin = append(builtin, tagged{H, &takeoverGuard{claims: &st.claims, shared: st.owners, refuseUnknown: p.Sessions.OwnerUnknown == "refuse",
+			ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now}})
 	}
 	builtin = append(builtin,
 		tagged{A, &flapping{st: rs, now: now}},

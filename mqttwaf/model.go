@@ -123,6 +123,8 @@ type Connect struct {
 	// claimed is set by the engine when this CONNECT holds the client-ID
 	// claim (see sessions.go) and must release it.
 	claimed bool
+	// sharedClaim is set when the claim is also held in Redis.
+	sharedClaim bool
 }
 
 // SessionInfo describes an existing session for a client ID.

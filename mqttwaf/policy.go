@@ -262,6 +262,12 @@ type SessionsPolicy struct {
 	// identity as the session's owner. allow restores plain MQTT, where any
 	// client that knows a client ID takes its session.
 	Takeover string `yaml:"takeover" json:"takeover"`
+	// OwnerUnknown is what a CONNECT gets, with state.backend redis and
+	// Redis unreachable, when no session of its client ID is known on this
+	// node (so its owner on other nodes cannot be checked): local (default)
+	// decides on this node's sessions alone, as with the memory backend;
+	// refuse answers 0x88 server unavailable until Redis is back.
+	OwnerUnknown string `yaml:"owner_unknown" json:"owner_unknown"`
 }
 
 // WillsPolicy says what happens to Last Will messages.
@@ -502,6 +508,7 @@ func (p *Policy) applyDefaults() {
 	setDefault(&l.CorrelationData.MaxBytes, 1<<10)
 
 	setDefault(&p.Sessions.Takeover, "same_identity")
+	setDefault(&p.Sessions.OwnerUnknown, "local")
 	setDefault(&p.Wills.OnViolation, "refuse")
 	setDefault(&p.Responses.MQTT311Publish, "drop")
 
@@ -687,6 +694,7 @@ func (p *Policy) validate() error {
 	fe.intRange("limits.correlation_data.max_bytes", int64(l.CorrelationData.MaxBytes), 1, 65535)
 
 	fe.oneOf("sessions.takeover", p.Sessions.Takeover, "same_identity", "allow")
+	fe.oneOf("sessions.owner_unknown", p.Sessions.OwnerUnknown, "local", "refuse")
 	fe.oneOf("wills.on_violation", p.Wills.OnViolation, "refuse", "strip")
 	fe.oneOf("responses.mqtt311_publish", p.Responses.MQTT311Publish, "drop", "disconnect")
 	p.validateIdentity(&fe)

@@ -33,6 +33,9 @@ type state struct {
 	// its Redis backend (nil for memory).
 	statePolicy StatePolicy
 	shared      *redisstate.Backend
+	// owners records session owners across nodes (sessions.takeover);
+	// nil with the memory backend.
+	owners *redisstate.Owners
 
 	ratesMu sync.Mutex
 	rates   *rateState // the running one; replaced only by commitRates

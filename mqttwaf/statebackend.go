@@ -134,6 +134,11 @@ func (s StatePolicy) redisOptions(baseDir string) (redisstate.Options, error) {
 	return o, nil
 }
 
+// ownerLiveTTL is how long the record of a connected client's session
+// owner outlives this node's last refresh (every third of it): a node that
+// dies leaves its clients' records for at most this long.
+const ownerLiveTTL = time.Minute
+
 // StageState is the stage of events about the state backend (Redis going
 // away and coming back).
 const StageState Stage = "state"
@@ -158,6 +163,7 @@ func (w *WAF) openState(p *Policy) error {
 		return fmt.Errorf("state.redis: %v", err)
 	}
 	w.st.shared = b
+	w.st.owners = b.Owners("sessions", ownerLiveTTL, 2*p.Broker.MaxConnections)
 	bans := b.Bans("bans", w.st.bans.(*ratelimit.BanList))
 	bans.OnLifted = w.st.forgiveBan
 	w.st.bans = bans

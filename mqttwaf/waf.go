@@ -347,6 +347,10 @@ func (w *WAF) Connect(c *Connect) Verdict {
 	if v.Blocked() && c.claimed {
 		w.st.claims.release(c.Client.ID, c.Client.Username)
 		c.claimed = false
+		if c.sharedClaim {
+			w.st.owners.Release(c.Client.ID, c.Client.Username)
+			c.sharedClaim = false
+		}
 	}
 	return v
 }
@@ -370,8 +374,38 @@ func (w *WAF) CheckWill(c *Connect) Verdict {
 }
 
 // Established tells the WAF that c's session is now live in the broker, so
-// the client-ID claim taken at CONNECT (see sessions.takeover) can go.
-func (w *WAF) Established(c *Client) { w.st.claims.release(c.ID, c.Username) }
+// the client-ID claim taken at CONNECT (see sessions.takeover) can go. With
+// state.backend redis the session's owner is recorded for the other nodes
+// until Disconnected is called with the same c.
+func (w *WAF) Established(c *Client) {
+	w.st.claims.release(c.ID, c.Username)
+	if w.st.owners != nil && c.ID != "" && w.engine.Load().policy.Sessions.Takeover == "same_identity" {
+		w.st.owners.Established(c.ID, c.Username, c)
+	}
+}
+
+// Abandoned tells the WAF that a CONNECT it admitted never became a
+// session (the broker refused it, or could not be reached): the client-ID
+// claims taken at CONNECT go, and no owner is recorded. Adapters call it in
+// place of Established.
+func (w *WAF) Abandoned(c *Client) {
+	w.st.claims.release(c.ID, c.Username)
+	if w.st.owners != nil && c.ID != "" {
+		w.st.owners.Release(c.ID, c.Username)
+	}
+}
+
+// Disconnected tells the WAF that the connection of c (the pointer given
+// to Established) closed and its session lives on for keep (0: it ended
+// with the connection). With state.backend redis the owner record the
+// other nodes check is kept that long, at most broker.max_session_expiry.
+// A connection that was taken over changes nothing.
+func (w *WAF) Disconnected(c *Client, keep time.Duration) {
+	if w.st.owners == nil || c.ID == "" {
+		return
+	}
+	w.st.owners.Ended(c.ID, c.Username, c, min(keep, w.engine.Load().policy.Broker.MaxSessionExpiry.D()))
+}
 
 // checkWill holds the will to the publish rules, then applies wills policy.
 func (e *engine) checkWill(c *Connect) Verdict {

@@ -74,6 +74,11 @@ type conn struct {
 	// pings counts the PINGRESPs those pings still owe (not the client's).
 	upPing time.Duration
 	pings  atomic.Int32
+	// admitted is the client as the WAF admitted it (given to Established
+	// and Disconnected), keep how long its session outlives the connection
+	// (0: it ends with it).
+	admitted mqttwaf.Client
+	keep     time.Duration
 
 	ready     atomic.Bool // the handshake is done (ver and cc are set)
 	closing   atomic.Bool
@@ -83,6 +88,11 @@ type conn struct {
 
 func (c *conn) run() {
 	defer c.p.untrack(c)
+	defer func() {
+		if c.admitted.ID != "" {
+			c.p.waf.Disconnected(&c.admitted, c.keep)
+		}
+	}()
 	defer c.p.waf.Close(c.remote)
 	defer func() { _ = c.raw.Close() }()
 	if !c.handshake() {
@@ -184,14 +194,29 @@ func (c *conn) handshake() bool {
 	}
 	// The client-ID claim Connect took (sessions.takeover) goes once the
 	// broker has answered, or failed to: whatever happens next.
-	admitted := c.client
-	defer w.Established(&admitted)
+	c.admitted = c.client
+	defer func() {
+		if c.ready.Load() {
+			w.Established(&c.admitted)
+			return
+		}
+		// The broker refused the CONNECT or could not be reached: no
+		// session, so no owner to record (and none to forget later).
+		w.Abandoned(&c.admitted)
+		c.admitted.ID = ""
+	}()
 	// The CONNECT the broker gets: the WAF's keep alive, session expiry and
 	// will; no topic aliases towards the proxy.
 	up := cp
 	expiry := c.conn.SessionExpiry
 	if c.translated() {
 		expiry = upgradeConnect(&up, uint32(w.Broker().MaxSessionExpiry.D()/time.Second))
+	}
+	switch {
+	case c.upVer == mqttwaf.MQTT5:
+		c.keep = time.Duration(expiry) * time.Second
+	case !cp.clean:
+		c.keep = w.Broker().MaxSessionExpiry.D()
 	}
 	switch {
 	case c.conn.Will == nil:

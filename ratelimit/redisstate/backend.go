@@ -90,6 +90,7 @@ type Backend struct {
 	mu      sync.Mutex
 	bans    map[string]*Bans // by namespace
 	windows []*Window
+	owners  []*Owners
 
 	startOnce sync.Once
 
@@ -337,6 +338,13 @@ func (b *Backend) connect() error {
 			return err
 		}
 	}
+	b.mu.Lock()
+	for _, o := range b.owners {
+		o.mu.Lock()
+		o.lastRefresh = time.Time{} // records may have expired meanwhile: write them at the next sync
+		o.mu.Unlock()
+	}
+	b.mu.Unlock()
 	return nil
 }
 
@@ -390,6 +398,14 @@ func (b *Backend) sync() error {
 	now := b.now()
 	for _, w := range b.rateWindows() {
 		if _, err := w.sync(now); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	owners := append([]*Owners(nil), b.owners...)
+	b.mu.Unlock()
+	for _, o := range owners {
+		if err := o.refresh(now); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -260,18 +259,7 @@ func TestQoS2Accounting(t *testing.T) {
 // everything.
 func TestReceiveMaximumDoesNotStall(t *testing.T) {
 	b := startBroker(t, "", brokerOpts{})
-	conn, err := net.Dial("tcp", b.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	id := "small-window"
-	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, 0, 2} // Receive Maximum 2
-	vh = append(vh, 0, byte(len(id)))
-	writeRaw(t, conn, framePacket(0x10, append(vh, id...)))
-	if ack := readPacket(t, conn); ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("CONNACK % x", ack)
-	}
+	conn := connectReceiveMax(t, b.addr, "small-window", 2)
 	writeRaw(t, conn, framePacket(0x82, append([]byte{0, 1, 0, 0, 3}, "w/#\x01"...)))
 	if ack := readPacket(t, conn); ack[0] != 0x90 {
 		t.Fatalf("SUBACK % x", ack)

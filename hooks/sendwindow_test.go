@@ -64,18 +64,7 @@ func TestReceiveMaximumKept(t *testing.T) {
 
 func receiveMaximumKept(t *testing.T, qos byte) {
 	b := startBroker(t, "", brokerOpts{})
-	conn, err := net.Dial("tcp", b.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	id := "window-2"
-	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, 0, 2} // Receive Maximum 2
-	vh = append(vh, 0, byte(len(id)))
-	writeRaw(t, conn, framePacket(0x10, append(vh, id...)))
-	if ack := readPacket(t, conn); ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("CONNACK % x", ack)
-	}
+	conn := connectReceiveMax(t, b.addr, "window-2", 2)
 	writeRaw(t, conn, rawSubscribeV5(1, qos, "w/#"))
 	if ack := readPacket(t, conn); ack[0] != 0x90 || ack[len(ack)-1] != qos {
 		t.Fatalf("SUBACK % x", ack)
@@ -144,18 +133,7 @@ func receiveMaximumKept(t *testing.T, qos byte) {
 // acknowledged within the deadline.
 func TestInflightLockStressNoRace(t *testing.T) {
 	b := startBroker(t, testRates+"  publish: {per_connection: {messages: 1000000/s, bytes: 1GiB/s}, per_ip: {messages: 1000000/s, bytes: 1GiB/s}}\n", brokerOpts{})
-	conn, err := net.Dial("tcp", b.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	id := "pinger"
-	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, 0xea, 0x60} // Receive Maximum 60000
-	vh = append(vh, 0, byte(len(id)))
-	writeRaw(t, conn, framePacket(0x10, append(vh, id...)))
-	if ack := readPacket(t, conn); ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("CONNACK % x", ack)
-	}
+	conn := connectReceiveMax(t, b.addr, "pinger", 60000)
 	writeRaw(t, conn, rawSubscribeV5(1, 1, "stress/#"))
 	if ack := readPacket(t, conn); ack[0] != 0x90 {
 		t.Fatalf("SUBACK % x", ack)
@@ -227,4 +205,22 @@ func inflightStacks() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
+}
+
+// connectReceiveMax connects an MQTT 5 client id (clean start) that sets
+// Receive Maximum rm, and closes it when the test ends.
+func connectReceiveMax(t *testing.T, addr, id string, rm uint16) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 3, 0x21, byte(rm >> 8), byte(rm)}
+	vh = append(vh, 0, byte(len(id)))
+	writeRaw(t, conn, framePacket(0x10, append(vh, id...)))
+	if ack := readPacket(t, conn); ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("CONNACK % x", ack)
+	}
+	return conn
 }

@@ -38,15 +38,16 @@ type Retained struct {
 	life      time.Duration
 	maxOwners int
 
-	mu      sync.Mutex
-	pending map[string]retOp // by topic; the latest change wins
-	sending map[string]retOp // being written by the sync, or left by one that failed
-	pendUse useSum           // what pending adds
-	sendUse useSum           // what sending adds
-	owners  map[string]*ownerUse
-	total   Use
-	synced  bool // total was read at least once
-	dropped uint64
+	mu       sync.Mutex
+	pending  map[string]retOp // by topic; the latest change wins
+	sending  map[string]retOp // being written by the sync, or left by one that failed
+	pendUse  useSum           // what pending adds
+	sendUse  useSum           // what sending adds
+	owners   map[string]*ownerUse
+	total    Use
+	synced   bool // total was read at least once
+	dropped  uint64
+	lastSync int64 // when the last sync started, Unix ns
 }
 
 // Use is a number of retained topics and their bytes.
@@ -337,14 +338,22 @@ func (r *Retained) sync(now time.Time) error {
 		written = append(written, t)
 	}
 	ops[2] = len(written)
-	idle := now.Add(-time.Minute).UnixNano()
+	// The owners asked about since the last sync first (they are
+	// publishing now), then the others of the last minute, maxBatch in all:
+	// beyond that the rest wait for a later sync.
 	var asked []string
-	for k, o := range r.owners {
-		if o.last >= idle && len(asked) < maxBatch {
-			asked = append(asked, k)
-			ops = append(ops, k)
+	for pass, since := range []int64{r.lastSync, now.Add(-time.Minute).UnixNano()} {
+		for k, o := range r.owners {
+			if len(asked) == maxBatch {
+				break
+			}
+			if o.last >= since && (pass == 0 || o.last < r.lastSync) {
+				asked = append(asked, k)
+				ops = append(ops, k)
+			}
 		}
 	}
+	r.lastSync = now.UnixNano()
 	r.mu.Unlock()
 
 	ctx, cancel := r.b.ctxFor(2)

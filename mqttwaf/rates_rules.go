@@ -420,6 +420,7 @@ type retainedTable struct {
 	// store behind every node; it decides while Redis answers (this
 	// table, which sees only this node's publishes, decides otherwise).
 	shared *redisstate.Retained
+	now    func() time.Time // the clock, with shared
 }
 
 type retainedEntry struct {
@@ -473,7 +474,7 @@ func (t *retainedTable) admit(budget RetainedBudget, owner, topic string, size i
 // otherwise, so an owner at its limit may still replace its own topic.
 // decided is false while Redis does not answer: this node's table decides.
 func (t *retainedTable) admitShared(budget RetainedBudget, owner, topic string, size int) (v Verdict, ok, decided bool) {
-	now := time.Now()
+	now := t.now()
 	pi, tot := budget.PerIdentity, budget.Total
 	mine, total, known := t.shared.Use(now, owner)
 	if !known {
@@ -519,7 +520,7 @@ func (t *retainedTable) set(owner, topic string, size int) {
 	defer t.mu.Unlock()
 	if t.shared != nil {
 		old := t.byTopic[topic]
-		t.shared.Set(time.Now(), owner, topic, size, redisstate.Held{Owner: old.owner, Size: old.bytes})
+		t.shared.Set(t.now(), owner, topic, size, redisstate.Held{Owner: old.owner, Size: old.bytes})
 	}
 	if old, ok := t.byTopic[topic]; ok {
 		if u := t.owners[old.owner]; u != nil {

@@ -184,6 +184,10 @@ func (w *WAF) openState(p *Policy) error {
 	lo.bans, lo.shared = lockouts, b
 	if p.State.Retained == "shared" {
 		w.st.retained.shared = b.Retained("retained", p.Broker.MaxMessageExpiry.D(), p.Rates.MaxKeys)
+		w.st.retained.now = time.Now
+		if w.opts.Now != nil {
+			w.st.retained.now = w.opts.Now // the backend's clock
+		}
 	}
 	return nil
 }

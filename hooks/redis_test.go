@@ -22,13 +22,13 @@ import (
 
 // startPair starts a redis-server and two brokers running policyYAML with
 // the state in it, and waits until both are connected to it.
-func startPair(t *testing.T, policyYAML string) (a, b *testBroker, srv *redistest.Server) {
+func startPair(t *testing.T, policyYAML string, stateKeys ...string) (a, b *testBroker, srv *redistest.Server) {
 	t.Helper()
 	srv = redistest.Start(t)
 	// A generous timeout: on a loaded machine under -race a 250 ms command
 	// timeout would make Redis look unavailable now and then, and these
 	// tests are about sharing, not outages (TestRedisStoppedAndRestarted is).
-	state := fmt.Sprintf("state: {backend: redis, redis: {address: %q, key_prefix: %q, timeout: 2s}}\n", srv.Addr(), "t:"+t.Name()+":")
+	state := fmt.Sprintf("state: {backend: redis, %sredis: {address: %q, key_prefix: %q, timeout: 2s}}\n", strings.Join(stateKeys, ""), srv.Addr(), "t:"+t.Name()+":")
 	a = startBroker(t, policyYAML+state, brokerOpts{})
 	b = startBroker(t, policyYAML+state, brokerOpts{})
 	for _, x := range []*testBroker{a, b} {
@@ -155,7 +155,7 @@ func TestRedisClientIDChurnSplitAcrossNodesHeldToOneBudget(t *testing.T) {
 // per address far above, no escalation to a disconnect).
 const floodPolicy = `
 identity: {credentials_file: %s, anonymous: {allow: never}}
-roles: {device: {publish: ["flood/#"]}}
+roles: {device: {publish: ["flood/#"], retain: ["flood/#"]}}
 rates:
   connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {off: true}
@@ -311,7 +311,7 @@ roles: {device: {publish: ["fleet/{username}/telemetry"]}}
 // so nothing an attacker makes the nodes write stays in Redis for ever.
 func TestRedisKeysAllExpire(t *testing.T) {
 	creds := credsFile(t, "dev1:device:dev1-secret", "flood:device:flood-secret")
-	a, b, srv := startPair(t, fmt.Sprintf(floodPolicy, creds)+"")
+	a, b, srv := startPair(t, fmt.Sprintf(floodPolicy, creds), "retained: shared, ")
 	_ = a.waf.Bans().Add(time.Now(), ratelimit.Ban{Target: ratelimit.UsernameTarget("x"), Reason: "operator"}) // permanent
 	_, _ = a.waf.Bans().Remove(ratelimit.UsernameTarget("x"))                                                  // a tombstone
 	_ = b.waf.Bans().Add(time.Now(), ratelimit.Ban{Target: ratelimit.ClientIDTarget("y"), Reason: "operator"})
@@ -323,6 +323,10 @@ func TestRedisKeysAllExpire(t *testing.T) {
 		CleanStart: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
 		t.Fatal(err)
 	} else {
+		// A retained message: the shared retained accounting's keys.
+		if _, err := c.Publish(context.Background(), &paho.Publish{Topic: "flood/status", QoS: 1, Retain: true, Payload: []byte("up")}); err != nil {
+			t.Fatal(err)
+		}
 		_ = c.Disconnect(&paho.Disconnect{})
 	}
 	flood(t, []*testBroker{a, b}, 300*time.Millisecond)
@@ -330,6 +334,7 @@ func TestRedisKeysAllExpire(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	kinds := map[string]bool{}
+	defer func() { t.Logf("key kinds seen: %v", kinds) }()
 	pollUntil(t, 2*time.Second, "every kind of key in redis", func() bool {
 		keys, err := rdb.Keys(ctx, "*").Result()
 		if err != nil {
@@ -338,17 +343,18 @@ func TestRedisKeysAllExpire(t *testing.T) {
 		for _, k := range keys {
 			rest := strings.TrimPrefix(k, "t:"+t.Name()+":")
 			kind, _, _ := strings.Cut(rest, ":")
-			if kind == "rate" || kind == "fail" || kind == "new_ids" || kind == "sessions" {
+			if kind == "retained" { // retained:topics, :expiry, :use
+				kind = rest
+			} else if kind == "rate" || kind == "fail" || kind == "new_ids" || kind == "sessions" {
 				kind = rest[:strings.IndexByte(rest, ':')+1+strings.IndexByte(rest[strings.IndexByte(rest, ':')+1:], ':')]
 			}
 			kinds[kind] = true
-			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 {
-				t.Fatalf("key %q has no TTL (%v)", k, ttl)
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl == -1 { // (-2: it expired since KEYS)
+				t.Fatalf("key %q has no TTL", k)
 			}
 		}
-		return len(kinds) >= 7 && kinds["sessions:owner"]
+		return len(kinds) >= 7 && kinds["sessions:owner"] && kinds["retained:topics"] && kinds["retained:expiry"] && kinds["retained:use"]
 	})
-	t.Logf("key kinds, all with a TTL: %v", kinds)
 }
 
 var netipZero = mqttwaf.ParseRemoteIP("")

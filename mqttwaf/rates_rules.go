@@ -416,6 +416,11 @@ type retainedTable struct {
 	byTopic map[string]retainedEntry
 	owners  map[string]*retainedUse
 	total   retainedUse
+	// shared, with state.retained: shared, is the accounting of the one
+	// store behind every node; it decides while Redis answers (this
+	// table, which sees only this node's publishes, decides otherwise).
+	shared *redisstate.Retained
+	now    func() time.Time // the clock, with shared
 }
 
 type retainedEntry struct {
@@ -427,6 +432,11 @@ type retainedUse struct{ topics, bytes int }
 
 // admit reports whether owner may retain size bytes on topic.
 func (t *retainedTable) admit(budget RetainedBudget, owner, topic string, size int) (Verdict, bool) {
+	if t.shared != nil {
+		if v, ok, decided := t.admitShared(budget, owner, topic, size); decided {
+			return v, ok
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, exists := t.byTopic[topic]
@@ -458,11 +468,60 @@ func (t *retainedTable) admit(budget RetainedBudget, owner, topic string, size i
 	return Verdict{}, true
 }
 
+// admitShared decides on the shared accounting: at once while the owner
+// and the store are clear of their budgets (as last synced, plus this
+// node's changes since), on the exact shared table (one round trip)
+// otherwise, so an owner at its limit may still replace its own topic.
+// decided is false while Redis does not answer: this node's table decides.
+func (t *retainedTable) admitShared(budget RetainedBudget, owner, topic string, size int) (v Verdict, ok, decided bool) {
+	now := t.now()
+	pi, tot := budget.PerIdentity, budget.Total
+	mine, total, known := t.shared.Use(now, owner)
+	if !known {
+		return Verdict{}, false, false
+	}
+	// What the publish adds, as far as this node knows: a topic it saw
+	// retained by the same owner is replaced, not added (an owner at its
+	// limit that keeps updating its topics needs no round trip).
+	addT, addB, totT, totB := int64(1), int64(size), int64(1), int64(size)
+	t.mu.Lock()
+	if old, ok := t.byTopic[topic]; ok {
+		totT, totB = 0, int64(size-old.bytes)
+		if old.owner == owner {
+			addT, addB = 0, totB
+		}
+	}
+	t.mu.Unlock()
+	if mine.Topics+addT <= int64(pi.Topics) && mine.Bytes+addB <= int64(pi.Bytes) && total.Topics+totT <= int64(tot.Topics) && total.Bytes+totB <= int64(tot.Bytes) {
+		return Verdict{}, true, true
+	}
+	reason, value, err := t.shared.Admit(now, owner, topic, size, redisstate.Limits{
+		OwnerTopics: int64(pi.Topics), OwnerBytes: int64(pi.Bytes), TotalTopics: int64(tot.Topics), TotalBytes: int64(tot.Bytes)})
+	if err != nil {
+		return Verdict{}, false, false
+	}
+	switch reason {
+	case redisstate.OverOwnerTopics:
+		return OverLimit("", "retained_topics_per_identity", CodeQuotaExceeded, value, int64(pi.Topics)), false, true
+	case redisstate.OverOwnerBytes:
+		return OverLimit("", "retained_bytes_per_identity", CodeQuotaExceeded, value, int64(pi.Bytes)), false, true
+	case redisstate.OverTotalTopics:
+		return OverLimit("", "retained_topics_total", CodeQuotaExceeded, value, int64(tot.Topics)), false, true
+	case redisstate.OverTotalBytes:
+		return OverLimit("", "retained_bytes_total", CodeQuotaExceeded, value, int64(tot.Bytes)), false, true
+	}
+	return Verdict{}, true, true
+}
+
 // set records that owner's message of size bytes is now retained on topic
 // (size 0: the retained message was deleted).
 func (t *retainedTable) set(owner, topic string, size int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.shared != nil {
+		old := t.byTopic[topic]
+		t.shared.Set(t.now(), owner, topic, size, redisstate.Held{Owner: old.owner, Size: old.bytes})
+	}
 	if old, ok := t.byTopic[topic]; ok {
 		if u := t.owners[old.owner]; u != nil {
 			u.topics--

@@ -24,6 +24,12 @@ type StatePolicy struct {
 	Backend string `yaml:"backend" json:"backend"`
 	// Redis is the server used when Backend is redis.
 	Redis RedisPolicy `yaml:"redis" json:"redis"`
+	// Retained is whose retained store the retained budgets
+	// (rates.retained) count: per_node (default), each node's own, right
+	// for separate brokers, each with its store; shared, one store behind
+	// every node, right for several proxies in front of one broker or
+	// cluster (needs backend redis).
+	Retained string `yaml:"retained" json:"retained"`
 }
 
 // RedisPolicy is a Redis (or Valkey) server.
@@ -66,6 +72,7 @@ type RedisTLS struct {
 
 func (s *StatePolicy) applyDefaults() {
 	setDefault(&s.Backend, "memory")
+	setDefault(&s.Retained, "per_node")
 	r := &s.Redis
 	setDefault(&r.KeyPrefix, "mqttwaf:")
 	setDefault(&r.Timeout, Duration(250*time.Millisecond))
@@ -74,6 +81,10 @@ func (s *StatePolicy) applyDefaults() {
 
 func (s *StatePolicy) validate(fe *fieldErrors) {
 	fe.oneOf("state.backend", s.Backend, "memory", "redis")
+	fe.oneOf("state.retained", s.Retained, "per_node", "shared")
+	if s.Retained == "shared" && s.Backend != "redis" {
+		fe.add("state.retained", "shared needs state.backend: redis (the nodes share the retained counts through it); use per_node for one broker")
+	}
 	r := s.Redis
 	if s.Backend == "redis" {
 		if r.Address == "" {
@@ -171,6 +182,13 @@ func (w *WAF) openState(p *Policy) error {
 	lockouts := b.Bans("lockouts", lo.bans.(*ratelimit.BanList))
 	lockouts.OnLifted = lo.forgive
 	lo.bans, lo.shared = lockouts, b
+	if p.State.Retained == "shared" {
+		w.st.retained.shared = b.Retained("retained", p.Broker.MaxMessageExpiry.D(), p.Rates.MaxKeys)
+		w.st.retained.now = time.Now
+		if w.opts.Now != nil {
+			w.st.retained.now = w.opts.Now // the backend's clock
+		}
+	}
 	return nil
 }
 

@@ -20,6 +20,8 @@ func TestStatePolicyErrors(t *testing.T) {
 	}
 	tests := []struct{ name, yaml, want string }{
 		{"backend", "state: {backend: etcd}", `state.backend: unknown value "etcd": use one of memory, redis`},
+		{"retained", "state: {retained: everywhere}", `state.retained: unknown value "everywhere": use one of per_node, shared`},
+		{"retained without redis", "state: {retained: shared}", "state.retained: shared needs state.backend: redis (the nodes share the retained counts through it); use per_node for one broker"},
 		{"no address", "state: {backend: redis}", "state.redis.address: state.backend is redis: set the server's host:port, e.g. redis.internal:6379"},
 		{"no port", "state: {backend: redis, redis: {address: redis.internal}}", `state.redis.address: "redis.internal" is not host:port: write it like redis.internal:6379`},
 		{"prefix", `state: {backend: redis, redis: {address: "r:6379", key_prefix: "a*"}}`, `state.redis.key_prefix: "a*": at most 64 characters, no spaces or glob characters`},

@@ -87,10 +87,11 @@ type Backend struct {
 	stop  chan struct{}
 	done  sync.WaitGroup
 
-	mu      sync.Mutex
-	bans    map[string]*Bans // by namespace
-	windows []*Window
-	owners  []*Owners
+	mu       sync.Mutex
+	bans     map[string]*Bans // by namespace
+	windows  []*Window
+	owners   []*Owners
+	retained []*Retained
 
 	startOnce sync.Once
 
@@ -406,6 +407,14 @@ func (b *Backend) sync() error {
 	b.mu.Unlock()
 	for _, o := range owners {
 		if err := o.refresh(now); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	retained := append([]*Retained(nil), b.retained...)
+	b.mu.Unlock()
+	for _, r := range retained {
+		if err := r.sync(now); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mqttwaf/mqttwaf/mqttwaf"
+	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate/redistest"
+)
+
+// Two proxies in front of one broker hold an identity to one retained
+// budget with state.retained: shared: its topics retained through either
+// proxy count together, it may still replace its own topic at the limit
+// through the other proxy, and a deletion through one frees room on the
+// other. With per_node each proxy counts only what passed through it, and
+// the identity holds more than its budget in the one broker.
+func TestRedisRetainedBudgetAcrossProxies(t *testing.T) {
+	up := startMosquitto(t)
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	secret, hash, err := mqttwaf.NewDeviceSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(dir, "devices.creds")
+	if err := os.WriteFile(creds, []byte("a:device:"+hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		retained string
+		fourth   byte // the reason code of a fourth topic, through the first proxy (0: any success)
+	}{
+		{"shared", 0x97},
+		{"per_node", 0},
+	} {
+		t.Run(tc.retained, func(t *testing.T) {
+			policy := fmt.Sprintf(`
+identity: {credentials_file: %s, anonymous: {allow: never}}
+roles: {device: {publish: ["dev/{username}/#"], retain: ["dev/{username}/#"]}}
+rates: {retained: {per_identity: {topics: 3}}}
+state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: "%s:", timeout: 2s}}
+`, creds, tc.retained, srv.Addr(), tc.retained)
+			var proxies []*Proxy
+			var events []*mqtttest.Events
+			for range 2 {
+				px, ev := startProxy(t, policy, up, nil)
+				t.Cleanup(func() { _ = px.waf.Stop() })
+				proxies = append(proxies, px)
+				events = append(events, ev)
+			}
+			for _, px := range proxies {
+				for deadline := time.Now().Add(5 * time.Second); !px.waf.State().Up || px.waf.State().Nodes < 2; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the proxies did not both reach redis")
+					}
+				}
+			}
+			ca := mustV5(t, proxies[0].Addr(), "a-1", "a", secret)
+			cb := mustV5(t, proxies[1].Addr(), "a-2", "a", secret)
+			retain := func(c *v5, topic, payload string, want byte) {
+				t.Helper()
+				res, err := publish5(t, c, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte(payload)})
+				code := byte(0)
+				if res != nil {
+					code = res.ReasonCode
+				}
+				if ok := code < 0x80 && err == nil; (want == 0) != ok || (want != 0 && code != want) {
+					t.Fatalf("retain %s: PUBACK %#x (%v), want %#x", topic, code, err, want)
+				}
+			}
+			// Once Redis holds n topics of a, both proxies read that back
+			// at their next sync: the one after the sync under way, which
+			// each proxy's presence record (written as a sync starts)
+			// shows, since a node syncs one at a time.
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = rdb.Close() })
+			ctx := context.Background()
+			waitHeld := func(n int) {
+				t.Helper()
+				if tc.retained != "shared" {
+					return
+				}
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					if s, _ := srv.Do("HGET", tc.retained+":retained:use", "t:u:a"); s == fmt.Sprint(n) || (n == 0 && s == "") {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("redis does not hold %d retained topics of a", n)
+					}
+				}
+				syncs := map[string][]float64{}
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					zs, err := rdb.ZRangeWithScores(ctx, tc.retained+":nodes", 0, -1).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					done := 0
+					for _, z := range zs {
+						id := z.Member.(string)
+						if l := syncs[id]; len(l) == 0 || l[len(l)-1] != z.Score {
+							syncs[id] = append(l, z.Score)
+						}
+						if len(syncs[id]) >= 3 { // the first seen, the sync under way, the next
+							done++
+						}
+					}
+					if done >= 2 {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("the proxies did not sync twice: %v", syncs)
+					}
+				}
+			}
+			retain(ca, "dev/a/1", "one", 0)
+			retain(ca, "dev/a/2", "two", 0)
+			retain(cb, "dev/a/3", "three", 0)
+			waitHeld(3)
+			retain(ca, "dev/a/4", "four", tc.fourth)
+			if tc.retained != "shared" {
+				return
+			}
+			if n := events[0].Count("rates.retained", "retained_topics_per_identity"); n != 1 {
+				t.Fatalf("%d retained_topics_per_identity events, want 1", n)
+			}
+			retain(cb, "dev/a/1", "one again", 0) // at the limit, its own topic, retained through the other proxy
+			retain(ca, "dev/a/2", "", 0)          // deleted through the first proxy...
+			waitHeld(2)
+			retain(cb, "dev/a/4", "four", 0) // ...frees room on the second
+		})
+	}
+}

@@ -174,26 +174,41 @@ func (r *Retained) Use(now time.Time, owner string) (mine, total Use, ok bool) {
 	}
 	o.last = now.UnixNano()
 	mine, total = r.unwritten(owner, "")
-	return Use{mine.Topics + o.use.Topics, mine.Bytes + o.use.Bytes},
-		Use{total.Topics + r.total.Topics, total.Bytes + r.total.Bytes}, true
+	return mine.plus(o.use, 1), total.plus(r.total, 1), true
 }
 
 // unwritten is what this node's changes not yet written add for owner and
 // in total, leaving out the change of topic (if any). Requires r.mu.
 func (r *Retained) unwritten(owner, topic string) (mine, total Use) {
-	sum := useSum{byOwner: map[string]Use{}}
 	for _, s := range []*useSum{&r.pendUse, &r.sendUse} {
-		o := s.byOwner[owner]
-		sum.addOwner(owner, o.Topics, o.Bytes)
-		sum.total.Topics += s.total.Topics - o.Topics
-		sum.total.Bytes += s.total.Bytes - o.Bytes
+		mine = mine.plus(s.byOwner[owner], 1)
+		total = total.plus(s.total, 1)
+	}
+	if topic == "" {
+		return mine, total
 	}
 	for _, m := range []map[string]retOp{r.pending, r.sending} {
-		if op, ok := m[topic]; ok {
-			sum.add(op, -1)
+		if op, ok := m[topic]; ok { // what Redis holds for topic is what op replaced
+			if op.size > 0 {
+				total = total.plus(Use{1, op.size}, -1)
+				if op.owner == owner {
+					mine = mine.plus(Use{1, op.size}, -1)
+				}
+			}
+			if op.was.Size > 0 {
+				was := Use{1, int64(op.was.Size)}
+				total = total.plus(was, 1)
+				if op.was.Owner == owner {
+					mine = mine.plus(was, 1)
+				}
+			}
 		}
 	}
-	return sum.byOwner[owner], sum.total
+	return mine, total
+}
+
+func (u Use) plus(v Use, sign int64) Use {
+	return Use{u.Topics + sign*v.Topics, u.Bytes + sign*v.Bytes}
 }
 
 // evict drops the owners not asked about for a minute. Requires r.mu.

@@ -326,41 +326,13 @@ func TestRatesFloodEscalatesToBan(t *testing.T) {
 	b := startBroker(t, fmt.Sprintf("rates:\n  publish: {per_connection: {messages: 5/s, burst: 5}}\n"+
 		"  escalation: {disconnect_after: %d, ban_after: 2}\n", disconnectAfter)+ratesLifted, brokerOpts{})
 	for round, wantDiscon := range []byte{0x96, 0x96, 0x87} {
-		c := mustV5(t, b.addr, "flooder", "")
-		// Publishes stop waiting when the server's DISCONNECT arrives.
-		ctx, cancel := context.WithCancel(context.Background())
-		discon := make(chan *paho.Disconnect, 1)
-		go func() {
-			select {
-			case d := <-c.discon:
-				discon <- d
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		accepted, refused := 0, 0
-		for i := 0; i < 200 && ctx.Err() == nil; i++ {
-			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err := c.Publish(pctx, &paho.Publish{Topic: "flood/x", QoS: 1, Payload: []byte("x")})
-			pcancel()
-			switch {
-			case resp != nil && err == nil && resp.ReasonCode == 0:
-				accepted++
-			case resp != nil && resp.ReasonCode == 0x97:
-				refused++
-			default:
-				i = 200 // the connection is going away
-			}
-		}
-		select {
-		case d := <-discon:
-			if d.ReasonCode != wantDiscon {
-				t.Fatalf("round %d: DISCONNECT 0x%02x, want 0x%02x", round+1, d.ReasonCode, wantDiscon)
-			}
-		case <-time.After(5 * time.Second):
+		d, accepted, refused := floodToDisconnect(t, mustV5(t, b.addr, "flooder", ""))
+		if d == nil {
 			t.Fatalf("round %d: no DISCONNECT after %d accepted and %d refused", round+1, accepted, refused)
 		}
-		cancel()
+		if d.ReasonCode != wantDiscon {
+			t.Fatalf("round %d: DISCONNECT 0x%02x, want 0x%02x", round+1, d.ReasonCode, wantDiscon)
+		}
 		t.Logf("round %d: %d accepted, %d refused with 0x97, then DISCONNECT 0x%02x", round+1, accepted, refused, wantDiscon)
 		if round == 0 && accepted < 5 {
 			t.Errorf("round 1: %d accepted, want at least the burst of 5", accepted)
@@ -443,4 +415,42 @@ func TestRatesRetainedBudgetEndToEnd(t *testing.T) {
 	if got := late("late-2"); len(got) != 2 || got["state/2"] != "state/2" || got["state/3"] != "state/3" {
 		t.Fatalf("late subscriber got %v, want state/2 and state/3 only", got)
 	}
+}
+
+// floodToDisconnect publishes at QoS 1 through c, each as soon as the last
+// is acknowledged, until the server disconnects it (at most 200
+// publishes). It returns the DISCONNECT, nil if none came within 5 s, and
+// how many publishes were accepted and refused with 0x97 before it.
+func floodToDisconnect(t testing.TB, c *v5) (d *paho.Disconnect, accepted, refused int) {
+	t.Helper()
+	// Publishes stop waiting when the server's DISCONNECT arrives.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	discon := make(chan *paho.Disconnect, 1)
+	go func() {
+		select {
+		case d := <-c.discon:
+			discon <- d
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for i := 0; i < 200 && ctx.Err() == nil; i++ {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := c.Publish(pctx, &paho.Publish{Topic: "flood/x", QoS: 1, Payload: []byte("x")})
+		pcancel()
+		switch {
+		case resp != nil && err == nil && resp.ReasonCode == 0:
+			accepted++
+		case resp != nil && resp.ReasonCode == 0x97:
+			refused++
+		default:
+			i = 200 // the connection is going away
+		}
+	}
+	select {
+	case d = <-discon:
+	case <-time.After(5 * time.Second):
+	}
+	return d, accepted, refused
 }

@@ -156,10 +156,11 @@ type RetainedCap struct {
 // EscalationPolicy escalates repeated violations of rate limits.
 type EscalationPolicy struct {
 	// DisconnectAfter refusals by rate limits within a minute disconnect the
-	// client with 0x96 (default 50).
+	// client with 0x96 (default 50). Counted per connection's node.
 	DisconnectAfter int `yaml:"disconnect_after" json:"disconnect_after"`
 	// BanAfter such disconnects within 10 minutes ban the client ID (and
-	// its user name) for the flapping ban duration (default 3).
+	// its user name) for the flapping ban duration (default 3). With
+	// state.backend redis they are counted across nodes.
 	BanAfter int `yaml:"ban_after" json:"ban_after"`
 }
 

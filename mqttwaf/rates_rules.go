@@ -89,7 +89,7 @@ func newRateState(r RatesPolicy, addrs addressing, retained *retainedTable, shar
 	st.connectRefusals = counter(Rate{N: int64(r.Connect.BanAfter), Per: time.Minute})
 	st.flapClient, st.flapUser, st.flapIP = counter(r.Flapping.Connects), counter(r.Flapping.Connects), counter(r.Flapping.PerIP)
 	st.violations = counter(Rate{N: int64(r.Escalation.DisconnectAfter), Per: time.Minute})
-	st.disconnects = counter(Rate{N: int64(r.Escalation.BanAfter), Per: 10 * time.Minute})
+	st.disconnects = counter(Rate{N: int64(r.Escalation.BanAfter), Per: escalationWindow})
 	var err error
 	if st.newIDs, err = ratelimit.NewNovelty(ratelimit.NoveltyOptions{Window: r.NewClientIDs.Global.Per, MaxGroups: r.MaxKeys}); err != nil {
 		return nil, err
@@ -331,6 +331,10 @@ func (r *publishRates) CheckPublish(p *Publish) Verdict {
 	return st.escalate(now, k, Deny("", reason, CodeMessageRateTooHigh))
 }
 
+// escalationWindow is the window rates.escalation.ban_after counts
+// disconnects in.
+const escalationWindow = 10 * time.Minute
+
 // escalate turns a refusal into a disconnect, and repeated disconnects into
 // a ban, as rates.escalation says.
 func (st *rateState) escalate(now time.Time, k *clientKeys, v Verdict) Verdict {
@@ -341,7 +345,10 @@ func (st *rateState) escalate(now time.Time, k *clientKeys, v Verdict) Verdict {
 	st.violations.Reset(k.client) // a fresh count after the disconnect
 	v.Action, v.Code = Disconnect, CodeMessageRateTooHigh
 	v.Detail = "repeated rate violations"
-	if st.disconnects.AddN(now, k.client, 1) > float64(e.BanAfter) {
+	// The refusals are counted per node (a connection lives on one node);
+	// the disconnects they lead to also across nodes, as a client
+	// disconnected on one node may reconnect to another.
+	if st.disconnects.AddN(now, k.client, 1) > float64(e.BanAfter) || st.sharedRates.over(escalationWin, now, k.client, float64(e.BanAfter)) {
 		v.Action, v.Code, v.BanKeys = Ban, CodeBanned, BanClientID|BanUsername
 		v.Detail = "repeatedly disconnected for rate violations"
 	}

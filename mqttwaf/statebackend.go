@@ -270,6 +270,7 @@ func (s *state) forgiveBan(t ratelimit.Target) {
 		rs.disconnects.Reset(t.Value)
 		if sh != nil {
 			sh.flapClient.Reset(now, t.Value)
+			sh.escalation.Reset(now, t.Value)
 		}
 	case ratelimit.KindUsername:
 		rs.flapUser.Reset(t.Value)
@@ -288,8 +289,8 @@ func (s *state) forgiveBan(t ratelimit.Target) {
 }
 
 // sharedRates are the publish rates shared across nodes (per user name and
-// per address, messages and bytes) and the flapping counts; nil with the
-// memory backend. A node writes to Redis only the keys its own tables hold
+// per address, messages and bytes), the flapping counts and the
+// escalation's disconnect counts; nil with the memory backend. A node writes to Redis only the keys its own tables hold
 // (rates.max_keys each), so what they hold in Redis is bounded by nodes x
 // max_keys x two windows per table.
 type sharedRates struct {
@@ -298,6 +299,10 @@ type sharedRates struct {
 	flapClient, flapUser, flapIP *redisstate.Window
 	// new topics per identity (rates.new_topics), topics new to this node
 	newTopics *redisstate.Window
+	// disconnects for rate violations per client ID (rates.escalation),
+	// compared with ban_after; the violations that lead to them are counted
+	// per node, where the connection is
+	escalation *redisstate.Window
 }
 
 func newSharedRates(b *redisstate.Backend, r RatesPolicy) *sharedRates {
@@ -310,7 +315,8 @@ func newSharedRates(b *redisstate.Backend, r RatesPolicy) *sharedRates {
 		userMsgs: win("user_msgs", p.PerUsername.Messages), userBytes: win("user_bytes", p.PerUsername.Bytes),
 		ipMsgs: win("ip_msgs", p.PerIP.Messages), ipBytes: win("ip_bytes", p.PerIP.Bytes),
 		flapClient: win("flap_client", f.Connects), flapUser: win("flap_user", f.Connects), flapIP: win("flap_ip", f.PerIP),
-		newTopics: win("new_topics", r.NewTopics.PerIdentity),
+		newTopics:  win("new_topics", r.NewTopics.PerIdentity),
+		escalation: win("escalation", Rate{N: int64(r.Escalation.BanAfter), Per: escalationWindow}),
 	}
 }
 
@@ -318,7 +324,7 @@ func (s *sharedRates) windows() []*redisstate.Window {
 	if s == nil {
 		return nil
 	}
-	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes, s.flapClient, s.flapUser, s.flapIP, s.newTopics}
+	return []*redisstate.Window{s.userMsgs, s.userBytes, s.ipMsgs, s.ipBytes, s.flapClient, s.flapUser, s.flapIP, s.newTopics, s.escalation}
 }
 
 // over counts one CONNECT of key in w (a flapping count) and reports
@@ -412,3 +418,4 @@ func (s *sharedRates) check(now time.Time, user, ip string, n int) string {
 func flapClientWin(s *sharedRates) *redisstate.Window { return s.flapClient }
 func flapUserWin(s *sharedRates) *redisstate.Window   { return s.flapUser }
 func flapIPWin(s *sharedRates) *redisstate.Window     { return s.flapIP }
+func escalationWin(s *sharedRates) *redisstate.Window { return s.escalation }

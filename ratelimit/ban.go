@@ -254,16 +254,55 @@ func (b *BanList) Strike(now time.Time, t Target, reason string) (Ban, error) {
 	var strikes int
 	var d time.Duration
 	b.strikes.Update(t.String(), func(r *strikeRecord, _ bool) {
-		n := r.count
-		if quiet := now.UnixNano() - r.quietSince; n > 0 && quiet > 0 {
-			n -= int(min(int64(n), quiet/int64(b.forgive)))
-		}
-		n = min(n+1, 1<<20)
+		n := min(b.left(*r, now.UnixNano())+1, maxStrikes)
 		d = b.durationFor(n)
 		r.count, r.quietSince = n, now.Add(d).UnixNano()
 		strikes = n
 	})
 	return b.put(now, Ban{Target: t, Reason: reason, Since: now, Until: now.Add(d), Strikes: strikes}, true)
+}
+
+// maxStrikes caps a strike count (the duration is capped long before).
+const maxStrikes = 1 << 20
+
+// left returns the strikes of r not yet forgiven at the Unix ns at: one
+// goes per Forgive of quiet time after r's last ban ended.
+func (b *BanList) left(r strikeRecord, at int64) int {
+	n := r.count
+	if quiet := at - r.quietSince; n > 0 && quiet > 0 {
+		n -= int(min(int64(n), quiet/int64(b.forgive)))
+	}
+	return n
+}
+
+// NoteStrikes takes in an offence history kept elsewhere: strikes offences,
+// the last one's ban ending at quietUntil (a Ban's Strikes and Until). It is
+// how a replica of a shared ban list learns the strikes behind another
+// node's automatic ban, so that t's next offence here is banned as a repeat
+// of it (strike 2 for 10 minutes, not strike 1 again) and forgiveness runs
+// from that ban's end, as for a local strike.
+//
+// t's history becomes whichever of its own and the noted one leaves more
+// strikes once both bans have ended, quiet from the later end: noting never
+// lowers a count, and noting the same ban twice changes nothing. Strikes
+// below 1 or a zero quietUntil (operators' and permanent bans) note
+// nothing. Like Strike it adds to the strike records, which stay bounded by
+// MaxOffenders (the least recently struck record goes first). It reports
+// whether t's history changed.
+func (b *BanList) NoteStrikes(t Target, strikes int, quietUntil time.Time) bool {
+	if strikes < 1 || quietUntil.IsZero() || t.Validate() != nil {
+		return false
+	}
+	noted := strikeRecord{count: min(strikes, maxStrikes), quietSince: quietUntil.UnixNano()}
+	changed := false
+	b.strikes.Update(t.String(), func(r *strikeRecord, _ bool) {
+		at := max(r.quietSince, noted.quietSince)
+		n := max(b.left(*r, at), b.left(noted, at))
+		if n != r.count || at != r.quietSince {
+			r.count, r.quietSince, changed = n, at, true
+		}
+	})
+	return changed
 }
 
 func (b *BanList) durationFor(strikes int) time.Duration {

@@ -107,6 +107,69 @@ func TestBanBackoff(t *testing.T) {
 	}
 }
 
+// TestBanNoteStrikes: strikes noted from another node's ban count as this
+// list's own: the next Strike bans as a repeat, forgiveness runs from the
+// noted ban's end, and noting never lowers a history.
+func TestBanNoteStrikes(t *testing.T) {
+	const m = time.Minute
+	tests := []struct {
+		name        string
+		local       []time.Duration // local strikes before, at these offsets
+		strikes     int             // noted
+		until       time.Duration   // noted ban's end; -1 for zero (permanent)
+		target      string
+		wantChanged bool
+		strikeAt    time.Duration // the next local offence
+		wantStrikes int
+		wantBan     time.Duration
+	}{
+		{"first ban elsewhere", nil, 1, 5 * m, "client:flappy", true, 6 * m, 2, 10 * m},
+		{"forgiven from the noted end", nil, 3, 0, "client:flappy", true, time.Hour + time.Second, 3, 20 * m},
+		{"fully forgiven", nil, 1, 0, "client:flappy", true, 2 * time.Hour, 1, 5 * m},
+		{"more than local", []time.Duration{0}, 4, 10 * m, "user:mallory", true, 11 * m, 5, time.Hour},
+		{"fewer than local: kept", []time.Duration{0, 5 * m}, 1, 5 * m, "client:flappy", false, 16 * m, 3, 20 * m},
+		{"later end delays forgiveness", []time.Duration{0}, 1, 90 * m, "client:flappy", true, 2 * time.Hour, 2, 10 * m},
+		{"operator ban: no strikes", nil, 0, 5 * m, "client:flappy", false, 6 * m, 1, 5 * m},
+		{"permanent ban", nil, 2, -1, "client:flappy", false, 6 * m, 1, 5 * m},
+		{"invalid target", nil, 2, 5 * m, "", false, 6 * m, 1, 5 * m},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mustBanList(t, BanOptions{}) // 5m doubling to 1h, one strike forgiven per quiet hour
+			tg := ClientIDTarget("flappy")
+			if tc.target != "" {
+				tg = mustTarget(t, tc.target)
+			}
+			for _, off := range tc.local {
+				if _, err := b.Strike(at(off), tg, "flapping"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var until time.Time
+			if tc.until >= 0 {
+				until = at(tc.until)
+			}
+			noted := tg
+			if tc.target == "" {
+				noted = Target{}
+			}
+			if got := b.NoteStrikes(noted, tc.strikes, until); got != tc.wantChanged {
+				t.Fatalf("NoteStrikes = %v, want %v", got, tc.wantChanged)
+			}
+			if b.NoteStrikes(noted, tc.strikes, until) {
+				t.Fatal("noting the same ban again changed the history")
+			}
+			ban, err := b.Strike(at(tc.strikeAt), tg, "flapping")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ban.Strikes != tc.wantStrikes || ban.Until.Sub(ban.Since) != tc.wantBan {
+				t.Fatalf("next strike: %d strikes, %v; want %d, %v", ban.Strikes, ban.Until.Sub(ban.Since), tc.wantStrikes, tc.wantBan)
+			}
+		})
+	}
+}
+
 func TestBanStrikeKeepsLongerBan(t *testing.T) {
 	b := mustBanList(t, BanOptions{})
 	tg := UsernameTarget("mallory")

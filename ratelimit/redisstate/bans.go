@@ -26,7 +26,10 @@ import (
 // and the bans it makes meanwhile are queued (MaxPending) and written when
 // Redis is back. A lifted ban leaves a tombstone key until the ban would
 // have ended, so a node that missed the announcement lifts it on its resync
-// instead of writing it back; a ban Redis does not know (Redis restarted
+// instead of writing it back. The strikes behind an automatic ban travel
+// with it: a node taking in another's ban raises its own offence history to
+// them, so a repeat offender's back-off grows across nodes, and a lifted ban
+// forgives on every node; a ban Redis does not know (Redis restarted
 // empty) is written back by every node that holds it: a restart of Redis
 // never lifts a ban.
 type Bans struct {
@@ -309,12 +312,21 @@ func (b *Backend) apply(payload string) {
 	now := b.now()
 	switch a.Op {
 	case opLonger:
-		_ = s.local.Merge(now, ban)
+		s.merge(now, ban)
 	case opSet:
 		_ = s.local.Add(now, ban)
+		s.local.NoteStrikes(ban.Target, ban.Strikes, ban.Until)
 	case opLift:
 		s.lift(ban.Target)
 	}
+}
+
+// merge takes in another node's automatic ban and the strikes behind it, so
+// that the target's next offence here is banned as a repeat (the back-off
+// is shared, not per node), forgiven from that ban's end.
+func (s *Bans) merge(now time.Time, ban ratelimit.Ban) {
+	_ = s.local.Merge(now, ban)
+	s.local.NoteStrikes(ban.Target, ban.Strikes, ban.Until)
 }
 
 func (s *Bans) lift(t ratelimit.Target) {
@@ -366,7 +378,7 @@ func (s *Bans) resync() error {
 					}
 					continue
 				}
-				_ = s.local.Merge(now, ban)
+				s.merge(now, ban)
 			}
 		}
 		if cursor = next; cursor == 0 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package hooks
 
 import (
@@ -7,6 +9,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,8 +175,12 @@ func latencyPct(sorted []time.Duration, p float64) float64 {
 // the known client IDs known), and reports each one's CONNECTs/s and
 // latency p50/p99, and the others' ratios to the first: throughput as the
 // median of the per-round ratios (with min and max), latency as the ratio
-// of the quantiles over the whole run.
-func compareConnects(b *testing.B, names, addrs []string, workers int, known bool) {
+// of the quantiles over the whole run. It reports the CPU time per CONNECT
+// of this process (broker and clients; the clients' share is the same for
+// every broker) and, where cpu[i] is not nil, of a process broker i
+// depends on (cpu[i] returns its CPU seconds: redis-server, which competes
+// for the same cores here).
+func compareConnects(b *testing.B, names, addrs []string, cpu []func() float64, workers int, known bool) {
 	tags := make([]string, len(addrs))
 	for i := range addrs {
 		tags[i] = fmt.Sprintf("%s-c%d", names[i], workers)
@@ -183,6 +190,7 @@ func compareConnects(b *testing.B, names, addrs []string, workers int, known boo
 	spent := make([]time.Duration, len(addrs))
 	perRound := make([][]time.Duration, len(addrs))
 	lat := make([][]time.Duration, len(addrs))
+	cpuSpent, procSpent := make([]float64, len(addrs)), make([]float64, len(addrs))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for round := range rounds {
@@ -192,7 +200,16 @@ func compareConnects(b *testing.B, names, addrs []string, workers int, known boo
 		}
 		for k := range addrs {
 			i := (k + round) % len(addrs)
+			var cpu0 float64
+			if cpu[i] != nil {
+				cpu0 = cpu[i]()
+			}
+			proc0 := processCPU(b) // scale_bench_test.go
 			r := runConnects(b, addrs[i], n, workers, known, tags[i])
+			procSpent[i] += (processCPU(b) - proc0).Seconds()
+			if cpu[i] != nil {
+				cpuSpent[i] += cpu[i]() - cpu0
+			}
 			spent[i] += r.elapsed
 			perRound[i] = append(perRound[i], r.elapsed)
 			lat[i] = append(lat[i], r.lat...)
@@ -204,6 +221,10 @@ func compareConnects(b *testing.B, names, addrs []string, workers int, known boo
 		b.ReportMetric(float64(b.N)/spent[i].Seconds(), name+"_connects/s")
 		b.ReportMetric(latencyPct(lat[i], 0.50), name+"_p50_us")
 		b.ReportMetric(latencyPct(lat[i], 0.99), name+"_p99_us")
+		b.ReportMetric(procSpent[i]/float64(b.N)*1e6, name+"_proc_cpu_us/connect")
+		if cpu[i] != nil {
+			b.ReportMetric(cpuSpent[i]/float64(b.N)*1e6, name+"_server_cpu_us/connect")
+		}
 		if i == 0 {
 			continue
 		}
@@ -237,10 +258,22 @@ func BenchmarkStateConnect(b *testing.B) {
 	pollUntil(b, 5*time.Second, "the state backend to connect", func() bool { return shared.waf.State().Up })
 	memory := startBroker(b, connBenchPolicy, brokerOpts{bench: true})
 	names, addrs := []string{"memory", "redis"}, []string{memory.addr, shared.addr}
+	redisCPU := func() float64 {
+		var sum float64
+		for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+			v, err := strconv.ParseFloat(srv.Info(f), 64)
+			if err != nil {
+				b.Fatalf("INFO %s: %v", f, err)
+			}
+			sum += v
+		}
+		return sum
+	}
+	cpu := []func() float64{nil, redisCPU}
 	for _, kind := range []string{"known", "new"} {
 		for _, workers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/c%d", kind, workers), func(b *testing.B) {
-				compareConnects(b, names, addrs, workers, kind == "known")
+				compareConnects(b, names, addrs, cpu, workers, kind == "known")
 				if !shared.waf.State().Up {
 					b.Fatal("redis went away during the benchmark")
 				}

@@ -228,17 +228,8 @@ func compareConnects(b *testing.B, names, addrs []string, cpu []func() float64, 
 		if i == 0 {
 			continue
 		}
-		ratios := make([]float64, rounds)
-		for r := range ratios {
-			ratios[r] = perRound[0][r].Seconds() / perRound[i][r].Seconds()
-		}
-		slices.Sort(ratios)
 		rel := name + "/" + names[0]
-		b.ReportMetric(ratios[len(ratios)/2], rel+"_connects/s")
-		if rounds > 1 {
-			b.ReportMetric(ratios[0], rel+"_min")
-			b.ReportMetric(ratios[len(ratios)-1], rel+"_max")
-		}
+		reportRoundRatios(b, perRound, i, rel+"_connects/s", rel) // bench_test.go
 		b.ReportMetric(latencyPct(lat[i], 0.50)/latencyPct(lat[0], 0.50), rel+"_p50")
 		b.ReportMetric(latencyPct(lat[i], 0.99)/latencyPct(lat[0], 0.99), rel+"_p99")
 	}

@@ -210,16 +210,24 @@ func compareLoads(b *testing.B, l load, names []string, addrs []string) {
 		if i == 0 {
 			continue
 		}
-		ratios := make([]float64, rounds)
-		for r := range ratios {
-			ratios[r] = perRound[0][r].Seconds() / perRound[i][r].Seconds()
-		}
-		slices.Sort(ratios)
-		b.ReportMetric(ratios[len(ratios)/2], name+"/"+names[0])
-		if rounds > 1 {
-			b.ReportMetric(ratios[0], name+"/"+names[0]+"_min")
-			b.ReportMetric(ratios[len(ratios)-1], name+"/"+names[0]+"_max")
-		}
+		reportRoundRatios(b, perRound, i, name+"/"+names[0], name+"/"+names[0])
+	}
+}
+
+// reportRoundRatios reports how much faster broker i was than broker 0,
+// round by round (perRound[broker][round] is the time a round took): the
+// median ratio as metric median, and with several rounds the lowest and
+// highest as prefix_min and prefix_max.
+func reportRoundRatios(b *testing.B, perRound [][]time.Duration, i int, median, prefix string) {
+	ratios := make([]float64, len(perRound[0]))
+	for r := range ratios {
+		ratios[r] = perRound[0][r].Seconds() / perRound[i][r].Seconds()
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], median)
+	if len(ratios) > 1 {
+		b.ReportMetric(ratios[0], prefix+"_min")
+		b.ReportMetric(ratios[len(ratios)-1], prefix+"_max")
 	}
 }
 

@@ -80,28 +80,12 @@ func TestStateRedisAbsentAtStart(t *testing.T) {
 	srv := redistest.Start(t)
 	addr := srv.Addr()
 	srv.Stop()
-	var events = make(chan Event, 16)
-	p, err := ParsePolicy([]byte(`state: {backend: redis, redis: {address: "`+addr+`"}}`), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(p, Options{Sink: SinkFunc(func(e Event) {
-		if e.Stage == StageState {
-			events <- e
-		}
-	})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w, events := newStateWAF(t, `state: {backend: redis, redis: {address: "`+addr+`"}}`)
 	e := <-events
 	if e.Rule != "state.backend" || e.Reason != "redis_unavailable" || !strings.Contains(e.Detail, "redis unavailable at "+addr) {
 		t.Fatalf("event %+v", e)
 	}
-	now := time.Now()
-	if err := w.Bans().Add(now, ratelimit.Ban{Target: ratelimit.ClientIDTarget("c1"), Reason: "operator", Until: now.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
+	banC1(t, w)
 	v := w.Connect(&Connect{Client: &Client{ID: "c1", Listener: "tcp", RemoteAddr: "127.0.0.1:5000", RemoteIP: ParseRemoteIP("127.0.0.1:5000")}})
 	if v.Code != CodeBanned {
 		t.Fatalf("banned client while redis is absent: %+v", v)
@@ -115,13 +99,49 @@ func TestStateRedisAbsentAtStart(t *testing.T) {
 	if e.Reason != "redis_back" || !w.State().Up {
 		t.Fatalf("event %+v, state %+v", e, w.State())
 	}
+	waitBanC1(t, srv, "the ban made while redis was absent")
+}
+
+// newStateWAF starts a WAF with the state section state and returns it with
+// its state events; it stops at the test's end.
+func newStateWAF(t *testing.T, state string) (*WAF, <-chan Event) {
+	t.Helper()
+	events := make(chan Event, 16)
+	p, err := ParsePolicy([]byte(state), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(p, Options{Sink: SinkFunc(func(e Event) {
+		if e.Stage == StageState {
+			events <- e
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	return w, events
+}
+
+// banC1 bans client ID c1 for a minute.
+func banC1(t *testing.T, w *WAF) {
+	t.Helper()
+	now := time.Now()
+	if err := w.Bans().Add(now, ratelimit.Ban{Target: ratelimit.ClientIDTarget("c1"), Reason: "operator", Until: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitBanC1 waits (2s at most) for c1's ban in srv.
+func waitBanC1(t *testing.T, srv *redistest.Server, what string) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		if v, _ := srv.Do("EXISTS", "mqttwaf:bans:client:c1"); v == ":1" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the ban made while redis was absent is not in redis")
+			t.Fatalf("%s is not in redis at %s", what, srv.Addr())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -190,20 +210,7 @@ func TestStateSentinelPolicy(t *testing.T) {
 func TestStateSentinelConnects(t *testing.T) {
 	primary := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, primary, "mymaster")
-	events := make(chan Event, 16)
-	p, err := ParsePolicy([]byte(`state: {backend: redis, redis: {sentinel: {master: mymaster, addresses: ["`+sentinel.Addr()+`"]}}}`), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(p, Options{Sink: SinkFunc(func(e Event) {
-		if e.Stage == StageState {
-			events <- e
-		}
-	})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w, events := newStateWAF(t, `state: {backend: redis, redis: {sentinel: {master: mymaster, addresses: ["`+sentinel.Addr()+`"]}}}`)
 	select {
 	case e := <-events:
 		if e.Reason != "redis_connected" || !strings.Contains(e.Detail, "redis at sentinel mymaster via "+sentinel.Addr()+" connected") {
@@ -212,18 +219,6 @@ func TestStateSentinelConnects(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no redis_connected event")
 	}
-	now := time.Now()
-	if err := w.Bans().Add(now, ratelimit.Ban{Target: ratelimit.ClientIDTarget("c1"), Reason: "operator", Until: now.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		if v, _ := primary.Do("EXISTS", "mqttwaf:bans:client:c1"); v == ":1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the ban is not in the primary the sentinel names")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	banC1(t, w)
+	waitBanC1(t, primary, "the ban made through the sentinel")
 }

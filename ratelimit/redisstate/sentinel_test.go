@@ -98,6 +98,7 @@ func TestSentinelFailover(t *testing.T) {
 	waitFor(t, 2*time.Second, "a ban made on node a not enforced on node b", func() bool { return banned(b, "before") })
 
 	primary.Stop()
+	killed := time.Now()
 	waitFor(t, 5*time.Second, "the nodes did not report the primary unavailable", func() bool {
 		return a.saw(Unavailable) && b.saw(Unavailable)
 	})
@@ -105,6 +106,7 @@ func TestSentinelFailover(t *testing.T) {
 	waitFor(t, 10*time.Second, "the nodes did not come back on the promoted replica", func() bool {
 		return a.b.Up() && b.b.Up() && a.saw(Back) && b.saw(Back)
 	})
+	t.Logf("both nodes back on the promoted replica %v after the primary died", time.Since(killed).Round(time.Millisecond))
 
 	after := ratelimit.Ban{Target: ratelimit.ClientIDTarget("after"), Reason: "operator", Until: time.Now().Add(time.Hour)}
 	if err := b.bans.Add(time.Now(), after); err != nil {

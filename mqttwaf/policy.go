@@ -559,6 +559,7 @@ func (p *Policy) clone() *Policy {
 	}
 	q.Identity.Anonymous.Networks = slices.Clone(p.Identity.Anonymous.Networks)
 	q.Identity.ClientID.Bind = slices.Clone(p.Identity.ClientID.Bind)
+	q.State.Redis.Sentinel.Addresses = slices.Clone(p.State.Redis.Sentinel.Addresses)
 	if p.Rates.Publish.Topics != nil {
 		q.Rates.Publish.Topics = make([]TopicRate, len(p.Rates.Publish.Topics))
 		for i, t := range p.Rates.Publish.Topics {

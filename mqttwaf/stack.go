@@ -182,7 +182,7 @@ func compose(layers []Layer) (*Policy, error) {
 		shared(0, name, p.Mode != "" && p.Mode != out.Mode, func() { out.Mode = p.Mode })
 		shared(1, name, p.Events != (EventsPolicy{}) && p.Events != out.Events, func() { out.Events = p.Events })
 		shared(2, name, p.Addresses != (AddressesPolicy{}) && p.Addresses != out.Addresses, func() { out.Addresses = p.Addresses })
-		shared(3, name, p.State != (StatePolicy{}) && p.State != out.State, func() { out.State = p.State })
+		shared(3, name, !p.State.equal(StatePolicy{}) && !p.State.equal(out.State), func() { out.State = p.State })
 		q := p.clone()
 		switch l.Protection {
 		case ProtectHardening:

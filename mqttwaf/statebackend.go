@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,10 +34,14 @@ type StatePolicy struct {
 	Retained string `yaml:"retained" json:"retained"`
 }
 
-// RedisPolicy is a Redis (or Valkey) server.
+// RedisPolicy is a Redis (or Valkey) server: one address, or a primary
+// found through Redis Sentinel.
 type RedisPolicy struct {
-	// Address is host:port.
+	// Address is host:port; empty when Sentinel is set.
 	Address string `yaml:"address" json:"address"`
+	// Sentinel, when set, finds the primary through Redis Sentinel (high
+	// availability); the zero value uses Address.
+	Sentinel RedisSentinel `yaml:"sentinel" json:"sentinel"`
 	// Username is the Redis ACL user; empty for the default user.
 	Username string `yaml:"username" json:"username"`
 	// PasswordFile holds the password (the file's first line), relative to
@@ -57,6 +63,29 @@ type RedisPolicy struct {
 	// SyncInterval is how often rate counts are exchanged (default 100ms);
 	// it sets the error of the shared rates (README).
 	SyncInterval Duration `yaml:"sync_interval" json:"sync_interval"`
+}
+
+// RedisSentinel is the Redis Sentinel deployment that knows the primary.
+// Username, password_file, db and tls of the redis section are the data
+// nodes' (tls applies to the sentinels too); the sentinels may have their
+// own credentials.
+type RedisSentinel struct {
+	// Master is the name the sentinels monitor the primary under (the
+	// NAME of "sentinel monitor NAME host port quorum").
+	Master string `yaml:"master" json:"master"`
+	// Addresses are the sentinels' host:port: the nodes ask them for the
+	// primary, and again after a failover.
+	Addresses []string `yaml:"addresses" json:"addresses"`
+	// Username is the sentinels' ACL user; empty for the default user.
+	Username string `yaml:"username" json:"username"`
+	// PasswordFile holds the sentinels' password (the file's first line),
+	// relative to the policy file; empty for none.
+	PasswordFile string `yaml:"password_file" json:"password_file"`
+}
+
+// set reports whether any sentinel setting is given.
+func (s RedisSentinel) set() bool {
+	return s.Master != "" || len(s.Addresses) > 0 || s.Username != "" || s.PasswordFile != ""
 }
 
 // RedisTLS is the TLS of the Redis connection.
@@ -86,12 +115,30 @@ func (s *StatePolicy) validate(fe *fieldErrors) {
 		fe.add("state.retained", "shared needs state.backend: redis (the nodes share the retained counts through it); use per_node for one broker")
 	}
 	r := s.Redis
-	if s.Backend == "redis" {
-		if r.Address == "" {
-			fe.add("state.redis.address", "state.backend is redis: set the server's host:port, e.g. redis.internal:6379")
-		} else if _, port, err := net.SplitHostPort(r.Address); err != nil || port == "" {
-			fe.add("state.redis.address", "%s is not host:port: write it like redis.internal:6379", quoteShort(r.Address))
+	hostPort := func(field, addr, example string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			fe.add(field, "%s is not host:port: write it like %s", quoteShort(addr), example)
 		}
+	}
+	switch sn := r.Sentinel; {
+	case sn.set():
+		if r.Address != "" {
+			fe.add("state.redis.address", "state.redis.sentinel finds the primary: remove address, or remove the sentinel section to use one server")
+		}
+		if sn.Master == "" {
+			fe.add("state.redis.sentinel.master", "set the name the sentinels monitor the primary under (sentinel monitor NAME ...), e.g. mymaster")
+		}
+		if len(sn.Addresses) == 0 {
+			fe.add("state.redis.sentinel.addresses", "list the sentinels' host:port, e.g. [\"sentinel1:26379\", \"sentinel2:26379\", \"sentinel3:26379\"]")
+		}
+		for i, a := range sn.Addresses {
+			hostPort(fmt.Sprintf("state.redis.sentinel.addresses[%d]", i), a, "sentinel1:26379")
+		}
+	case s.Backend != "redis":
+	case r.Address == "":
+		fe.add("state.redis.address", "state.backend is redis: set the server's host:port, e.g. redis.internal:6379 (or a state.redis.sentinel section)")
+	default:
+		hostPort("state.redis.address", r.Address, "redis.internal:6379")
 	}
 	fe.intRange("state.redis.db", int64(r.DB), 0, 1000)
 	if len(r.KeyPrefix) > 64 || strings.ContainsAny(r.KeyPrefix, " \t\r\n*?[]") {
@@ -113,18 +160,36 @@ func (s StatePolicy) redisOptions(baseDir string) (redisstate.Options, error) {
 		}
 		return f
 	}
-	if r.PasswordFile != "" {
-		b, err := os.ReadFile(path(r.PasswordFile))
+	// password reads the first line of a password file.
+	password := func(field, file string) (string, error) {
+		b, err := os.ReadFile(path(file))
 		if err != nil {
-			return o, fmt.Errorf("state.redis.password_file: %v", err)
+			return "", fmt.Errorf("%s: %v", field, err)
 		}
-		o.Password, _, _ = strings.Cut(strings.TrimRight(string(b), "\r\n"), "\n")
-		o.Password = strings.TrimRight(o.Password, "\r")
-		if o.Password == "" {
-			return o, fmt.Errorf("state.redis.password_file: %s is empty: put the password on its first line, or remove password_file", r.PasswordFile)
+		pw, _, _ := strings.Cut(strings.TrimRight(string(b), "\r\n"), "\n")
+		if pw = strings.TrimRight(pw, "\r"); pw == "" {
+			return "", fmt.Errorf("%s: %s is empty: put the password on its first line, or remove password_file", field, file)
+		}
+		return pw, nil
+	}
+	var err error
+	if r.PasswordFile != "" {
+		if o.Password, err = password("state.redis.password_file", r.PasswordFile); err != nil {
+			return o, err
+		}
+	}
+	if sn := r.Sentinel; sn.set() {
+		o.SentinelMaster, o.SentinelAddresses, o.SentinelUsername = sn.Master, slices.Clone(sn.Addresses), sn.Username
+		if sn.PasswordFile != "" {
+			if o.SentinelPassword, err = password("state.redis.sentinel.password_file", sn.PasswordFile); err != nil {
+				return o, err
+			}
 		}
 	}
 	if t := r.TLS; t.Enabled || t.CA != "" || t.ServerName != "" {
+		// With Sentinel the address is empty, and so is the name: each
+		// connection then checks the host it dials (a sentinel or the
+		// primary it named), as crypto/tls does.
 		host, _, _ := net.SplitHostPort(r.Address)
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 		if t.ServerName != "" {
@@ -208,9 +273,18 @@ func (w *WAF) stateChanged(c redisstate.Change, detail string) {
 	}
 }
 
+// equal reports whether two state sections are the same (== cannot
+// compare them: the sentinel addresses are a list; an empty list is no
+// list).
+func (s StatePolicy) equal(o StatePolicy) bool {
+	sa, oa := s.Redis.Sentinel.Addresses, o.Redis.Sentinel.Addresses
+	s.Redis.Sentinel.Addresses, o.Redis.Sentinel.Addresses = nil, nil
+	return reflect.DeepEqual(s, o) && slices.Equal(sa, oa)
+}
+
 // checkStateUnchanged refuses a reload that changes the state section.
 func (s *state) checkStateUnchanged(p StatePolicy) error {
-	if p != s.statePolicy {
+	if !p.equal(s.statePolicy) {
 		return fmt.Errorf("state: changed from backend %s to %s (or its redis settings changed): the running bans, lockouts and counters cannot move while running; restart the broker to apply it", s.statePolicy.Backend, p.Backend)
 	}
 	return nil

@@ -3,6 +3,7 @@ package mqttwaf
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func TestStatePolicyErrors(t *testing.T) {
 		{"password file", `state: {backend: redis, redis: {address: "r:6379", password_file: ` + filepath.Join(dir, "nope") + `}}`, "state.redis.password_file: open " + filepath.Join(dir, "nope")},
 		{"empty password file", `state: {backend: redis, redis: {address: "r:6379", password_file: ` + empty + `}}`, "state.redis.password_file: " + empty + " is empty"},
 		{"ca", `state: {backend: redis, redis: {address: "r:6379", tls: {ca: ` + empty + `}}}`, "state.redis.tls.ca: " + empty + " holds no PEM certificate"},
+		{"address and sentinel", `state: {backend: redis, redis: {address: "r:6379", sentinel: {master: m, addresses: ["s1:26379"]}}}`, "state.redis.address: state.redis.sentinel finds the primary: remove address, or remove the sentinel section to use one server"},
+		{"sentinel without master", `state: {backend: redis, redis: {sentinel: {addresses: ["s1:26379"]}}}`, "state.redis.sentinel.master: set the name the sentinels monitor the primary under (sentinel monitor NAME ...), e.g. mymaster"},
+		{"sentinel without addresses", `state: {backend: redis, redis: {sentinel: {master: m}}}`, `state.redis.sentinel.addresses: list the sentinels' host:port, e.g. ["sentinel1:26379"`},
+		{"sentinel address", `state: {backend: redis, redis: {sentinel: {master: m, addresses: ["s1:26379", "s2"]}}}`, `state.redis.sentinel.addresses[1]: "s2" is not host:port: write it like sentinel1:26379`},
+		{"sentinel only username", `state: {backend: redis, redis: {sentinel: {username: u}}}`, "state.redis.sentinel.master: set the name"},
+		{"sentinel password file", `state: {backend: redis, redis: {sentinel: {master: m, addresses: ["s1:26379"], password_file: ` + empty + `}}}`, "state.redis.sentinel.password_file: " + empty + " is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,28 +82,12 @@ func TestStateRedisAbsentAtStart(t *testing.T) {
 	srv := redistest.Start(t)
 	addr := srv.Addr()
 	srv.Stop()
-	var events = make(chan Event, 16)
-	p, err := ParsePolicy([]byte(`state: {backend: redis, redis: {address: "`+addr+`"}}`), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(p, Options{Sink: SinkFunc(func(e Event) {
-		if e.Stage == StageState {
-			events <- e
-		}
-	})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w, events := newStateWAF(t, `state: {backend: redis, redis: {address: "`+addr+`"}}`)
 	e := <-events
 	if e.Rule != "state.backend" || e.Reason != "redis_unavailable" || !strings.Contains(e.Detail, "redis unavailable at "+addr) {
 		t.Fatalf("event %+v", e)
 	}
-	now := time.Now()
-	if err := w.Bans().Add(now, ratelimit.Ban{Target: ratelimit.ClientIDTarget("c1"), Reason: "operator", Until: now.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
+	banC1(t, w)
 	v := w.Connect(&Connect{Client: &Client{ID: "c1", Listener: "tcp", RemoteAddr: "127.0.0.1:5000", RemoteIP: ParseRemoteIP("127.0.0.1:5000")}})
 	if v.Code != CodeBanned {
 		t.Fatalf("banned client while redis is absent: %+v", v)
@@ -110,14 +101,126 @@ func TestStateRedisAbsentAtStart(t *testing.T) {
 	if e.Reason != "redis_back" || !w.State().Up {
 		t.Fatalf("event %+v, state %+v", e, w.State())
 	}
+	waitBanC1(t, srv, "the ban made while redis was absent")
+}
+
+// newStateWAF starts a WAF with the state section state and returns it with
+// its state events; it stops at the test's end.
+func newStateWAF(t *testing.T, state string) (*WAF, <-chan Event) {
+	t.Helper()
+	events := make(chan Event, 16)
+	p, err := ParsePolicy([]byte(state), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(p, Options{Sink: SinkFunc(func(e Event) {
+		if e.Stage == StageState {
+			events <- e
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	return w, events
+}
+
+// banC1 bans client ID c1 for a minute.
+func banC1(t *testing.T, w *WAF) {
+	t.Helper()
+	now := time.Now()
+	if err := w.Bans().Add(now, ratelimit.Ban{Target: ratelimit.ClientIDTarget("c1"), Reason: "operator", Until: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitBanC1 waits (2s at most) for c1's ban in srv.
+func waitBanC1(t *testing.T, srv *redistest.Server, what string) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		if v, _ := srv.Do("EXISTS", "mqttwaf:bans:client:c1"); v == ":1" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the ban made while redis was absent is not in redis")
+			t.Fatalf("%s is not in redis at %s", what, srv.Addr())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A sentinel section: the backend gets the master, the sentinels and their
+// own credentials (apart from the data nodes'), each connection checks the
+// TLS name of the host it dials, and a reload that changes the sentinels is
+// refused like any change of the state section.
+func TestStateSentinelPolicy(t *testing.T) {
+	dir := t.TempDir()
+	for name, pw := range map[string]string{"data.pw": "data-secret\n", "sentinel.pw": "sentinel-secret\r\nignored\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(pw), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const yaml = `state:
+  backend: redis
+  redis:
+    username: waf
+    password_file: data.pw
+    tls: {enabled: true}
+    sentinel:
+      master: mymaster
+      addresses: ["s1:26379", "s2:26379", "[::1]:26379"]
+      username: watcher
+      password_file: sentinel.pw
+`
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ReadPolicyFile(file) // password files are relative to it
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := p.State.redisOptions(p.baseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Address != "" || o.SentinelMaster != "mymaster" || strings.Join(o.SentinelAddresses, ",") != "s1:26379,s2:26379,[::1]:26379" ||
+		o.Username != "waf" || o.Password != "data-secret" || o.SentinelUsername != "watcher" || o.SentinelPassword != "sentinel-secret" {
+		t.Fatalf("options %+v", o)
+	}
+	if o.TLS == nil || o.TLS.ServerName != "" {
+		t.Fatalf("TLS %+v: want enabled, with the name of each host dialled", o.TLS)
+	}
+
+	w, err := New(nil, Options{Sink: SinkFunc(func(Event) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, other := p.State, p.State
+	same.Redis.Sentinel.Addresses = slices.Clone(p.State.Redis.Sentinel.Addresses)
+	other.Redis.Sentinel.Addresses = []string{"s1:26379"}
+	w.st.statePolicy = p.State
+	if err := w.st.checkStateUnchanged(same); err != nil {
+		t.Fatalf("the same state section refused: %v", err)
+	}
+	if err := w.st.checkStateUnchanged(other); err == nil || !strings.Contains(err.Error(), "restart the broker") {
+		t.Fatalf("changed sentinels: %v", err)
+	}
+}
+
+// A WAF finds its Redis through a real sentinel and says so.
+func TestStateSentinelConnects(t *testing.T) {
+	primary := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, primary, "mymaster")
+	w, events := newStateWAF(t, `state: {backend: redis, redis: {sentinel: {master: mymaster, addresses: ["`+sentinel.Addr()+`"]}}}`)
+	select {
+	case e := <-events:
+		if e.Reason != "redis_connected" || !strings.Contains(e.Detail, "redis at sentinel mymaster via "+sentinel.Addr()+" connected") {
+			t.Fatalf("event %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no redis_connected event")
+	}
+	banC1(t, w)
+	waitBanC1(t, primary, "the ban made through the sentinel")
 }

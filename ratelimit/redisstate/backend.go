@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +42,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Options configure a Backend. The zero value is not usable: Address is
-// required.
+// Options configure a Backend. The zero value is not usable: Address, or
+// SentinelMaster and SentinelAddresses, are required.
 type Options struct {
-	// Address is host:port of the Redis server.
+	// Address is host:port of the Redis server; empty with Sentinel.
 	Address string
+	// SentinelMaster, if set, finds the primary through Redis Sentinel:
+	// it is the name the sentinels at SentinelAddresses (host:port each)
+	// monitor it under. After a failover the backend reconnects to the
+	// primary they promoted, as after any outage.
+	SentinelMaster    string
+	SentinelAddresses []string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels,
+	// which may use other credentials than the data nodes.
+	SentinelUsername, SentinelPassword string
 	// Username and Password authenticate (Redis ACL); empty means none.
 	Username, Password string
 	// DB is the database number. Default 0.
@@ -104,7 +114,12 @@ type Backend struct {
 // not reachable at start runs on its local state (and says so through
 // OnChange) until it is.
 func Open(o Options) (*Backend, error) {
-	if o.Address == "" {
+	switch {
+	case o.SentinelMaster != "" && o.Address != "":
+		return nil, errors.New("redisstate: both an address and a sentinel master")
+	case o.SentinelMaster != "" && len(o.SentinelAddresses) == 0:
+		return nil, errors.New("redisstate: a sentinel master but no sentinel addresses")
+	case o.SentinelMaster == "" && o.Address == "":
 		return nil, errors.New("redisstate: no address")
 	}
 	if o.KeyPrefix == "" {
@@ -132,13 +147,27 @@ func Open(o Options) (*Backend, error) {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), bans: map[string]*Bans{},
 	}
 	b.nodes.Store(1)
+	// The same settings for one server and for a primary found through
+	// Sentinel (the same *redis.Client either way).
+	const poolSize, minIdle = 8, 1
+	if o.SentinelMaster != "" {
+		b.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: o.SentinelMaster, SentinelAddrs: o.SentinelAddresses,
+			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+			Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
+			DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
+			MaxRetries: -1, PoolSize: poolSize, MinIdleConns: minIdle,
+			DisableIdentity: true,
+		})
+		return b, nil
+	}
 	b.rdb = redis.NewClient(&redis.Options{
 		Addr: o.Address, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		// The backend retries on its own schedule (the sync loop and the
 		// reconnect back-off); a retry inside a command would only hold a
 		// CONNECT longer.
-		MaxRetries: -1, PoolSize: 8, MinIdleConns: 1,
+		MaxRetries: -1, PoolSize: poolSize, MinIdleConns: minIdle,
 		DisableIdentity: true, // no CLIENT SETINFO (older servers and Valkey log errors)
 	})
 	return b, nil
@@ -180,8 +209,22 @@ func (b *Backend) Up() bool { return b.up.Load() }
 // in the last second, as of the last sync.
 func (b *Backend) Nodes() int { return int(b.nodes.Load()) }
 
-// Address is the Redis address, for messages.
-func (b *Backend) Address() string { return b.opts.Address }
+// Address is where Redis is, for messages: host:port, or "sentinel
+// mymaster via s1:26379,s2:26379".
+func (b *Backend) Address() string {
+	if b.opts.SentinelMaster != "" {
+		return "sentinel " + b.opts.SentinelMaster + " via " + strings.Join(b.opts.SentinelAddresses, ",")
+	}
+	return b.opts.Address
+}
+
+// checkHint is what an operator should check when Redis is unreachable.
+func (b *Backend) checkHint() string {
+	if b.opts.SentinelMaster != "" {
+		return "check state.redis.sentinel, the sentinels and the primary they name (a failover under way ends by itself)"
+	}
+	return "check state.redis.address and the server"
+}
 
 func (b *Backend) key(parts ...string) string {
 	n := len(b.prefix)
@@ -238,7 +281,7 @@ func (b *Backend) run() {
 			}
 			if err := b.connect(); err != nil {
 				if !reported {
-					b.report(Unavailable, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
+					b.reportUnavailable(err)
 					reported = true
 				}
 				// Full jitter: a fleet of nodes that lost Redis together
@@ -250,15 +293,15 @@ func (b *Backend) run() {
 			backoff = b.opts.SyncInterval
 			b.up.Store(true)
 			if everUp || reported {
-				b.report(Back, fmt.Sprintf("redis at %s is back: shared bans, lockouts and budgets in force again (state reloaded, queued changes written)", b.opts.Address))
+				b.report(Back, fmt.Sprintf("redis at %s is back: shared bans, lockouts and budgets in force again (state reloaded, queued changes written)", b.Address()))
 			} else {
-				b.report(Connected, fmt.Sprintf("redis at %s connected: bans, lockouts, budgets and rates shared with the other nodes", b.opts.Address))
+				b.report(Connected, fmt.Sprintf("redis at %s connected: bans, lockouts, budgets and rates shared with the other nodes", b.Address()))
 			}
 			everUp, reported = true, false
 		}
 		if err := b.sync(); err != nil {
 			b.markDown()
-			b.report(Unavailable, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; check state.redis.address and the server", b.opts.Address, err))
+			b.reportUnavailable(err)
 			reported = true
 			retryAt = now.Add(time.Duration(rand.Int64N(int64(backoff)) + 1))
 		}
@@ -274,6 +317,10 @@ const (
 	Unavailable Change = "redis_unavailable"
 	Back        Change = "redis_back"
 )
+
+func (b *Backend) reportUnavailable(err error) {
+	b.report(Unavailable, fmt.Sprintf("redis unavailable at %s (%v): enforcing this node's local state (bans and lockouts it knows, its own rate counts) and retrying with back-off; %s", b.Address(), err, b.checkHint()))
+}
 
 func (b *Backend) report(c Change, detail string) {
 	if b.opts.OnChange != nil {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,8 @@ type Server struct {
 	bin    string
 	dir    string
 	port   int
+	conf   string   // a config file to start with (a sentinel's)
+	extra  []string // arguments after the defaults (--replicaof, --sentinel)
 	cmd    *exec.Cmd
 	done   chan struct{}
 	stderr bytes.Buffer
@@ -31,6 +34,68 @@ type Server struct {
 
 // Start runs a redis-server and returns it; it stops at the test's cleanup.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return startWith(t, nil)
+}
+
+// StartReplica runs a redis-server replicating primary (replicaof) and
+// waits until it has synced with it.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	s := startWith(t, func(s *Server) {
+		s.extra = []string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.port)}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Info("master_link_status") != "up" {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica on %s did not sync with %s", s.Addr(), primary.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+// StartSentinel runs a redis-server as a Redis Sentinel that monitors
+// master under name, with a quorum of one and short timeouts (the primary
+// is judged down after 300ms), and waits until it has found master's
+// replicas that are already connected, so that it can fail over to them.
+func StartSentinel(t testing.TB, master *Server, name string) *Server {
+	t.Helper()
+	s := startWith(t, func(s *Server) {
+		// The sentinel rewrites its config file; port, bind and dir come as
+		// arguments.
+		s.conf = filepath.Join(s.dir, "sentinel.conf")
+		text := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n"+
+			"sentinel down-after-milliseconds %[1]s 300\n"+
+			"sentinel failover-timeout %[1]s 3000\n", name, master.port)
+		if err := os.WriteFile(s.conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.extra = []string{"--sentinel"}
+	})
+	want, err := master.Do("INFO", "replication")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := fieldOf(want, "connected_slaves")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Do reads only the first line of an array reply (SENTINEL
+		// REPLICAS): INFO says "master0:name=...,slaves=N,sentinels=1".
+		info, err := s.Do("INFO", "sentinel")
+		if err == nil && strings.Contains(fieldOf(info, "master0"), ",slaves="+replicas+",") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s did not find %s's %s replicas: %s %v", s.Addr(), master.Addr(), replicas, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startWith starts a server after setup (if not nil) has set its conf and
+// extra arguments, for the port it was given.
+func startWith(t testing.TB, setup func(*Server)) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -42,6 +107,9 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	for try := 0; ; try++ {
 		s.port = freePort(t)
+		if setup != nil {
+			setup(s)
+		}
 		if err := s.start(); err == nil {
 			break
 		} else if try >= 3 {
@@ -57,8 +125,13 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 func (s *Server) start() error {
 	s.stderr.Reset()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf) // a config file comes first
+	}
+	args = append(args, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	s.cmd = exec.Command(s.bin, append(args, s.extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stderr, &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -151,7 +224,12 @@ func (s *Server) Info(field string) string {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(out, "\n") {
+	return fieldOf(out, field)
+}
+
+// fieldOf returns one field of an INFO reply.
+func fieldOf(info, field string) string {
+	for line := range strings.SplitSeq(info, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == field {
 			return v
 		}

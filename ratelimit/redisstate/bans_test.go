@@ -9,18 +9,6 @@ import (
 	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate/redistest"
 )
 
-// waitFor polls cond until it holds, failing the test after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 5s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestBansShareStrikes: a target banned for an offence on one node and
 // offending again on another is banned there as a repeat offender (strike
 // 2, twice as long), whether the other node learnt of the first ban from
@@ -46,7 +34,7 @@ func TestBansShareStrikes(t *testing.T) {
 	banned := func(s *Bans) func() bool {
 		return func() bool { _, ok := s.Check(time.Now(), "flappy", "", netip.Addr{}); return ok }
 	}
-	waitFor(t, "A's ban announced to B", banned(b))
+	waitFor(t, 5*time.Second, "A's ban not announced to B", banned(b))
 
 	// After A's ban ends, the device offends on B: strike 2, 10 minutes.
 	later := first.Until.Add(time.Second)
@@ -60,7 +48,7 @@ func TestBansShareStrikes(t *testing.T) {
 
 	// A node that joins later learns the strikes from its resync.
 	c := newBans(openNodes(t, srv, 1)[0])
-	waitFor(t, "the ban on the joining node", func() bool {
+	waitFor(t, 5*time.Second, "no ban on the joining node", func() bool {
 		l, _ := c.List(later)
 		return len(l) == 1 && l[0].Strikes == 2
 	})
@@ -70,14 +58,14 @@ func TestBansShareStrikes(t *testing.T) {
 	}
 
 	// An operator lifts the ban on C: A forgives, its next ban is strike 1.
-	waitFor(t, "C's ban on A", func() bool {
+	waitFor(t, 5*time.Second, "C's ban not on A", func() bool {
 		l, _ := a.List(third.Since)
 		return len(l) == 1 && l[0].Strikes == 3
 	})
 	if ok, err := c.Remove(tg); !ok || err != nil {
 		t.Fatalf("remove on C: %v %v", ok, err)
 	}
-	waitFor(t, "the lift on A", func() bool { l, _ := a.List(third.Since); return len(l) == 0 })
+	waitFor(t, 5*time.Second, "the lift not on A", func() bool { l, _ := a.List(third.Since); return len(l) == 0 })
 	if ban, _ := a.Strike(third.Since, tg, "flapping"); ban.Strikes != 1 {
 		t.Fatalf("strike on A after the lift: %d strikes, want 1", ban.Strikes)
 	}

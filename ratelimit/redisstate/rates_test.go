@@ -2,6 +2,7 @@ package redisstate
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +141,74 @@ func TestCloseWhileReconnecting(t *testing.T) {
 		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Fatalf("Close did not return (iteration %d)", i)
+		}
+	}
+}
+
+// TestWindowIdleKeysReadLess: keys used once and then idle (20,000
+// client IDs that each connected once, in the flapping counts) are read
+// back less and less often as they stay idle, not at every sync: over
+// their two windows each is read a few dozen times, not 1,200 (every
+// 100 ms for 2 min), while a key in use is read at every sync and a key
+// idle here that another node uses is seen within a tenth of its idle
+// time.
+func TestWindowIdleKeysReadLess(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := openNodes(t, srv, 1)
+	b := nodes[0]
+	const keys = 1000
+	w := b.Window("rate:idle", 1000, time.Minute, 2*keys) // not tracked: the test drives its syncs
+	t0 := time.Now().Truncate(time.Minute)
+	for i := range keys {
+		w.AddN(t0, strconv.Itoa(i), 1)
+	}
+	lookups := func() int {
+		h, _ := strconv.Atoi(srv.Info("keyspace_hits"))
+		m, _ := strconv.Atoi(srv.Info("keyspace_misses"))
+		return h + m
+	}
+	before := lookups()
+	busyReads := 0
+	for step := 1; step <= 1200; step++ { // 2 minutes of syncs, 100 ms apart
+		now := t0.Add(time.Duration(step) * 100 * time.Millisecond)
+		w.AddN(now, "busy", 1) // one key in use throughout
+		if _, err := w.sync(now); err != nil {
+			t.Fatal(err)
+		}
+		if w.m["busy"].lastRead == now.UnixNano() {
+			busyReads++
+		}
+	}
+	got := lookups() - before
+	t.Logf("%d idle keys over 2 min of syncs: %d key reads (%.0f a key; every sync would be %d)", keys, got, float64(got)/keys, 1200*keys)
+	if busyReads != 1200 {
+		t.Fatalf("the key in use was read at %d of 1200 syncs", busyReads)
+	}
+	if got > 100*keys {
+		t.Fatalf("%d key reads for %d idle keys, want at most %d", got, keys, 100*keys)
+	}
+	// A key idle here for 10 s that another node counts is seen within 1 s.
+	idleFor := 10 * time.Second
+	w.AddN(t0.Add(121*time.Second), "k", 1) // (a fresh window)
+	for step := 1; ; step++ {
+		now := t0.Add(121*time.Second + time.Duration(step)*100*time.Millisecond)
+		if step == int(idleFor/(100*time.Millisecond)) {
+			key := b.key("rate:idle", "k", strconv.FormatInt(now.UnixNano()/int64(time.Minute), 10))
+			if _, err := srv.Do("INCRBY", key, "5"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.sync(now); err != nil {
+			t.Fatal(err)
+		}
+		if w.m["k"].global >= 6 {
+			if late := now.Sub(t0.Add(121*time.Second + idleFor)); late > idleFor/staleness+100*time.Millisecond {
+				t.Fatalf("another node's counts seen %v late, want within %v", late, idleFor/staleness)
+			}
+			break
+		}
+		if step > 200 {
+			t.Fatal("another node's counts never read")
 		}
 	}
 }

@@ -156,7 +156,7 @@ func Open(o Options) (*Backend, error) {
 			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
 			Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
 			DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
-			MaxRetries: -1, PoolSize: poolSize, MinIdleConns: minIdle,
+			MaxRetries: -1, DialerRetries: 1, PoolSize: poolSize, MinIdleConns: minIdle,
 			DisableIdentity: true,
 		})
 		return b, nil
@@ -166,8 +166,8 @@ func Open(o Options) (*Backend, error) {
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		// The backend retries on its own schedule (the sync loop and the
 		// reconnect back-off); a retry inside a command would only hold a
-		// CONNECT longer.
-		MaxRetries: -1, PoolSize: poolSize, MinIdleConns: minIdle,
+		// CONNECT longer; so would go-redis's five dial attempts.
+		MaxRetries: -1, DialerRetries: 1, PoolSize: poolSize, MinIdleConns: minIdle,
 		DisableIdentity: true, // no CLIENT SETINFO (older servers and Valkey log errors)
 	})
 	return b, nil

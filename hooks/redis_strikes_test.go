@@ -95,9 +95,9 @@ func TestRedisEscalationSplitAcrossNodesBans(t *testing.T) {
 			break
 		}
 		pollUntil(t, 2*time.Second, "the disconnect counted in Redis", func() bool { return shared() == round+1 })
-		// The device reconnects after a back-off of a few sync intervals
-		// (100 ms), the time every node takes to read the count back.
-		time.Sleep(300 * time.Millisecond)
+		// The device reconnects once the other node has read the count
+		// back (within a sync interval or two: a device's back-off).
+		exchanged(t, nodes[round%2], nodes[(round+1)%2])
 	}
 	for _, n := range nodes {
 		pollUntil(t, time.Second, "the ban on both nodes", func() bool {

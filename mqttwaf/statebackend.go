@@ -300,6 +300,10 @@ type StateStatus struct {
 	// Nodes is how many nodes share the state (synced with Redis in the
 	// last second, this one included); 1 for memory.
 	Nodes int `json:"nodes"`
+	// LastSync is when this node's last completed exchange with Redis
+	// started (counts sent, totals read back); zero for memory. An
+	// operator alerts on it falling behind.
+	LastSync time.Time `json:"last_sync,omitzero"`
 }
 
 // State returns the state backend and whether it is reachable.
@@ -307,7 +311,7 @@ func (w *WAF) State() StateStatus {
 	if w.st.shared == nil {
 		return StateStatus{Backend: "memory", Up: true, Nodes: 1}
 	}
-	return StateStatus{Backend: "redis", Up: w.st.shared.Up(), Nodes: w.st.shared.Nodes()}
+	return StateStatus{Backend: "redis", Up: w.st.shared.Up(), Nodes: w.st.shared.Nodes(), LastSync: w.st.shared.LastSync()}
 }
 
 // Stop stops what the WAF runs in the background (the Redis state

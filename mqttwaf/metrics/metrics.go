@@ -74,6 +74,7 @@ var (
 	polInfo   = desc("policy_info", "The running policy: always 1, its SHA-256 (canonical form) and mode as labels.", "sha256", "mode")
 	polLoaded = desc("policy_loaded_timestamp_seconds", "When the running policy was loaded, in Unix seconds.")
 	stateUp   = desc("state_backend_up", "1 while the state backend (state.backend: memory or redis) is reachable, 0 while Redis is not: each node then enforces on its own state alone.", "backend")
+	stateSync = desc("state_last_sync_timestamp_seconds", "With state.backend redis: when this node's last completed exchange with Redis (counts sent, totals read back) started, in Unix seconds; alert when it falls seconds behind.")
 )
 
 // brokerMetric is one mqttwaf_broker_* series.
@@ -108,7 +109,7 @@ var brokerMetrics = []brokerMetric{
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{decisions, dropped, connsOpen, addrsOpen, bans, lockouts, reloads, polInfo, polLoaded, stateUp} {
+	for _, d := range []*prometheus.Desc{decisions, dropped, connsOpen, addrsOpen, bans, lockouts, reloads, polInfo, polLoaded, stateUp, stateSync} {
 		ch <- d
 	}
 	if c.opts.Broker != nil {
@@ -143,11 +144,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(reloads, prometheus.CounterValue, float64(pi.ReloadsFailed), "failed")
 	ch <- prometheus.MustNewConstMetric(polInfo, prometheus.GaugeValue, 1, pi.SHA256, string(w.Policy().Mode))
 	ch <- prometheus.MustNewConstMetric(polLoaded, prometheus.GaugeValue, float64(pi.LoadedAt.UnixNano())/1e9)
-	up := 0.0
-	if s := w.State(); s.Up {
+	st, up := w.State(), 0.0
+	if st.Up {
 		up = 1
 	}
-	ch <- prometheus.MustNewConstMetric(stateUp, prometheus.GaugeValue, up, w.State().Backend)
+	ch <- prometheus.MustNewConstMetric(stateUp, prometheus.GaugeValue, up, st.Backend)
+	if !st.LastSync.IsZero() {
+		ch <- prometheus.MustNewConstMetric(stateSync, prometheus.GaugeValue, float64(st.LastSync.UnixNano())/1e9)
+	}
 	if c.opts.Broker != nil {
 		b := c.opts.Broker()
 		for _, m := range brokerMetrics {

@@ -13,6 +13,7 @@ import (
 	"github.com/mqttwaf/mqttwaf/mqttwaf"
 	"github.com/mqttwaf/mqttwaf/mqttwaf/metrics"
 	"github.com/mqttwaf/mqttwaf/ratelimit"
+	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate/redistest"
 )
 
 // TestCollector: decisions, drops, connections, bans, lockouts and the
@@ -155,5 +156,55 @@ func TestCollectorWithoutBroker(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "mqttwaf_policy_info"); err != nil || n != 1 {
 		t.Errorf("mqttwaf_policy_info: %d series, %v", n, err)
+	}
+}
+
+// TestCollectorStateBackend: with the state in a real redis-server the
+// backend is up and its last exchange recent; when Redis stops, up drops
+// to 0 and the last exchange stays where it was.
+func TestCollectorStateBackend(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := mqttwaf.ParsePolicy([]byte(fmt.Sprintf("state: {backend: redis, redis: {address: %q, timeout: 2s}}", srv.Addr())), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := mqttwaf.New(p, mqttwaf.Options{Sink: mqttwaf.SinkFunc(func(mqttwaf.Event) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.New(w, metrics.Options{}))
+	gauge := func(name string) (float64, bool) {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == name {
+				return f.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	wait("mqttwaf_state_backend_up never 1", func() bool { v, _ := gauge("mqttwaf_state_backend_up"); return v == 1 })
+	wait("no recent mqttwaf_state_last_sync_timestamp_seconds", func() bool {
+		v, ok := gauge("mqttwaf_state_last_sync_timestamp_seconds")
+		return ok && time.Since(time.Unix(0, int64(v*1e9))) < time.Second
+	})
+	srv.Stop()
+	wait("mqttwaf_state_backend_up still 1 with Redis stopped", func() bool { v, _ := gauge("mqttwaf_state_backend_up"); return v == 0 })
+	before, _ := gauge("mqttwaf_state_last_sync_timestamp_seconds")
+	time.Sleep(300 * time.Millisecond) // three sync intervals without Redis
+	if after, _ := gauge("mqttwaf_state_last_sync_timestamp_seconds"); after != before {
+		t.Fatalf("last sync moved from %v to %v with Redis stopped", before, after)
 	}
 }

@@ -93,9 +93,11 @@ type Backend struct {
 
 	up    atomic.Bool
 	nodes atomic.Int64 // nodes that synced lately (at least 1: this one)
-	kick  chan struct{}
-	stop  chan struct{}
-	done  sync.WaitGroup
+	// lastSync is when the last completed sync started, Unix ns
+	lastSync atomic.Int64
+	kick     chan struct{}
+	stop     chan struct{}
+	done     sync.WaitGroup
 
 	mu       sync.Mutex
 	bans     map[string]*Bans // by namespace
@@ -304,8 +306,20 @@ func (b *Backend) run() {
 			b.reportUnavailable(err)
 			reported = true
 			retryAt = now.Add(time.Duration(rand.Int64N(int64(backoff)) + 1))
+		} else {
+			b.lastSync.Store(now.UnixNano())
 		}
 	}
+}
+
+// LastSync is when the last sync that completed started: every count this
+// node had made before then has reached Redis, and every total it read back
+// was Redis's at that time or later. Zero before the first.
+func (b *Backend) LastSync() time.Time {
+	if ns := b.lastSync.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Change is what happened to the connection, for Options.OnChange.

@@ -147,11 +147,10 @@ func TestCloseWhileReconnecting(t *testing.T) {
 
 // TestWindowIdleKeysReadLess: keys used once and then idle (20,000
 // client IDs that each connected once, in the flapping counts) are read
-// back less and less often as they stay idle, not at every sync: over
-// their two windows each is read a few dozen times, not 1,200 (every
-// 100 ms for 2 min), while a key in use is read at every sync and a key
-// idle here that another node uses is seen within a tenth of its idle
-// time.
+// back at every sync for alwaysRead, then less and less often: over their
+// two windows each is read under a hundred times, not 1,200 (every 100 ms
+// for 2 min), while a key in use is read at every sync and a key idle here
+// that another node uses is seen within a tenth of its idle time.
 func TestWindowIdleKeysReadLess(t *testing.T) {
 	srv := redistest.Start(t)
 	nodes := openNodes(t, srv, 1)

@@ -25,7 +25,9 @@ func TestRedisFlappingBackoffAcrossNodes(t *testing.T) {
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 100000/min}
 `)
 	nodes := []*testBroker{a, b}
-	banOn := func(n *testBroker) (ratelimit.Ban, bool) { return n.waf.Bans().Check(time.Now(), "flappy", "", netipZero) }
+	banOn := func(n *testBroker) (ratelimit.Ban, bool) {
+		return n.waf.Bans().Check(time.Now(), "flappy", "", netipZero)
+	}
 	// Reconnecting every 150 ms, alternately to each node (the pace of
 	// TestRedisFlappingSplitAcrossNodesBans).
 	tick := time.NewTicker(150 * time.Millisecond)

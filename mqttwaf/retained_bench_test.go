@@ -38,7 +38,7 @@ func BenchmarkRetainedPublish(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			y := policy
 			if tc.retained != "" {
-				y += fmt.Sprintf("state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: %q, timeout: 2s}}\n", tc.retained, srv.Addr(), "b:"+b.Name()+":")
+				y += fmt.Sprintf("state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: %q, timeout: 2s}}\n", tc.retained, srv.Addr(), fmt.Sprintf("b%d:", time.Now().UnixNano())) // a fresh store for each run
 			}
 			p, err := ParsePolicy([]byte(y), "bench.yaml")
 			if err != nil {

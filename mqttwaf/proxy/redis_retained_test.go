@@ -3,16 +3,12 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mqttwaf/mqttwaf/mqttwaf"
-	"github.com/mqttwaf/mqttwaf/mqttwaf/mqtttest"
 	"github.com/mqttwaf/mqttwaf/ratelimit/redisstate/redistest"
 )
 
@@ -25,15 +21,8 @@ import (
 func TestRedisRetainedBudgetAcrossProxies(t *testing.T) {
 	up := startMosquitto(t)
 	srv := redistest.Start(t)
-	dir := t.TempDir()
-	secret, hash, err := mqttwaf.NewDeviceSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds := filepath.Join(dir, "devices.creds")
-	if err := os.WriteFile(creds, []byte("a:device:"+hash+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	creds, secrets := deviceCreds(t, "a")
+	secret := secrets["a"]
 	for _, tc := range []struct {
 		retained string
 		fourth   byte // the reason code of a fourth topic, through the first proxy (0: any success)
@@ -48,21 +37,7 @@ roles: {device: {publish: ["dev/{username}/#"], retain: ["dev/{username}/#"]}}
 rates: {retained: {per_identity: {topics: 3}}}
 state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: "%s:", timeout: 2s}}
 `, creds, tc.retained, srv.Addr(), tc.retained)
-			var proxies []*Proxy
-			var events []*mqtttest.Events
-			for range 2 {
-				px, ev := startProxy(t, policy, up, nil)
-				t.Cleanup(func() { _ = px.waf.Stop() })
-				proxies = append(proxies, px)
-				events = append(events, ev)
-			}
-			for _, px := range proxies {
-				for deadline := time.Now().Add(5 * time.Second); !px.waf.State().Up || px.waf.State().Nodes < 2; time.Sleep(5 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatal("the proxies did not both reach redis")
-					}
-				}
-			}
+			proxies, events := startProxyPair(t, policy, up)
 			ca := mustV5(t, proxies[0].Addr(), "a-1", "a", secret)
 			cb := mustV5(t, proxies[1].Addr(), "a-2", "a", secret)
 			retain := func(c *v5, topic, payload string, want byte) {

@@ -241,7 +241,8 @@ func compareConnects(b *testing.B, names, addrs []string, cpu []func() float64, 
 // 16 (throughput: CONNECTs in flight overlap their Redis round trips);
 // call/* time the Redis calls alone, one at a time, on the same
 // redis-server: a go-redis PING (the round trip itself), the ownership
-// claim and the new-client-ID budget script.
+// claim, the new-client-ID budget script, and both in one (what a CONNECT
+// of a client ID new to the node runs).
 func BenchmarkStateConnect(b *testing.B) {
 	srv := redistest.Start(b)
 	shared := startBroker(b, connBenchPolicy+fmt.Sprintf("state: {backend: redis, redis: {address: %q}}\n", srv.Addr()), brokerOpts{bench: true})
@@ -290,6 +291,10 @@ func BenchmarkStateConnect(b *testing.B) {
 		{"claim", func() error { _, err := owners.Claim("dev", "", 10*time.Second); return err }},
 		{"admit_new", func() error {
 			_, err := be.AdmitNew(time.Now(), "new_ids", fmt.Sprintf("c%09d", connBenchSeq.Add(1)), time.Minute, budgets)
+			return err
+		}},
+		{"claim_admit", func() error {
+			_, _, err := owners.ClaimAdmit(fmt.Sprintf("c%09d", connBenchSeq.Add(1)), "", 10*time.Second, time.Now(), "new_ids", time.Minute, budgets)
 			return err
 		}},
 	} {

@@ -1,10 +1,13 @@
 package hooks
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/redis/go-redis/v9"
 )
 
 // Session ownership across nodes (sessions.takeover with state.backend
@@ -70,5 +73,81 @@ sessions: {owner_unknown: `+tc.setting+`}
 				t.Fatalf("owner_unknown %s, redis stopped: 0x%02x, want 0x%02x", tc.setting, rc, tc.want)
 			}
 		})
+	}
+}
+
+// TestRedisConnectOneRoundTrip counts the scripts a CONNECT runs on Redis
+// (INFO commandstats): one before the CONNACK, the session claim with the
+// new-client-ID budget for a client ID new to the node, the claim alone for
+// one it admitted lately; then one when the session is established (after
+// the CONNACK), which the test waits for.
+func TestRedisConnectOneRoundTrip(t *testing.T) {
+	a, _, srv := startPair(t, "")
+	owner := "t:" + t.Name() + ":sessions:owner:"
+	exists := func(id string) bool {
+		s, err := srv.Do("EXISTS", owner+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s == ":1"
+	}
+	cycle := func(id string) int {
+		t.Helper()
+		before := srv.Calls("evalsha", "eval")
+		c := mustV5(t, a.addr, id, "")
+		pollUntil(t, 5*time.Second, "the session of "+id+" to be recorded", func() bool { return exists(id) })
+		n := srv.Calls("evalsha", "eval") - before - 1 // the session established
+		_ = c.Disconnect(&paho.Disconnect{})
+		pollUntil(t, 5*time.Second, "the session of "+id+" to end", func() bool { return !exists(id) })
+		return n
+	}
+	// The scripts' first runs load them (EVALSHA, then EVAL): a new client
+	// ID, then a known one.
+	cycle("warm-up")
+	cycle("warm-up")
+	for _, tc := range []struct {
+		name, id string
+	}{
+		{"client ID new to the node", "dev1"},
+		{"client ID the node admitted lately", "dev1"},
+		{"another new client ID", "dev2"},
+	} {
+		if n := cycle(tc.id); n != 1 {
+			t.Errorf("%s: %d Redis round trips before the CONNACK, want 1", tc.name, n)
+		}
+	}
+}
+
+// TestRedisFlappingBanSpendsNoBudget: flapping runs before the session
+// claim, which also spends the new-client-ID budget in Redis, so a CONNECT
+// that flapping bans spends none of it.
+func TestRedisFlappingBanSpendsNoBudget(t *testing.T) {
+	a, _, srv := startPair(t, `rates:
+  connect: {per_ip: 100000/s, per_network: 100000/s}
+  flapping: {connects: 100000/min, per_ip: 3/min, ban: 1m}
+  new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 10/min}
+`)
+	for i := range 4 {
+		want := byte(0)
+		if i == 3 {
+			want = 0x8A // the 4th CONNECT from the address: flapping
+		}
+		if rc := connackOf(t, a.addr, fmt.Sprintf("flap-%d", i), "", ""); rc != want {
+			t.Fatalf("CONNECT %d: 0x%02x, want 0x%02x", i+1, rc, want)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	spent := 0
+	w := time.Now().UnixNano() / int64(time.Minute) // the budget's windows: this minute and the last
+	for _, k := range []int64{w, w - 1} {
+		n, err := rdb.HGet(context.Background(), fmt.Sprintf("t:%s:new_ids:count:%d", t.Name(), k), "").Int()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		spent += n
+	}
+	if spent != 3 {
+		t.Fatalf("%d new client IDs counted in redis, want the 3 admitted (the banned CONNECT spends none)", spent)
 	}
 }

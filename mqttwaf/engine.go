@@ -114,13 +114,20 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 		{I, &authenticate{id: id, p: p, lockouts: st.lockouts, passwords: st.passwords}},
 		{I, &bindClientID{id: id}},
 	}
+	// Flapping counts every CONNECT attempt, before the takeover guard: it
+	// needs no round trip, and the guard's Redis call may spend the
+	// new-client-ID budget (one round trip for both), which a CONNECT that
+	// flapping bans must not.
+	builtin = append(builtin, tagged{A, &flapping{st: rs, now: now}})
+	var guard *takeoverGuard
 	if p.Sessions.Takeover == "same_identity" {
-		builtin = append(builtin, tagged{H, &takeoverGuard{claims: &st.claims, shared: st.owners, refuseUnknown: p.Sessions.OwnerUnknown == "refuse",
-			ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now}})
+		guard = &takeoverGuard{claims: &st.claims, shared: st.owners, refuseUnknown: p.Sessions.OwnerUnknown == "refuse",
+			ttl: p.Connections.ConnectTimeout.D(), max: 2 * p.Broker.MaxConnections, now: now}
+		builtin = append(builtin, tagged{H, guard})
 	}
+	newIDs := &newClientIDs{st: rs, now: now}
 	builtin = append(builtin,
-		tagged{A, &flapping{st: rs, now: now}},
-		tagged{A, &newClientIDs{st: rs, now: now}},
+		tagged{A, newIDs},
 		tagged{I, &acl{id: id, roles: compileRoles(p)}},
 		tagged{A, &newTopics{st: rs, now: now}},
 		tagged{R, &retainedBudget{st: rs}},
@@ -164,6 +171,11 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 		if !e.add(r) {
 			return nil, nil, fmt.Errorf("mqttwaf: rule %q implements no stage interface (AcceptRule, ConnectRule, SubscribeRule, PublishRule or DeliverRule)", r.ID())
 		}
+	}
+	// With both in force and the state in Redis, the guard's claim also
+	// asks for the new-client-ID budget (one round trip before CONNACK).
+	if guard != nil && guard.shared != nil && slices.Contains(rules, Rule(guard)) && slices.Contains(rules, Rule(newIDs)) {
+		guard.newIDs = newIDs
 	}
 	// Publish rules run in the stack's order, step by step.
 	e.steps = steps

@@ -125,6 +125,9 @@ type Connect struct {
 	claimed bool
 	// sharedClaim is set when the claim is also held in Redis.
 	sharedClaim bool
+	// newID is what Redis answered for the new-client-ID budgets when
+	// sessions.takeover asked it together with the claim.
+	newID sharedAdmit
 }
 
 // SessionInfo describes an existing session for a client ID.

@@ -248,8 +248,21 @@ type newClientIDs struct {
 
 func (*newClientIDs) ID() string { return "rates.new_client_ids" }
 
-func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
-	n, cl := r.st.policy.NewClientIDs, c.Client
+// sharedAdmit is the new-client-ID decision Redis made for a CONNECT
+// together with its session claim (takeoverGuard), so that new_client_ids
+// needs no round trip of its own.
+type sharedAdmit uint8
+
+const (
+	admitNotAsked   sharedAdmit = iota // new_client_ids asks (or decides locally) itself
+	admitAllowed                       // Redis admitted (and counted) the client ID
+	admitRefused                       // over a budget across nodes
+	admitUnanswered                    // Redis did not answer: the local budgets decide
+)
+
+// budgets are the budgets a CONNECT of c's client ID spends if it is new.
+func (r *newClientIDs) budgets(cl *Client) []ratelimit.Budget {
+	n := r.st.policy.NewClientIDs
 	budgets := make([]ratelimit.Budget, 0, 4)
 	budgets = append(budgets, ratelimit.Budget{Group: "", Limit: int(n.Global.N)})
 	if ip := cl.limitKeys(r.st.addrs).ip; ip != "" {
@@ -265,8 +278,22 @@ func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
 		}
 		budgets = append(budgets, ratelimit.Budget{Group: "p:" + prefix, Limit: int(n.PerPrefix.N)})
 	}
-	now := r.now()
-	allowed, answered := r.shared(now, cl.ID, budgets)
+	return budgets
+}
+
+func (r *newClientIDs) CheckConnect(c *Connect) Verdict {
+	now, cl := r.now(), c.Client
+	var allowed, answered bool
+	budgets := r.budgets(cl)
+	switch c.newID {
+	case admitAllowed:
+		allowed, answered = r.sharedAdmitted(now, cl.ID), true
+	case admitRefused:
+		answered = true
+	case admitUnanswered:
+	default:
+		allowed, answered = r.shared(now, cl.ID, budgets)
+	}
 	if !answered {
 		allowed = r.st.newIDs.Allow(now, cl.ID, budgets...)
 	}

@@ -25,6 +25,10 @@ type takeoverGuard struct {
 	ttl           time.Duration
 	max           int
 	now           func() time.Time
+	// newIDs, when new_client_ids is in force, is asked for its budgets:
+	// the claim and the budget check of a client ID this node has not
+	// admitted lately go to Redis in one round trip.
+	newIDs *newClientIDs
 }
 
 func (*takeoverGuard) ID() string { return "sessions.takeover" }
@@ -44,7 +48,7 @@ func (r *takeoverGuard) CheckConnect(c *Connect) Verdict {
 	if r.shared == nil || c.Client.ID == "" {
 		return Verdict{}
 	}
-	res, err := r.shared.Claim(c.Client.ID, owner, r.ttl)
+	res, err := r.claim(c)
 	var v Verdict
 	switch {
 	case err != nil:
@@ -66,4 +70,33 @@ func (r *takeoverGuard) CheckConnect(c *Connect) Verdict {
 	r.claims.release(c.Client.ID, owner)
 	c.claimed = false
 	return v
+}
+
+// claim claims c's client ID in Redis and, when new_client_ids is in force
+// and this node has not admitted the client ID lately, checks and spends
+// its budgets in the same round trip (one script: the budgets are spent
+// only if the claim succeeds), leaving the answer in c.newID.
+func (r *takeoverGuard) claim(c *Connect) (int, error) {
+	id, owner := c.Client.ID, c.Client.Username
+	if r.newIDs == nil {
+		return r.shared.Claim(id, owner, r.ttl)
+	}
+	now := r.now()
+	bs := r.newIDs.sharedBudgets(now, id, r.newIDs.budgets(c.Client))
+	if bs == nil {
+		return r.shared.Claim(id, owner, r.ttl)
+	}
+	res, admitted, err := r.shared.ClaimAdmit(id, owner, r.ttl, now, "new_ids", r.newIDs.st.policy.NewClientIDs.Global.Per, bs)
+	switch {
+	case err != nil:
+		c.newID = admitUnanswered
+	case res != redisstate.ClaimOK:
+		// refused: no budget spent; new_client_ids (which runs only in
+		// detection-only mode after this) asks itself
+	case admitted:
+		c.newID = admitAllowed
+	default:
+		c.newID = admitRefused
+	}
+	return res, err
 }

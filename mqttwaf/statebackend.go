@@ -417,7 +417,7 @@ func (s *sharedRates) over(w func(*sharedRates) *redisstate.Window, now time.Tim
 	return ok && n > limit
 }
 
-// sharedIDs decides on a client ID the local novelty state does not know:
+// shared decides on a client ID the local novelty state does not know:
 // across nodes when Redis answers, on the local budgets otherwise. ok
 // reports whether Redis answered.
 func (r *newClientIDs) shared(now time.Time, id string, budgets []ratelimit.Budget) (allowed, ok bool) {
@@ -425,21 +425,38 @@ func (r *newClientIDs) shared(now time.Time, id string, budgets []ratelimit.Budg
 	if b == nil {
 		return false, false
 	}
-	if r.st.newIDs.Seen(now, id) { // admitted through this node lately: counted already
+	bs := r.sharedBudgets(now, id, budgets)
+	if bs == nil { // admitted through this node lately: counted already
 		return true, true
-	}
-	bs := make([]redisstate.Budget, len(budgets))
-	for i, x := range budgets {
-		bs[i] = redisstate.Budget{Group: x.Group, Limit: x.Limit}
 	}
 	allowed, err := b.AdmitNew(now, "new_ids", id, r.st.policy.NewClientIDs.Global.Per, bs)
 	if err != nil {
 		return false, false
 	}
 	if allowed {
-		r.st.newIDs.Allow(now, id) // remembered here, so its reconnects skip the round trip
+		r.sharedAdmitted(now, id)
 	}
 	return allowed, true
+}
+
+// sharedAdmitted remembers a client ID Redis admitted, so that its
+// reconnects through this node skip the round trip; it returns true.
+func (r *newClientIDs) sharedAdmitted(now time.Time, id string) bool {
+	r.st.newIDs.Allow(now, id)
+	return true
+}
+
+// sharedBudgets are budgets as Redis counts them, nil when id was admitted
+// through this node lately (its CONNECT spends none: nothing to ask Redis).
+func (r *newClientIDs) sharedBudgets(now time.Time, id string, budgets []ratelimit.Budget) []redisstate.Budget {
+	if r.st.newIDs.Seen(now, id) {
+		return nil
+	}
+	bs := make([]redisstate.Budget, len(budgets))
+	for i, x := range budgets {
+		bs[i] = redisstate.Budget{Group: x.Group, Limit: x.Limit}
+	}
+	return bs
 }
 
 // sharedFailure counts a failed authentication of key across nodes and

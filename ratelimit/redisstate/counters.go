@@ -69,30 +69,39 @@ type Budget struct {
 	Limit int
 }
 
-// admitScript decides whether a client ID is new and within every budget,
-// in one step on the server (so two nodes cannot both take the last slot).
-// KEYS: seen set of this window, of the last one, counts hash of this
-// window, of the last one. ARGV: key, fraction into the window, TTL (ms),
-// then group, limit pairs. The seen sets hold only admitted keys, so their
-// size is bounded by the global budget, whatever an attacker sends.
-var admitScript = redis.NewScript(`
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  redis.call('SADD', KEYS[1], ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+// admitLua defines admit(seen set of this window, of the last one, counts
+// hash of this window, of the last one, key, fraction into the window, TTL
+// in ms, index of the first budget in ARGV), which decides whether a client
+// ID is new and within every budget (group, limit pairs from ARGV[first]
+// on), in one step on the server (so two nodes cannot both take the last
+// slot), and returns 1 (admitted, counted) or 0. The seen sets hold only
+// admitted keys, so their size is bounded by the global budget, whatever
+// an attacker sends.
+const admitLua = `
+local function admit(seen, seenPrev, count, countPrev, key, frac, ttl, first)
+  if redis.call('SISMEMBER', seen, key) == 1 then return 1 end
+  if redis.call('SISMEMBER', seenPrev, key) == 1 then
+    redis.call('SADD', seen, key)
+    redis.call('PEXPIRE', seen, ttl)
+    return 1
+  end
+  frac = tonumber(frac)
+  for i = first, #ARGV, 2 do
+    local cur = tonumber(redis.call('HGET', count, ARGV[i]) or '0')
+    local prev = tonumber(redis.call('HGET', countPrev, ARGV[i]) or '0')
+    if cur + prev * (1 - frac) + 1 > tonumber(ARGV[i+1]) then return 0 end
+  end
+  for i = first, #ARGV, 2 do redis.call('HINCRBY', count, ARGV[i], 1) end
+  redis.call('PEXPIRE', count, ttl)
+  redis.call('SADD', seen, key)
+  redis.call('PEXPIRE', seen, ttl)
   return 1
 end
-local frac = tonumber(ARGV[2])
-for i = 4, #ARGV, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
-  local prev = tonumber(redis.call('HGET', KEYS[4], ARGV[i]) or '0')
-  if cur + prev * (1 - frac) + 1 > tonumber(ARGV[i+1]) then return 0 end
-end
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[3], ARGV[i], 1) end
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`)
+`
+
+// admitScript: KEYS as admit's first four; ARGV key, fraction into the
+// window, TTL (ms), then group, limit pairs.
+var admitScript = redis.NewScript(admitLua + `return admit(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], 4)`)
 
 // AdmitNew reports whether key (a client ID) may appear now: yes if any
 // node admitted it in this window or the last, otherwise only if every
@@ -104,6 +113,19 @@ func (b *Backend) AdmitNew(now time.Time, ns, key string, window time.Duration, 
 	if !b.up.Load() {
 		return false, ErrUnavailable
 	}
+	keys, args := b.admitArgs(now, ns, key, window, budgets)
+	ctx, cancel := b.ctx()
+	defer cancel()
+	ok, err := admitScript.Run(ctx, b.rdb, keys, args...).Int()
+	if err != nil {
+		b.wake()
+		return false, err
+	}
+	return ok == 1, nil
+}
+
+// admitArgs are admitScript's KEYS and ARGV for AdmitNew's arguments.
+func (b *Backend) admitArgs(now time.Time, ns, key string, window time.Duration, budgets []Budget) ([]string, []any) {
 	w, frac := windowAt(now, window)
 	ws, wp := strconv.FormatInt(w, 10), strconv.FormatInt(w-1, 10)
 	args := make([]any, 0, 3+2*len(budgets))
@@ -111,16 +133,7 @@ func (b *Backend) AdmitNew(now time.Time, ns, key string, window time.Duration, 
 	for _, bu := range budgets {
 		args = append(args, bu.Group, bu.Limit)
 	}
-	ctx, cancel := b.ctx()
-	defer cancel()
-	ok, err := admitScript.Run(ctx, b.rdb,
-		[]string{b.key(ns, "seen", ws), b.key(ns, "seen", wp), b.key(ns, "count", ws), b.key(ns, "count", wp)},
-		args...).Int()
-	if err != nil {
-		b.wake()
-		return false, err
-	}
-	return ok == 1, nil
+	return []string{b.key(ns, "seen", ws), b.key(ns, "seen", wp), b.key(ns, "count", ws), b.key(ns, "count", wp)}, args
 }
 
 // ctxFor is a context for a call that may take up to n command timeouts.

@@ -62,23 +62,31 @@ func (b *Backend) Owners(ns string, live time.Duration, max int) *Owners {
 
 func (o *Owners) value(owner string) string { return o.b.node + " " + owner }
 
-// claimScript: KEYS owner key, claim key; ARGV identity, value, claim TTL
-// (ms). Returns ClaimOK, OwnedByOther or ClaimedByOther.
-var claimScript = redis.NewScript(`
+// claimLua defines claim(owner key, claim key, identity, value, claim TTL
+// in ms), which returns ClaimOK, OwnedByOther or ClaimedByOther: the
+// ownership check and claim of claimScript and claimAdmitScript.
+const claimLua = `
 local function who(v)
   if not v then return nil end
   local i = string.find(v, ' ', 1, true)
   if not i then return v end
   return string.sub(v, i + 1)
 end
-local o = who(redis.call('GET', KEYS[1]))
-if o and o ~= ARGV[1] then return 1 end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  local c = who(redis.call('GET', KEYS[2]))
-  if c and c ~= ARGV[1] then return 2 end
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+local function claim(ko, kc, id, val, ttl)
+  local o = who(redis.call('GET', ko))
+  if o and o ~= id then return 1 end
+  if not redis.call('SET', kc, val, 'NX', 'PX', ttl) then
+    local c = who(redis.call('GET', kc))
+    if c and c ~= id then return 2 end
+    redis.call('SET', kc, val, 'PX', ttl)
+  end
+  return 0
 end
-return 0`)
+`
+
+// claimScript: KEYS owner key, claim key; ARGV identity, value, claim TTL
+// (ms). Returns ClaimOK, OwnedByOther or ClaimedByOther.
+var claimScript = redis.NewScript(claimLua + `return claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])`)
 
 // Claim checks that no other identity owns id's session on any node, and
 // claims id for owner for ttl (until Established or Release). One round
@@ -90,13 +98,48 @@ func (o *Owners) Claim(id, owner string, ttl time.Duration) (int, error) {
 	}
 	ctx, cancel := o.b.ctx()
 	defer cancel()
-	n, err := claimScript.Run(ctx, o.b.rdb, []string{o.b.key(o.ns, "owner", id), o.b.key(o.ns, "claim", id)},
-		owner, o.value(owner), max(ttl.Milliseconds(), 1)).Int()
+	n, err := claimScript.Run(ctx, o.b.rdb, o.claimKeys(id), owner, o.value(owner), max(ttl.Milliseconds(), 1)).Int()
 	if err != nil {
 		o.b.wake()
 		return 0, err
 	}
 	return n, nil
+}
+
+func (o *Owners) claimKeys(id string) []string {
+	return []string{o.b.key(o.ns, "owner", id), o.b.key(o.ns, "claim", id)}
+}
+
+// claimAdmitScript is claimScript then, only if the claim succeeded,
+// admitScript, in one step: a CONNECT refused for the session's owner
+// spends no budget, and neither decision can interleave with another
+// node's. KEYS: claimScript's then admitScript's; ARGV: claimScript's
+// three then admitScript's. Returns {claim result, admitted (0 or 1)}.
+var claimAdmitScript = redis.NewScript(claimLua + admitLua + `
+local c = claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+if c ~= 0 then return {c, 0} end
+return {0, admit(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[4], ARGV[5], ARGV[6], 7)}`)
+
+// ClaimAdmit is Claim and then, if the claim succeeded, the backend's
+// AdmitNew(now, ns, id, window, budgets), in one round trip: what a CONNECT
+// of a client ID this node has not admitted lately needs before its
+// CONNACK. A claim refused (OwnedByOther, ClaimedByOther) spends no
+// budget and reports admitted false. ErrUnavailable (or the Redis error)
+// when Redis does not answer: neither happened.
+func (o *Owners) ClaimAdmit(id, owner string, ttl time.Duration, now time.Time, ns string, window time.Duration, budgets []Budget) (claim int, admitted bool, err error) {
+	if !o.b.up.Load() {
+		return 0, false, ErrUnavailable
+	}
+	keys, args := o.b.admitArgs(now, ns, id, window, budgets)
+	ctx, cancel := o.b.ctx()
+	defer cancel()
+	res, err := claimAdmitScript.Run(ctx, o.b.rdb, append(o.claimKeys(id), keys...),
+		append([]any{owner, o.value(owner), max(ttl.Milliseconds(), 1)}, args...)...).Int64Slice()
+	if err != nil {
+		o.b.wake()
+		return 0, false, err
+	}
+	return int(res[0]), res[1] == 1, nil
 }
 
 // delIfMine deletes KEYS[1] if its value is ARGV[1].
@@ -137,7 +180,7 @@ func (o *Owners) Established(id, owner string, token any) {
 	}
 	ctx, cancel := o.b.ctx()
 	defer cancel()
-	_ = establishScript.Run(ctx, o.b.rdb, []string{o.b.key(o.ns, "owner", id), o.b.key(o.ns, "claim", id)},
+	_ = establishScript.Run(ctx, o.b.rdb, o.claimKeys(id),
 		o.value(owner), o.live.Milliseconds(), owner).Err()
 }
 

@@ -67,3 +67,49 @@ func TestOwnersAcrossNodes(t *testing.T) {
 	}
 	claim(a, "dev2", ClaimOK)
 }
+
+// TestClaimAdmit: the session claim and the new-client-ID budget check in
+// one round trip, the budget spent only when the claim succeeds.
+func TestClaimAdmit(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := openNodes(t, srv, 2)
+	a, b := nodes[0].Owners("sessions", time.Minute, 10), nodes[1].Owners("sessions", time.Minute, 10)
+	budgets := []Budget{{Group: "", Limit: 2}}
+	// The script's first run loads it (EVALSHA, then EVAL): not counted.
+	if _, _, err := nodes[0].Owners("warm", time.Minute, 10).ClaimAdmit("w", "w", 10*time.Second, time.Now(), "warm", time.Minute, budgets); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		o            *Owners
+		id, owner    string
+		established  bool // the session is then established by its owner
+		claim        int
+		wantAdmitted bool
+	}{
+		{"new client ID, claimed and counted (1 of 2)", a, "dev1", "dev1", true, ClaimOK, true},
+		{"another identity's session: not counted", b, "dev1", "dev2", false, OwnedByOther, false},
+		{"new client ID, claimed and counted (2 of 2)", b, "dev3", "dev3", false, ClaimOK, true},
+		{"another identity's CONNECT under way: not counted", a, "dev3", "dev1", false, ClaimedByOther, false},
+		{"over the budget: claimed, refused", a, "dev4", "dev4", false, ClaimOK, false},
+		{"admitted in this window: reconnects", b, "dev1", "dev1", false, ClaimOK, true},
+	} {
+		before := srv.Calls("evalsha", "eval")
+		claim, admitted, err := tc.o.ClaimAdmit(tc.id, tc.owner, 10*time.Second, time.Now(), "new_ids", time.Minute, budgets)
+		if err != nil || claim != tc.claim || admitted != tc.wantAdmitted {
+			t.Fatalf("%s: claim %d admitted %v (%v), want %d %v", tc.name, claim, admitted, err, tc.claim, tc.wantAdmitted)
+		}
+		if n := srv.Calls("evalsha", "eval") - before; n != 1 {
+			t.Fatalf("%s: %d script calls, want 1 (one round trip)", tc.name, n)
+		}
+		if tc.established {
+			tc.o.Established(tc.id, tc.owner, new(int))
+		}
+	}
+	// Redis away: neither decision, an error at once.
+	srv.Stop()
+	waitFor(t, 5*time.Second, "redis to be seen unavailable", func() bool { return !nodes[0].Up() })
+	if _, _, err := a.ClaimAdmit("dev5", "dev5", 10*time.Second, time.Now(), "new_ids", time.Minute, budgets); err != ErrUnavailable {
+		t.Fatalf("redis stopped: %v, want ErrUnavailable", err)
+	}
+}

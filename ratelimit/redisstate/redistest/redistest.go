@@ -227,6 +227,25 @@ func (s *Server) Info(field string) string {
 	return fieldOf(out, field)
 }
 
+// Calls returns how many times the server has run the given commands
+// (lower case, e.g. "evalsha", "eval"), summed, from INFO commandstats:
+// a count of round trips for tests.
+func (s *Server) Calls(cmds ...string) int {
+	s.t.Helper()
+	out, err := s.Do("INFO", "commandstats")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	n := 0
+	for _, c := range cmds {
+		stats := fieldOf(out, "cmdstat_"+c) // calls=3,usec=...
+		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
+		k, _ := strconv.Atoi(calls)
+		n += k
+	}
+	return n
+}
+
 // fieldOf returns one field of an INFO reply.
 func fieldOf(info, field string) string {
 	for line := range strings.SplitSeq(info, "\n") {

@@ -510,7 +510,7 @@ func (t *retainedTable) admit(budget RetainedBudget, owner, topic string, size i
 func (t *retainedTable) admitShared(budget RetainedBudget, owner, topic string, size int) (v Verdict, ok, decided bool) {
 	now := t.now()
 	pi, tot := budget.PerIdentity, budget.Total
-	mine, total, known := t.shared.Use(now, owner)
+	mine, total, fresh, known := t.shared.Use(now, owner)
 	if !known {
 		return Verdict{}, false, false
 	}
@@ -526,7 +526,10 @@ func (t *retainedTable) admitShared(budget RetainedBudget, owner, topic string, 
 		}
 	}
 	t.mu.Unlock()
-	if mine.Topics+addT <= int64(pi.Topics) && mine.Bytes+addB <= int64(pi.Bytes) && total.Topics+totT <= int64(tot.Topics) && total.Bytes+totB <= int64(tot.Bytes) {
+	// An owner whose use the last sync did not read (new to this node, or
+	// idle here a minute) may have filled its budget through other nodes:
+	// only the exact table may allow it.
+	if fresh && mine.Topics+addT <= int64(pi.Topics) && mine.Bytes+addB <= int64(pi.Bytes) && total.Topics+totT <= int64(tot.Topics) && total.Bytes+totB <= int64(tot.Bytes) {
 		return Verdict{}, true, true
 	}
 	reason, value, err := t.shared.Admit(now, owner, topic, size, redisstate.Limits{

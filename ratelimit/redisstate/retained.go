@@ -342,8 +342,24 @@ return out`)
 const maxBatch = 500
 
 // sync writes the queued changes and reads back the total and the use of
-// the owners asked about in the last minute.
+// the owners asked about in the last minute. It writes the whole queue, in
+// script calls of maxBatch changes: a queue written only maxBatch a sync
+// would fall behind a fleet changing more topics than that per interval,
+// and once full (MaxPending) drop changes, leaving retained messages
+// uncounted on every node.
 func (r *Retained) sync(now time.Time) error {
+	for range r.b.opts.MaxPending/maxBatch + 2 {
+		more, err := r.syncBatch(now)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncBatch writes up to maxBatch queued changes and reads back the
+// figures; more reports whether changes are left to write.
+func (r *Retained) syncBatch(now time.Time) (more bool, err error) {
 	r.mu.Lock()
 	if len(r.sending) == 0 {
 		r.sending, r.pending = r.pending, map[string]retOp{}
@@ -386,7 +402,7 @@ func (r *Retained) sync(now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		return err // the changes stay in sending, written next time
+		return false, err // the changes stay in sending, written next time
 	}
 	for _, t := range written {
 		r.sendUse.add(r.sending[t], -1)
@@ -398,5 +414,5 @@ func (r *Retained) sync(now time.Time) error {
 			o.use, o.read, o.readAt = Use{Topics: res[2+2*i], Bytes: res[3+2*i]}, true, r.readAt
 		}
 	}
-	return nil
+	return len(r.sending) > 0, nil
 }

@@ -264,3 +264,36 @@ func TestRetainedStaleOwnerNotFresh(t *testing.T) {
 		})
 	}
 }
+
+// TestRetainedSyncWritesWholeQueue: one sync writes every queued change,
+// however many script calls it takes, so a fleet changing more topics per
+// interval than one call carries does not fill the queue and have its
+// changes dropped (uncounted).
+func TestRetainedSyncWritesWholeQueue(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second, MaxPending: 5 * maxBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() }) // not started: the test syncs itself
+	r := b.Retained("retained", time.Hour, 10)
+	for _, n := range []int{maxBatch - 1, 3*maxBatch + 7, 5 * maxBatch} {
+		now := time.Now()
+		for i := range n {
+			r.Set(now, "dev"+strconv.Itoa(n), "t/"+strconv.Itoa(n)+"/"+strconv.Itoa(i), 10, Held{})
+		}
+		if err := r.sync(now); err != nil {
+			t.Fatal(err)
+		}
+		s, err := srv.Do("HGET", "t:"+t.Name()+":retained:use", "t:dev"+strconv.Itoa(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s != strconv.Itoa(n) {
+			t.Fatalf("%d changes queued, %s written by one sync", n, s)
+		}
+		if r.Dropped() != 0 || len(r.pending)+len(r.sending) != 0 {
+			t.Fatalf("after the sync: %d dropped, %d still queued", r.Dropped(), len(r.pending)+len(r.sending))
+		}
+	}
+}

@@ -299,6 +299,7 @@ func (r *Retained) Admit(now time.Time, owner, topic string, size int, lim Limit
 // topics and bytes per owner asked.
 var retainedSyncScript = redis.NewScript(`
 local function drop(topic)
+  redis.call('ZREM', KEYS[2], topic)
   local v = redis.call('HGET', KEYS[1], topic)
   if not v then return end
   local sep = string.find(v, '|', 1, true)
@@ -311,7 +312,6 @@ local function drop(topic)
   redis.call('HINCRBY', KEYS[3], '#t', -1)
   redis.call('HINCRBY', KEYS[3], '#b', -size)
   redis.call('HDEL', KEYS[1], topic)
-  redis.call('ZREM', KEYS[2], topic)
 end
 for _, t in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)) do drop(t) end
 local n = tonumber(ARGV[3])

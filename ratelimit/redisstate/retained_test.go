@@ -297,3 +297,27 @@ func TestRetainedSyncWritesWholeQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainedOrphanExpiry: an expiry entry whose topic the table no longer
+// holds (a key evicted or edited by hand) is dropped at the next sync, not
+// read again at every sync, where 1,000 of them would stop real entries
+// from ever expiring.
+func TestRetainedOrphanExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() }) // not started: the test syncs itself
+	r := b.Retained("retained", time.Hour, 10)
+	prefix := "t:" + t.Name() + ":retained:"
+	if _, err := srv.Do("ZADD", prefix+"expiry", "1", "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sync(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := srv.Do("ZSCORE", prefix+"expiry", "orphan"); err != nil || (s != "" && s != "(nil)") {
+		t.Fatalf("the orphan expiry entry is still there: %q %v", s, err)
+	}
+}

@@ -118,19 +118,21 @@ func TestRedisConnectOneRoundTrip(t *testing.T) {
 	}
 }
 
-// TestRedisFlappingBanSpendsNoBudget: flapping runs before the session
-// claim, which also spends the new-client-ID budget in Redis, so a CONNECT
-// that flapping bans spends none of it.
-func TestRedisFlappingBanSpendsNoBudget(t *testing.T) {
+// TestRedisFlappingBanSpendsOneSlot: the session claim (which also spends
+// the new-client-ID budget in Redis) runs before flapping, so that
+// CONNECTs refused for another identity's session do not count towards
+// that client ID's flapping ban; the CONNECT that flapping bans has spent
+// its one slot, and the CONNECTs refused by the ban after it spend none.
+func TestRedisFlappingBanSpendsOneSlot(t *testing.T) {
 	a, _, srv := startPair(t, `rates:
   connect: {per_ip: 100000/s, per_network: 100000/s}
   flapping: {connects: 100000/min, per_ip: 3/min, ban: 1m}
   new_client_ids: {per_ip: 100000/min, per_username: 100000/min, global: 10/min}
 `)
-	for i := range 4 {
+	for i := range 6 {
 		want := byte(0)
-		if i == 3 {
-			want = 0x8A // the 4th CONNECT from the address: flapping
+		if i >= 3 {
+			want = 0x8A // the 4th CONNECT from the address: flapping; then the ban
 		}
 		if rc := connackOf(t, a.addr, fmt.Sprintf("flap-%d", i), "", ""); rc != want {
 			t.Fatalf("CONNECT %d: 0x%02x, want 0x%02x", i+1, rc, want)
@@ -147,7 +149,38 @@ func TestRedisFlappingBanSpendsNoBudget(t *testing.T) {
 		}
 		spent += n
 	}
-	if spent != 3 {
-		t.Fatalf("%d new client IDs counted in redis, want the 3 admitted (the banned CONNECT spends none)", spent)
+	if spent != 4 {
+		t.Fatalf("%d new client IDs counted in redis, want 4 (3 admitted, 1 banned by flapping; none refused by the ban after it)", spent)
+	}
+}
+
+// TestRedisTakeoverAttemptsDoNotBanTheOwner: another identity trying a
+// device's client ID again and again through the other node is refused
+// (0x85) each time without counting towards the client ID's flapping ban:
+// the device still connects, on either node.
+func TestRedisTakeoverAttemptsDoNotBanTheOwner(t *testing.T) {
+	creds := credsFile(t, "dev1:device:dev1-secret", "dev2:device:dev2-secret")
+	a, b, _ := startPair(t, `
+identity: {credentials_file: `+creds+`, anonymous: {allow: never}}
+roles: {device: {publish: ["fleet/{username}/telemetry"]}}
+rates: {flapping: {connects: 3/min, per_ip: 1000/min}}
+`)
+	expiry := uint32(3600)
+	c, err := dialV5(t, a.addr, &paho.Connect{ClientID: "dev1", Username: "dev1", Password: []byte("dev1-secret"), PasswordFlag: true,
+		CleanStart: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect(&paho.Disconnect{})
+	a.waitGone(t, "dev1")
+	for i := range 6 {
+		if rc := connackOf(t, b.addr, "dev1", "dev2", "dev2-secret"); rc != 0x85 {
+			t.Fatalf("dev2's attempt %d with dev1's client ID: 0x%02x, want 0x85", i+1, rc)
+		}
+	}
+	for _, n := range []*testBroker{a, b} {
+		if rc := connackOf(t, n.addr, "dev1", "dev1", "dev1-secret"); rc != 0 {
+			t.Fatalf("dev1 after dev2's attempts: 0x%02x, want 0", rc)
+		}
 	}
 }

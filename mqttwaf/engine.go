@@ -114,11 +114,13 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 		{I, &authenticate{id: id, p: p, lockouts: st.lockouts, passwords: st.passwords}},
 		{I, &bindClientID{id: id}},
 	}
-	// Flapping counts every CONNECT attempt, before the takeover guard: it
-	// needs no round trip, and the guard's Redis call may spend the
-	// new-client-ID budget (one round trip for both), which a CONNECT that
-	// flapping bans must not.
-	builtin = append(builtin, tagged{A, &flapping{st: rs, now: now}})
+	// The takeover guard comes before flapping: a CONNECT another identity
+	// may not make with this client ID must not count towards the client
+	// ID's flapping ban, or any identity could get a device it cannot take
+	// over banned by trying. The guard's Redis call may spend the
+	// new-client-ID budget (one round trip for both); a CONNECT that
+	// flapping then bans has spent at most that one slot, and only for a
+	// client ID new to the shared state.
 	var guard *takeoverGuard
 	if p.Sessions.Takeover == "same_identity" {
 		guard = &takeoverGuard{claims: &st.claims, shared: st.owners, refuseUnknown: p.Sessions.OwnerUnknown == "refuse",
@@ -127,6 +129,7 @@ func compile(p *Policy, layers []Protection, st *state, out *output, custom []Ru
 	}
 	newIDs := &newClientIDs{st: rs, now: now}
 	builtin = append(builtin,
+		tagged{A, &flapping{st: rs, now: now}},
 		tagged{A, newIDs},
 		tagged{I, &acl{id: id, roles: compileRoles(p)}},
 		tagged{A, &newTopics{st: rs, now: now}},

@@ -61,9 +61,9 @@ func BenchmarkRetainedPublish(b *testing.B) {
 			if tc.retained == "shared" { // the shared figures read back, as in a running broker
 				sh := w.st.retained.shared
 				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-					if mine, _, ok := sh.Use(time.Now(), "u:device-0042"); ok && mine.Topics == int64(tc.held) {
+					if mine, _, fresh, ok := sh.Use(time.Now(), "u:device-0042"); ok && fresh && mine.Topics == int64(tc.held) {
 						time.Sleep(300 * time.Millisecond) // the changes just made are written and read back
-						if mine, _, _ := sh.Use(time.Now(), "u:device-0042"); mine.Topics == int64(tc.held) {
+						if mine, _, fresh, _ := sh.Use(time.Now(), "u:device-0042"); fresh && mine.Topics == int64(tc.held) {
 							break
 						}
 					}

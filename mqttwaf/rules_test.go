@@ -519,3 +519,33 @@ func TestWillRewrite(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverRefusalsDoNotFlapTheOwner: another identity's CONNECTs with
+// a client ID whose session it may not take over are refused before they
+// count as flapping, so they cannot get the owner's client ID banned.
+func TestTakeoverRefusalsDoNotFlapTheOwner(t *testing.T) {
+	tests := []struct {
+		name    string
+		session *SessionInfo // what the attacker's CONNECTs find
+	}{
+		{"session held here", &SessionInfo{Owner: "alice", Connected: true}},
+		{"CONNECT under way", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tw := newRatesWAF(t, "", map[string]string{"flapping": `{connects: 3/min}`})
+			if v := tw.Connect(&Connect{Client: testClient("dev1", "alice"), Keepalive: 60}); v.Blocked() {
+				t.Fatalf("alice's first CONNECT: %+v", v)
+			}
+			for i := range 10 {
+				v := tw.Connect(&Connect{Client: testClient("dev1", "bob"), Keepalive: 60, Session: tc.session})
+				if v.Rule != "sessions.takeover" || v.Code != CodeClientIDNotValid {
+					t.Fatalf("bob's CONNECT %d as dev1: %+v, want a sessions.takeover refusal (0x85)", i+1, v)
+				}
+			}
+			if v := tw.Connect(&Connect{Client: testClient("dev1", "alice"), Keepalive: 60, Session: &SessionInfo{Owner: "alice"}}); v.Blocked() {
+				t.Fatalf("alice reconnecting after bob's attempts: %+v, want allowed", v)
+			}
+		})
+	}
+}

@@ -110,6 +110,19 @@ state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: "%s:", ti
 			retain(ca, "dev/a/2", "", 0)          // deleted through the first proxy...
 			waitHeld(2)
 			retain(cb, "dev/a/4", "four", 0) // ...frees room on the second
+			// Deleted through the second proxy, a topic the first saw
+			// retained is new again there: retaining it once more at the
+			// limit is refused, not taken for a replacement.
+			waitHeld(3) // 1, 3, 4
+			retain(cb, "dev/a/3", "", 0)
+			retain(cb, "dev/a/4", "", 0)
+			retain(cb, "dev/a/1", "", 0)
+			waitHeld(0)
+			retain(ca, "dev/a/7", "seven", 0)
+			retain(ca, "dev/a/8", "eight", 0)
+			retain(ca, "dev/a/9", "nine", 0)
+			waitHeld(3)
+			retain(ca, "dev/a/1", "one, a fourth", 0x97)
 		})
 	}
 }

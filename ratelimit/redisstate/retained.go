@@ -48,6 +48,7 @@ type Retained struct {
 	synced   bool // total was read at least once
 	dropped  uint64
 	lastSync int64 // when the last sync started, Unix ns
+	readAt   int64 // when the last sync that completed started, Unix ns
 }
 
 // Use is a number of retained topics and their bytes.
@@ -101,9 +102,10 @@ func (u *useSum) addOwner(owner string, topics, bytes int64) {
 }
 
 type ownerUse struct {
-	use  Use   // as last read from Redis
-	read bool  // use was read at least once
-	last int64 // last asked about, Unix ns
+	use    Use   // as last read from Redis
+	read   bool  // use was read at least once
+	readAt int64 // the start of the sync that last read use, Unix ns
+	last   int64 // last asked about, Unix ns
 }
 
 // Retained returns the shared retained accounting name ("retained"),
@@ -153,13 +155,18 @@ func (r *Retained) Dropped() uint64 {
 
 // Use returns owner's use and the store's total across every node, as
 // last synced plus this node's changes not yet written (as far as this
-// node knows what they replace; a refusal is checked with Admit). ok is false while Redis is unreachable or before the first sync:
-// the caller decides on its own table.
-func (r *Retained) Use(now time.Time, owner string) (mine, total Use, ok bool) {
+// node knows what they replace; a refusal is checked with Admit). ok is
+// false while Redis is unreachable or before the first sync: the caller
+// decides on its own table. fresh is false when the last sync did not
+// read owner's use (an owner this node has not asked about before, or not
+// in the last minute, or beyond the sync's batch): mine is then what this
+// node last read, possibly nothing, while the owner may have filled its
+// budget through other nodes meanwhile, so only Admit may allow it.
+func (r *Retained) Use(now time.Time, owner string) (mine, total Use, fresh, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.synced || !r.b.up.Load() {
-		return Use{}, Use{}, false
+		return Use{}, Use{}, false, false
 	}
 	o := r.owners[owner]
 	if o == nil {
@@ -167,14 +174,14 @@ func (r *Retained) Use(now time.Time, owner string) (mine, total Use, ok bool) {
 			r.evict(now)
 		}
 		if len(r.owners) >= r.maxOwners {
-			return Use{}, Use{}, false // no room to follow it: the caller's table decides
+			return Use{}, Use{}, false, false // no room to follow it: the caller's table decides
 		}
 		o = &ownerUse{}
 		r.owners[owner] = o
 	}
 	o.last = now.UnixNano()
 	mine, total = r.unwritten(owner, "")
-	return mine.plus(o.use, 1), total.plus(r.total, 1), true
+	return mine.plus(o.use, 1), total.plus(r.total, 1), o.read && o.readAt == r.readAt, true
 }
 
 // unwritten is what this node's changes not yet written add for owner and
@@ -292,6 +299,7 @@ func (r *Retained) Admit(now time.Time, owner, topic string, size int, lim Limit
 // topics and bytes per owner asked.
 var retainedSyncScript = redis.NewScript(`
 local function drop(topic)
+  redis.call('ZREM', KEYS[2], topic)
   local v = redis.call('HGET', KEYS[1], topic)
   if not v then return end
   local sep = string.find(v, '|', 1, true)
@@ -304,7 +312,6 @@ local function drop(topic)
   redis.call('HINCRBY', KEYS[3], '#t', -1)
   redis.call('HINCRBY', KEYS[3], '#b', -size)
   redis.call('HDEL', KEYS[1], topic)
-  redis.call('ZREM', KEYS[2], topic)
 end
 for _, t in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)) do drop(t) end
 local n = tonumber(ARGV[3])
@@ -335,8 +342,24 @@ return out`)
 const maxBatch = 500
 
 // sync writes the queued changes and reads back the total and the use of
-// the owners asked about in the last minute.
+// the owners asked about in the last minute. It writes the whole queue, in
+// script calls of maxBatch changes: a queue written only maxBatch a sync
+// would fall behind a fleet changing more topics than that per interval,
+// and once full (MaxPending) drop changes, leaving retained messages
+// uncounted on every node.
 func (r *Retained) sync(now time.Time) error {
+	for range r.b.opts.MaxPending/maxBatch + 2 {
+		more, err := r.syncBatch(now)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncBatch writes up to maxBatch queued changes and reads back the
+// figures; more reports whether changes are left to write.
+func (r *Retained) syncBatch(now time.Time) (more bool, err error) {
 	r.mu.Lock()
 	if len(r.sending) == 0 {
 		r.sending, r.pending = r.pending, map[string]retOp{}
@@ -379,17 +402,17 @@ func (r *Retained) sync(now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		return err // the changes stay in sending, written next time
+		return false, err // the changes stay in sending, written next time
 	}
 	for _, t := range written {
 		r.sendUse.add(r.sending[t], -1)
 		delete(r.sending, t)
 	}
-	r.total, r.synced = Use{Topics: res[0], Bytes: res[1]}, true
+	r.total, r.synced, r.readAt = Use{Topics: res[0], Bytes: res[1]}, true, now.UnixNano()
 	for i, k := range asked {
 		if o := r.owners[k]; o != nil && 2+2*i+1 < len(res) {
-			o.use, o.read = Use{Topics: res[2+2*i], Bytes: res[3+2*i]}, true
+			o.use, o.read, o.readAt = Use{Topics: res[2+2*i], Bytes: res[3+2*i]}, true, r.readAt
 		}
 	}
-	return nil
+	return len(r.sending) > 0, nil
 }

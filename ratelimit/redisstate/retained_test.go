@@ -57,13 +57,13 @@ func TestRetainedAcrossNodes(t *testing.T) {
 	}
 	// Either node's figures show the other's changes after a sync.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if m, tot, ok := b.Use(time.Now(), "dev1"); ok && m.Topics == 3 && tot.Topics == 3 {
-			if _, _, ok := a.Use(time.Now(), "dev1"); ok {
+		if m, tot, _, ok := b.Use(time.Now(), "dev1"); ok && m.Topics == 3 && tot.Topics == 3 {
+			if _, _, _, ok := a.Use(time.Now(), "dev1"); ok {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			m, tot, ok := b.Use(time.Now(), "dev1")
+			m, tot, _, ok := b.Use(time.Now(), "dev1")
 			t.Fatalf("node b sees dev1 %v of %v (%v), want 3 topics", m, tot, ok)
 		}
 	}
@@ -120,7 +120,7 @@ func TestRetainedQueueBounded(t *testing.T) {
 	if got := r.Dropped(); got != 5 {
 		t.Fatalf("dropped %d, want 5", got)
 	}
-	if _, _, ok := r.Use(now, "dev1"); ok {
+	if _, _, _, ok := r.Use(now, "dev1"); ok {
 		t.Fatal("Use answered without Redis")
 	}
 	if _, _, err := r.Admit(now, "dev1", "t/99", 10, Limits{}); err != ErrUnavailable {
@@ -148,18 +148,18 @@ func TestRetainedOutage(t *testing.T) {
 	}
 	r.Set(time.Now(), "dev1", "t/1", 10, Held{})
 	r.Set(time.Now(), "dev1", "t/2", 10, Held{})
-	if _, _, ok := r.Use(time.Now(), "dev1"); ok {
+	if _, _, _, ok := r.Use(time.Now(), "dev1"); ok {
 		t.Fatal("Use answered while Redis was away")
 	}
 	srv.Restart()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if m, _, ok := r.Use(time.Now(), "dev1"); ok && m.Topics == 2 {
+		if m, _, _, ok := r.Use(time.Now(), "dev1"); ok && m.Topics == 2 {
 			if s, _ := srv.Do("HGET", "t:"+t.Name()+":retained:use", "t:dev1"); s == "2" {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			m, tot, ok := r.Use(time.Now(), "dev1")
+			m, tot, _, ok := r.Use(time.Now(), "dev1")
 			t.Fatalf("after Redis came back: dev1 %v of %v (%v), want the 2 queued topics written", m, tot, ok)
 		}
 	}
@@ -206,5 +206,118 @@ func TestRetainedUnwritten(t *testing.T) {
 				t.Fatalf("dev1 %+v of %+v, want %+v of %+v", mine, total, tc.mine, tc.total)
 			}
 		})
+	}
+}
+
+// TestRetainedStaleOwnerNotFresh: an owner that filled its budget through
+// one node, publishing through another that never read its use (or not in
+// the last minute), must not be waved through on the other's cached
+// figures: Use says they are not fresh, and Admit refuses.
+func TestRetainedStaleOwnerNotFresh(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := openNodes(t, srv, 2)
+	a, b := nodes[0].Retained("retained", time.Hour, 100), nodes[1].Retained("retained", time.Hour, 100)
+	lim := Limits{OwnerTopics: 3, OwnerBytes: 1000, TotalTopics: 100, TotalBytes: 100000}
+	waitSynced := func(r *Retained, owner string, topics int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, tot, _, ok := r.Use(time.Now(), owner); ok && tot.Topics == topics {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the store's total did not reach %d topics", topics)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		owner string
+		// on b before a fills the budget: the time b last asked about owner
+		// (zero: never)
+		askedAgo time.Duration
+	}{
+		{"never asked on this node", "dev1", 0},
+		{"idle here for two minutes", "dev2", 2 * time.Minute},
+	}
+	var held int64
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.askedAgo > 0 {
+				b.Use(time.Now().Add(-tc.askedAgo), tc.owner) // followed, read once (use 0), then idle
+				waitSynced(b, "x", held)
+			}
+			for i := range 3 {
+				a.Set(time.Now(), tc.owner, tc.owner+"/"+strconv.Itoa(i), 10, Held{})
+			}
+			held += 3
+			waitSynced(b, "x", held) // b has synced since a's changes were written
+			mine, _, fresh, ok := b.Use(time.Now(), tc.owner)
+			if !ok {
+				t.Fatal("Use did not answer")
+			}
+			if fresh && mine.Topics+1 <= lim.OwnerTopics {
+				t.Fatalf("node b calls %s's use %+v fresh: a fourth topic would pass without asking Redis", tc.owner, mine)
+			}
+			if got, _, err := b.Admit(time.Now(), tc.owner, tc.owner+"/3", 10, lim); err != nil || got != OverOwnerTopics {
+				t.Fatalf("admit a fourth topic through b: reason %d %v, want OverOwnerTopics", got, err)
+			}
+		})
+	}
+}
+
+// TestRetainedSyncWritesWholeQueue: one sync writes every queued change,
+// however many script calls it takes, so a fleet changing more topics per
+// interval than one call carries does not fill the queue and have its
+// changes dropped (uncounted).
+func TestRetainedSyncWritesWholeQueue(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second, MaxPending: 5 * maxBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() }) // not started: the test syncs itself
+	r := b.Retained("retained", time.Hour, 10)
+	for _, n := range []int{maxBatch - 1, 3*maxBatch + 7, 5 * maxBatch} {
+		now := time.Now()
+		for i := range n {
+			r.Set(now, "dev"+strconv.Itoa(n), "t/"+strconv.Itoa(n)+"/"+strconv.Itoa(i), 10, Held{})
+		}
+		if err := r.sync(now); err != nil {
+			t.Fatal(err)
+		}
+		s, err := srv.Do("HGET", "t:"+t.Name()+":retained:use", "t:dev"+strconv.Itoa(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s != strconv.Itoa(n) {
+			t.Fatalf("%d changes queued, %s written by one sync", n, s)
+		}
+		if r.Dropped() != 0 || len(r.pending)+len(r.sending) != 0 {
+			t.Fatalf("after the sync: %d dropped, %d still queued", r.Dropped(), len(r.pending)+len(r.sending))
+		}
+	}
+}
+
+// TestRetainedOrphanExpiry: an expiry entry whose topic the table no longer
+// holds (a key evicted or edited by hand) is dropped at the next sync, not
+// read again at every sync, where 1,000 of them would stop real entries
+// from ever expiring.
+func TestRetainedOrphanExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() }) // not started: the test syncs itself
+	r := b.Retained("retained", time.Hour, 10)
+	prefix := "t:" + t.Name() + ":retained:"
+	if _, err := srv.Do("ZADD", prefix+"expiry", "1", "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sync(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := srv.Do("ZSCORE", prefix+"expiry", "orphan"); err != nil || (s != "" && s != "(nil)") {
+		t.Fatalf("the orphan expiry entry is still there: %q %v", s, err)
 	}
 }

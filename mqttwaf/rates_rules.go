@@ -514,30 +514,17 @@ func (t *retainedTable) admitShared(budget RetainedBudget, owner, topic string, 
 	if !known {
 		return Verdict{}, false, false
 	}
-	// What the publish adds, as far as this node knows: a topic it saw
-	// retained by the same owner is replaced, not added (an owner at its
-	// limit that keeps updating its topics needs no round trip). This
-	// node's table may be stale: another node may have deleted the topic,
-	// or another owner taken it over, since. Then this table holds more
-	// for the owner (or in total) than the shared figures, and the publish
-	// counts as new: else an identity could delete its topics through one
-	// node and retain them again through this one, past its budget,
-	// without a round trip.
-	addT, addB, totT, totB := int64(1), int64(size), int64(1), int64(size)
-	t.mu.Lock()
-	if old, ok := t.byTopic[topic]; ok {
-		if int64(t.total.topics) <= total.Topics && int64(t.total.bytes) <= total.Bytes {
-			totT, totB = 0, int64(size-old.bytes)
-		}
-		if u := t.owners[owner]; old.owner == owner && u != nil && int64(u.topics) <= mine.Topics && int64(u.bytes) <= mine.Bytes {
-			addT, addB = 0, int64(size-old.bytes)
-		}
-	}
-	t.mu.Unlock()
+	// Every publish counts as a new topic here: this node's table may be
+	// stale (another node may have seen the topic deleted, or taken over),
+	// and trusting it would let an identity delete its topics through one
+	// node and retain them again through another, past its budget. An
+	// owner within one topic of its limit is decided on the exact table,
+	// which knows a replacement from a new topic.
+	addT, addB := int64(1), int64(size)
 	// An owner whose use the last sync did not read (new to this node, or
 	// idle here a minute) may have filled its budget through other nodes:
 	// only the exact table may allow it.
-	if fresh && mine.Topics+addT <= int64(pi.Topics) && mine.Bytes+addB <= int64(pi.Bytes) && total.Topics+totT <= int64(tot.Topics) && total.Bytes+totB <= int64(tot.Bytes) {
+	if fresh && mine.Topics+addT <= int64(pi.Topics) && mine.Bytes+addB <= int64(pi.Bytes) && total.Topics+addT <= int64(tot.Topics) && total.Bytes+addB <= int64(tot.Bytes) {
 		return Verdict{}, true, true
 	}
 	reason, value, err := t.shared.Admit(now, owner, topic, size, redisstate.Limits{

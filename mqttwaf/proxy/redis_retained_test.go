@@ -123,6 +123,14 @@ state: {backend: redis, retained: %s, redis: {address: %q, key_prefix: "%s:", ti
 			retain(ca, "dev/a/9", "nine", 0)
 			waitHeld(3)
 			retain(ca, "dev/a/1", "one, a fourth", 0x97)
+			// Deleted and replaced through the second proxy, so that the
+			// shared count is back at the limit: the first proxy, which
+			// still holds dev/a/7-9 in its own table, does not take a
+			// retained dev/a/7 for a replacement either.
+			retain(cb, "dev/a/7", "", 0)
+			retain(cb, "dev/a/10", "ten", 0)
+			waitHeld(3) // 8, 9, 10
+			retain(ca, "dev/a/7", "seven, a fourth", 0x97)
 		})
 	}
 }

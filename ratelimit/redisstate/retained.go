@@ -260,6 +260,15 @@ local ut = tonumber(redis.call('HGET', KEYS[2], 't:' .. owner) or '0') + tonumbe
 local ub = tonumber(redis.call('HGET', KEYS[2], 'b:' .. owner) or '0') + tonumber(ARGV[9])
 local tt = tonumber(redis.call('HGET', KEYS[2], '#t') or '0') + tonumber(ARGV[10])
 local tb = tonumber(redis.call('HGET', KEYS[2], '#b') or '0') + tonumber(ARGV[11])
+for i = 12, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    local sep = string.find(v, '|', 1, true)
+    local vsize = tonumber(string.sub(v, 1, sep - 1))
+    tt, tb = tt - 1, tb - vsize
+    if string.sub(v, sep + 1) == owner then ut, ub = ut - 1, ub - vsize end
+  end
+end
 if ut + addT > tonumber(ARGV[4]) then return {1, ut + addT} end
 if ub + addB > tonumber(ARGV[5]) then return {2, ub + addB} end
 if tt + totT > tonumber(ARGV[6]) then return {3, tt + totT} end
@@ -278,12 +287,28 @@ func (r *Retained) Admit(now time.Time, owner, topic string, size int, lim Limit
 	}
 	r.mu.Lock()
 	mine, total := r.unwritten(owner, topic)
+	args := []any{owner, topic, size, lim.OwnerTopics, lim.OwnerBytes, lim.TotalTopics, lim.TotalBytes,
+		mine.Topics, mine.Bytes, total.Topics, total.Bytes}
+	// The unwritten changes of topics whose entry this node did not know
+	// (deleted, or retained again, through it after another node retained
+	// them) replace what Redis holds for them: the script takes that out,
+	// so a deletion through this node frees room at once. At most maxBatch
+	// (beyond, they err towards refusing until written).
+	unknown := func(t string, op retOp) bool { return t != topic && op.was.Size == 0 && len(args) < 11+maxBatch }
+	for t, op := range r.sending { // a chain of changes starts with the one being sent
+		if unknown(t, op) {
+			args = append(args, t)
+		}
+	}
+	for t, op := range r.pending {
+		if _, sent := r.sending[t]; !sent && unknown(t, op) {
+			args = append(args, t)
+		}
+	}
 	r.mu.Unlock()
 	ctx, cancel := r.b.ctx()
 	defer cancel()
-	res, err := retainedAdmitScript.Run(ctx, r.b.rdb, []string{r.b.key(r.name, "topics"), r.b.key(r.name, "use")},
-		owner, topic, size, lim.OwnerTopics, lim.OwnerBytes, lim.TotalTopics, lim.TotalBytes,
-		mine.Topics, mine.Bytes, total.Topics, total.Bytes).Int64Slice()
+	res, err := retainedAdmitScript.Run(ctx, r.b.rdb, []string{r.b.key(r.name, "topics"), r.b.key(r.name, "use")}, args...).Int64Slice()
 	if err != nil {
 		r.b.wake()
 		return 0, 0, err

@@ -321,3 +321,53 @@ func TestRetainedOrphanExpiry(t *testing.T) {
 		t.Fatalf("the orphan expiry entry is still there: %q %v", s, err)
 	}
 }
+
+// TestRetainedUnknownEntriesCorrected: a node deleting or replacing a topic
+// it never saw retained (another node did) cannot count what that frees;
+// Admit has the script take the topic's entry out, so room freed through
+// this node is usable at once, before the change is written.
+func TestRetainedUnknownEntriesCorrected(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := openNodes(t, srv, 1)
+	a := nodes[0].Retained("retained", time.Hour, 100)
+	// Node b is not started: its changes stay unwritten for the test.
+	nb, err := Open(Options{Address: srv.Addr(), KeyPrefix: "t:" + t.Name() + ":", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nb.Close() })
+	nb.up.Store(true)
+	b := nb.Retained("retained", time.Hour, 100)
+	lim := Limits{OwnerTopics: 3, OwnerBytes: 1000, TotalTopics: 100, TotalBytes: 10000}
+	now := time.Now()
+	for _, topic := range []string{"t/1", "t/2", "t/3"} {
+		a.Set(now, "dev1", topic, 10, Held{})
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if s, _ := srv.Do("HGET", "t:"+t.Name()+":retained:use", "t:dev1"); s == "3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node a's topics never written")
+		}
+	}
+	b.Set(now, "broker", "t/1", 0, Held{}) // deleted through b, which never saw it
+	b.Set(now, "dev1", "t/2", 10, Held{})  // replaced through b, which takes it for new
+	for _, tc := range []struct {
+		topic string
+		want  int
+	}{
+		{"t/9", WithinLimits}, // 3 - t/1 - t/2 + t/2 again = 2, one more fits
+		{"t/3", WithinLimits}, // a replacement
+		{"t/2", WithinLimits}, // the topic itself is not taken out twice
+	} {
+		got, value, err := b.Admit(now, "dev1", tc.topic, 10, lim)
+		if err != nil || got != tc.want {
+			t.Fatalf("admit %s: reason %d (at %d) %v, want %d", tc.topic, got, value, err, tc.want)
+		}
+	}
+	b.Set(now, "dev1", "t/9", 10, Held{})
+	if got, _, _ := b.Admit(now, "dev1", "t/10", 10, lim); got != OverOwnerTopics {
+		t.Fatalf("a fourth topic: reason %d, want OverOwnerTopics", got)
+	}
+}

@@ -13,9 +13,9 @@ import (
 // bookkeeping included (Publish, then Retained as an adapter calls it),
 // with the state in memory, in a real redis-server with the retained
 // budgets per node, and shared, in the same run. Shared, a publish clear of
-// its budgets and an identity at its limit replacing its own topic are
-// decided locally, as per_node; only a publish the synced figures would
-// refuse waits for Redis (redis_shared_refused_at_limit: one round trip).
+// its budgets is decided locally, as per_node; one within a topic of the
+// identity's limit waits for the exact shared table (one round trip),
+// whether it replaces the identity's own topic or is refused.
 func BenchmarkRetainedPublish(b *testing.B) {
 	srv := redistest.Start(b)
 	policy := strings.Replace(benchPolicy, `subscribe: ["fleet/{username}/cmd/#"]`,

@@ -239,10 +239,13 @@ type Status struct {
 	Listeners        map[string]string  `json:"listeners"`
 	ClientsConnected int64              `json:"clients_connected"`
 	ConnectionsOpen  int                `json:"connections_open"`
+	// State is where the shared state lives (state.backend), whether it is
+	// reachable, how many nodes share it and when this node last synced.
+	State mqttwaf.StateStatus `json:"state"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, _ *http.Request, _ string) {
-	s := Status{Version: h.opts.Version, Policy: h.waf.PolicyInfo(), Mode: h.waf.Policy().Mode, Listeners: map[string]string{}}
+	s := Status{Version: h.opts.Version, Policy: h.waf.PolicyInfo(), Mode: h.waf.Policy().Mode, Listeners: map[string]string{}, State: h.waf.State()}
 	s.ConnectionsOpen, _ = h.waf.OpenConnections()
 	s.ClientsConnected = int64(s.ConnectionsOpen)
 	if h.opts.Clients != nil {

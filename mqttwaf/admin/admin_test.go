@@ -77,6 +77,11 @@ func TestAPI(t *testing.T) {
 		{"token prefix", "GET", "/metrics", "s3cret", "", 401, "error", "admin.auth:unauthenticated"},
 		{"status", "GET", "/v1/status", tok, "", 200, `"version": "v1.2.3"`, ""},
 		{"status lists listeners", "GET", "/v1/status", tok, "", 200, `"tcp": "127.0.0.1:1883"`, ""},
+		{"status says where the state is", "GET", "/v1/status", tok, "", 200, `"state": {
+    "backend": "memory",
+    "up": true,
+    "nodes": 1
+  }`, ""},
 		{"status by POST", "POST", "/v1/status", tok, "", 405, "use GET", "admin.request:method_not_allowed"},
 		{"unknown path", "GET", "/v1/nothing", tok, "", 404, "no such endpoint", "admin.request:not_found"},
 		{"ban", "POST", "/v1/bans", tok, `{"target":"client:dev1","duration":"1h","reason":"stolen"}`, 201, `"target": "client:dev1"`, "admin.ban_add:operator"},

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -440,12 +441,6 @@ func (b *Backend) banLists() []*Bans {
 	return out
 }
 
-func (b *Backend) rateWindows() []*Window {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]*Window(nil), b.windows...)
-}
-
 // sync writes queued ban changes and local rate counts and reads back the
 // global rate totals.
 func (b *Backend) sync() error {
@@ -458,22 +453,19 @@ func (b *Backend) sync() error {
 		return err
 	}
 	now := b.now()
-	for _, w := range b.rateWindows() {
+	b.mu.Lock() // what is tracked now; Track and Untrack may change it meanwhile
+	windows, owners, retained := slices.Clone(b.windows), slices.Clone(b.owners), slices.Clone(b.retained)
+	b.mu.Unlock()
+	for _, w := range windows {
 		if _, err := w.sync(now); err != nil {
 			return err
 		}
 	}
-	b.mu.Lock()
-	owners := append([]*Owners(nil), b.owners...)
-	b.mu.Unlock()
 	for _, o := range owners {
 		if err := o.refresh(now); err != nil {
 			return err
 		}
 	}
-	b.mu.Lock()
-	retained := append([]*Retained(nil), b.retained...)
-	b.mu.Unlock()
 	for _, r := range retained {
 		if err := r.sync(now); err != nil {
 			return err

@@ -45,10 +45,9 @@ type Retained struct {
 	sendUse  useSum           // what sending adds
 	owners   map[string]*ownerUse
 	total    Use
-	synced   bool // total was read at least once
 	dropped  uint64
 	lastSync int64 // when the last sync started, Unix ns
-	readAt   int64 // when the last sync that completed started, Unix ns
+	readAt   int64 // when the last sync that completed started, Unix ns (0: none yet)
 }
 
 // Use is a number of retained topics and their bytes.
@@ -103,7 +102,6 @@ func (u *useSum) addOwner(owner string, topics, bytes int64) {
 
 type ownerUse struct {
 	use    Use   // as last read from Redis
-	read   bool  // use was read at least once
 	readAt int64 // the start of the sync that last read use, Unix ns
 	last   int64 // last asked about, Unix ns
 }
@@ -165,7 +163,7 @@ func (r *Retained) Dropped() uint64 {
 func (r *Retained) Use(now time.Time, owner string) (mine, total Use, fresh, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.synced || !r.b.up.Load() {
+	if r.readAt == 0 || !r.b.up.Load() {
 		return Use{}, Use{}, false, false
 	}
 	o := r.owners[owner]
@@ -181,7 +179,7 @@ func (r *Retained) Use(now time.Time, owner string) (mine, total Use, fresh, ok 
 	}
 	o.last = now.UnixNano()
 	mine, total = r.unwritten(owner, "")
-	return mine.plus(o.use, 1), total.plus(r.total, 1), o.read && o.readAt == r.readAt, true
+	return mine.plus(o.use, 1), total.plus(r.total, 1), o.readAt == r.readAt, true
 }
 
 // unwritten is what this node's changes not yet written add for owner and
@@ -433,10 +431,10 @@ func (r *Retained) syncBatch(now time.Time) (more bool, err error) {
 		r.sendUse.add(r.sending[t], -1)
 		delete(r.sending, t)
 	}
-	r.total, r.synced, r.readAt = Use{Topics: res[0], Bytes: res[1]}, true, now.UnixNano()
+	r.total, r.readAt = Use{Topics: res[0], Bytes: res[1]}, now.UnixNano()
 	for i, k := range asked {
 		if o := r.owners[k]; o != nil && 2+2*i+1 < len(res) {
-			o.use, o.read, o.readAt = Use{Topics: res[2+2*i], Bytes: res[3+2*i]}, true, r.readAt
+			o.use, o.readAt = Use{Topics: res[2+2*i], Bytes: res[3+2*i]}, r.readAt
 		}
 	}
 	return len(r.sending) > 0, nil
